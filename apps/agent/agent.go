@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"github.com/skynode/skynode/proto"
+)
+
+// Reply is a response to a request. The agent adds the request's "id" when
+// the request carried one.
+type Reply map[string]any
+
+// HandlerFunc handles one request. A nil Reply sends nothing back. A non-nil
+// error (or a panic) is logged and answered with "Internal server error".
+type HandlerFunc func(s *Session, req proto.Request) (Reply, error)
+
+// FrameFunc handles one frame of a raw protocol (a listener whose codec is
+// "raw"). Reply with [Session.Write].
+type FrameFunc func(s *Session, payload []byte) error
+
+// Messages of the agent protocol (see proto/PROTOCOL.md).
+const (
+	MsgUnknownCommand = "Unknown command"
+	MsgInternalError  = "Internal server error"
+	MsgMalformed      = "Malformed request"
+	MsgBadRequest     = "Bad request"
+	MsgUnavailable    = "agent unavailable, retry"
+)
+
+// DefaultMaxBadFrames is how many consecutive undecodable frames close a connection.
+const DefaultMaxBadFrames = 3
+
+// Agent describes the logic of one kind of client. Build it once, before the
+// node starts, with New and the chaining methods; it is read-only afterwards.
+type Agent struct {
+	handlers     map[string]HandlerFunc
+	onStart      func(*Session) error
+	onStop       func(*Session, string)
+	onFrame      FrameFunc
+	maxBadFrames int
+}
+
+// New returns an Agent with no handlers: every command is answered with
+// "Unknown command".
+func New() *Agent {
+	return &Agent{handlers: map[string]HandlerFunc{}, maxBadFrames: DefaultMaxBadFrames}
+}
+
+// Handle registers h for requests whose "cmd" is cmd.
+func (a *Agent) Handle(cmd string, h HandlerFunc) *Agent {
+	a.handlers[cmd] = h
+	return a
+}
+
+// OnStart registers a hook run once when a session starts (not when its
+// agent is restarted after a crash): a welcome message goes here. An error
+// closes the connection.
+func (a *Agent) OnStart(f func(s *Session) error) *Agent {
+	a.onStart = f
+	return a
+}
+
+// OnStop registers a hook run when the agent process ends, with the reason
+// ("normal" when the client left).
+func (a *Agent) OnStop(f func(s *Session, reason string)) *Agent {
+	a.onStop = f
+	return a
+}
+
+// OnFrame makes this a raw agent: every frame goes to f undecoded, and
+// command handlers are not used.
+func (a *Agent) OnFrame(f FrameFunc) *Agent {
+	a.onFrame = f
+	return a
+}
+
+// MaxBadFrames sets how many consecutive undecodable frames close the
+// connection (default DefaultMaxBadFrames).
+func (a *Agent) MaxBadFrames(n int) *Agent {
+	if n > 0 {
+		a.maxBadFrames = n
+	}
+	return a
+}
+
+// Echo returns the raw echo agent: every frame is sent back unchanged. It is
+// the benchmark path compared with Skynet's own agent echo.
+func Echo() *Agent {
+	return New().OnFrame(func(s *Session, payload []byte) error {
+		return s.Write(payload)
+	})
+}

@@ -1,0 +1,69 @@
+// Package demo is the seed's demo agent, built with the agent library: the
+// commands login, echo, whoami and quit of proto/PROTOCOL.md.
+package demo
+
+import (
+	"errors"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/proto"
+)
+
+// Credentials maps user names to bcrypt password hashes (as produced by
+// `node hash-password`). Plain passwords are never stored.
+type Credentials map[string]string
+
+// UserKey is the session value holding the logged-in user's name.
+const UserKey = "user"
+
+// dummyHash makes a login for an unknown user cost as much as one for a
+// known user, so timing does not reveal which names exist.
+const dummyHash = "$2a$10$WWTdQ3d9HPLSycP9AxJeAeH7IBLyMp0OA5btnmiZUa36I3oHpCrO."
+
+// New returns the demo agent checking logins against creds.
+func New(creds Credentials) *agent.Agent {
+	return agent.New().
+		OnStart(func(s *agent.Session) error {
+			return s.Send(agent.Reply{"status": "ok", "message": "Welcome to server"})
+		}).
+		Handle("login", login(creds)).
+		Handle("echo", echo).
+		Handle("whoami", whoami).
+		Handle("quit", quit)
+}
+
+func login(creds Credentials) agent.HandlerFunc {
+	return func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+		user, _ := proto.String(req.Data["username"])
+		pass, _ := proto.String(req.Data["password"])
+		hash, known := creds[user]
+		if !known {
+			hash = dummyHash
+		}
+		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass))
+		if err != nil && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			return nil, err // a malformed hash in the configuration
+		}
+		if !known || err != nil {
+			return agent.Reply{"status": "error", "message": "Invalid credentials"}, nil
+		}
+		s.Set(UserKey, user)
+		return agent.Reply{"status": "ok", "message": "Login successful"}, nil
+	}
+}
+
+func echo(s *agent.Session, req proto.Request) (agent.Reply, error) {
+	text, _ := proto.String(req.Data["text"])
+	return agent.Reply{"status": "ok", "echo": text}, nil
+}
+
+func whoami(s *agent.Session, req proto.Request) (agent.Reply, error) {
+	return agent.Reply{"status": "ok", "session": s.ID(), "user": s.String(UserKey), "node": s.Node()}, nil
+}
+
+func quit(s *agent.Session, req proto.Request) (agent.Reply, error) {
+	s.Close()
+	return agent.Reply{"status": "ok", "message": "Goodbye"}, nil
+}

@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/lib"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// maxPending bounds the frames an agent holds while it waits for its session
+// state after a (re)start. The gate's flow-control window is far smaller.
+const maxPending = 1024
+
+// Options configure the process behavior built by [Behavior].
+type Options struct {
+	Codec  proto.Codec  // the listener's codec; nil means msgpack
+	Logger *slog.Logger // nil discards
+}
+
+// Behavior returns the gen.Server behavior that runs a for every client of a
+// listener. Its Init never fails (a supervisor requirement, see package sup);
+// the start argument is a proto.AgentStart.
+func Behavior(a *Agent, o Options) gen.ServerBehavior {
+	if o.Codec == nil {
+		o.Codec = proto.Msgpack()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &server{agent: a, opts: o}
+}
+
+// server is shared by every agent process of a listener: it holds no
+// per-process state (that lives in p.State).
+type server struct {
+	gen.Server
+	agent *Agent
+	opts  Options
+}
+
+type state struct {
+	start    proto.AgentStart
+	gate     gen.ProcessID
+	watchdog gen.ProcessID
+	sess     Session
+	ready    bool          // session state received
+	pending  []proto.Frame // frames that arrived before the session state
+	ack      uint64        // highest frame seq handled
+	bad      int           // consecutive undecodable frames
+	log      *slog.Logger
+}
+
+func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
+	st := &state{}
+	p.State = st
+	if len(args) > 0 {
+		st.start, _ = args[0].(proto.AgentStart)
+	}
+	st.gate = gen.ProcessID{Name: st.start.Gate, Node: st.start.GateNode}
+	st.watchdog = gen.ProcessID{Name: st.start.Watchdog, Node: st.start.GateNode}
+	st.sess = Session{
+		id: st.start.Session, node: p.NodeName(), remote: st.start.Remote,
+		listener: st.start.Listener, codec: s.opts.Codec,
+	}
+	st.log = s.opts.Logger.With("session", st.start.Session, "pid", p.Self().String())
+	// Announce ourselves; the watchdog answers with the session state. A
+	// failure here is not fatal to Init: the watchdog also learns of us
+	// through its monitor, and a silent agent is stopped by it.
+	if err := p.Send(st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self())}); err != nil {
+		st.log.Warn("agent could not announce itself", "err", err)
+	}
+	return nil
+}
+
+func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	st := p.State.(*state)
+	switch m := msg.(type) {
+	case proto.Frame:
+		if !st.ready {
+			if len(st.pending) >= maxPending {
+				st.log.Warn("agent dropped a frame before its session was ready", "seq", m.Seq)
+				s.fail(p, st, m)
+				return gen.ServerStatusOK
+			}
+			st.pending = append(st.pending, m)
+			return gen.ServerStatusOK
+		}
+		return s.frame(p, st, m)
+	case proto.SessionState:
+		return s.restore(p, st, m)
+	case proto.StopAgent:
+		return gen.ServerStatusStop
+	}
+	return gen.ServerStatusOK
+}
+
+func (s *server) Terminate(p *gen.ServerProcess, reason string) {
+	st, ok := p.State.(*state)
+	if !ok || s.agent.onStop == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			st.log.Error("agent stop hook panicked", "panic", r)
+		}
+	}()
+	s.agent.onStop(&st.sess, reason)
+}
+
+func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) gen.ServerStatus {
+	if len(m.Values) > 0 {
+		var values map[string]any
+		if err := proto.Msgpack().Unmarshal(m.Values, &values); err != nil {
+			st.log.Error("agent could not restore session values", "err", err)
+		}
+		st.sess.values = values
+	}
+	st.ready = true
+	if m.Fresh && s.agent.onStart != nil {
+		if err := s.call(st, func() error { return s.agent.onStart(&st.sess) }); err != nil {
+			st.log.Error("agent start hook failed", "err", err)
+			st.sess.Close()
+		}
+		s.flush(p, st, st.ack)
+	}
+	pending := st.pending
+	st.pending = nil
+	for _, f := range pending {
+		if status := s.frame(p, st, f); status != gen.ServerStatusOK {
+			return status
+		}
+	}
+	return gen.ServerStatusOK
+}
+
+// frame handles one client frame and sends its output, acknowledging it.
+func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.ServerStatus {
+	if f.Seq <= st.ack {
+		return gen.ServerStatusOK // a duplicate: already handled
+	}
+	if s.agent.onFrame != nil {
+		if err := s.call(st, func() error { return s.agent.onFrame(&st.sess, f.Payload) }); err != nil {
+			st.log.Error("agent frame handler failed", "err", err)
+		}
+	} else {
+		s.request(st, f.Payload)
+	}
+	s.flush(p, st, f.Seq)
+	return gen.ServerStatusOK
+}
+
+func (s *server) request(st *state, payload []byte) {
+	req, err := proto.DecodeRequest(st.sess.codec, payload)
+	if err != nil {
+		st.bad++
+		msg := MsgMalformed
+		if errors.Is(err, proto.ErrBadRequest) {
+			msg = MsgBadRequest
+		}
+		reply := Reply{"status": "error", "message": msg}
+		if id, ok := proto.PeekID(st.sess.codec, payload); ok {
+			reply["id"] = id
+		}
+		_ = st.sess.Send(map[string]any(reply))
+		if st.bad >= s.agent.maxBadFrames {
+			st.log.Info("agent closes a connection sending garbage", "frames", st.bad)
+			st.sess.Close()
+		}
+		return
+	}
+	st.bad = 0
+	var reply Reply
+	h, ok := s.agent.handlers[req.Cmd]
+	if !ok {
+		reply = Reply{"status": "error", "message": MsgUnknownCommand}
+	} else if err := s.call(st, func() (err error) { reply, err = h(&st.sess, req); return err }); err != nil {
+		st.log.Error("agent handler failed", "cmd", req.Cmd, "err", err)
+		reply = Reply{"status": "error", "message": MsgInternalError}
+	}
+	if reply == nil {
+		return
+	}
+	if req.HasID {
+		reply["id"] = req.ID
+	}
+	if err := st.sess.Send(map[string]any(reply)); err != nil && !errors.Is(err, ErrSessionClosed) {
+		st.log.Error("agent could not encode a reply", "cmd", req.Cmd, "err", err)
+		_ = st.sess.Send(map[string]any{"status": "error", "message": MsgInternalError})
+	}
+}
+
+// call runs user code, turning a panic into an error so the session goes on.
+func (s *server) call(st *state, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("agent: handler panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f()
+}
+
+// flush saves changed session values, then sends the queued output to the
+// gate, acknowledging frames up to ack.
+func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
+	if st.sess.dirty {
+		st.sess.dirty = false
+		values, err := proto.Msgpack().Marshal(st.sess.values)
+		if err != nil {
+			st.log.Error("agent could not encode session values", "err", err)
+		} else if err := p.Send(st.watchdog, proto.SessionSave{Session: st.sess.id, Values: values}); err != nil {
+			st.log.Warn("agent could not save its session", "err", err)
+		}
+	}
+	out := st.sess.out
+	st.sess.out = nil
+	for i, payload := range out {
+		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: payload}
+		if i == len(out)-1 {
+			m.Ack, m.Close = ack, st.sess.closing
+		}
+		s.send(p, st, m)
+	}
+	if len(out) == 0 && (ack > st.ack || st.sess.closing) {
+		s.send(p, st, proto.Output{Session: st.sess.id, Ack: ack, Close: st.sess.closing})
+	}
+	st.ack = ack
+}
+
+// fail acknowledges a frame that could not be handled, with the retryable
+// error when the codec allows one.
+func (s *server) fail(p *gen.ServerProcess, st *state, f proto.Frame) {
+	m := proto.Output{Session: st.sess.id, Ack: f.Seq}
+	if st.sess.codec.Name() != "raw" {
+		reply := map[string]any{"status": "error", "message": MsgUnavailable}
+		if id, ok := proto.PeekID(st.sess.codec, f.Payload); ok {
+			reply["id"] = id
+		}
+		m.Payload, _ = st.sess.codec.Marshal(reply)
+	}
+	s.send(p, st, m)
+}
+
+// send delivers to the gate. A full gate mailbox is back-pressure: the agent
+// waits a little (it is this client's own process) and never drops silently.
+func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
+	for delay := 50 * time.Microsecond; ; delay *= 2 {
+		err := p.Send(st.gate, m)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, lib.ErrProcessMailboxFull) || delay > 100*time.Millisecond {
+			st.log.Warn("agent output lost", "err", err, "ack", m.Ack)
+			return
+		}
+		time.Sleep(delay)
+	}
+}

@@ -1,0 +1,23 @@
+// Package gate bridges client sockets to agent processes, as Skynet's gate
+// service does.
+//
+// A [Listener] owns one listening socket (package net/socket) and its
+// connections; it is created, and its port bound, before the supervision
+// tree starts, so a busy port is a clear start-up error. Its gate process
+// (see [Listener.Behavior]) is a gen.Server under a supervisor: it tells the
+// watchdog about each connection ("connect"/"disconnect"), learns from it
+// which agent serves a session ("forward"), writes the agents' output to the
+// sockets and closes connections on request ("kick"). The connections live
+// in the Listener, not in the process, so a crash and restart of the gate
+// process leaves clients connected; requests in flight at that moment are
+// answered with a retryable error.
+//
+// Each connection's read goroutine sends frames straight to the session's
+// agent (never through a Call: a Call to a crashing process in Ergo v2 waits
+// for its whole timeout). At most Window frames of a client are in flight;
+// the read goroutine waits for the agent's acknowledgements beyond that, so
+// a fast client is slowed by TCP back-pressure instead of overflowing the
+// agent's mailbox. Frames in flight to an agent that dies are answered with
+// {"status":"error","message":"agent unavailable, retry","id":...} (raw
+// listeners have no such answer and the frames are lost).
+package gate

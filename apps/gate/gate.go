@@ -1,0 +1,188 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/net/socket"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// Defaults of Options.
+const (
+	DefaultWindow   = 16
+	DefaultWatchdog = "watchdog"
+	// MailboxSize is the gate process's mailbox: it receives every agent's
+	// output for its listener.
+	MailboxSize = 65535
+)
+
+// Options configure a Listener.
+type Options struct {
+	Name     string         // listener name; the gate process registers as "gate.<Name>"
+	Addr     string         // host:port to listen on
+	Socket   socket.Options // framing, timeouts, write queue limits
+	Codec    proto.Codec    // to answer requests no agent can; nil or raw means no answer
+	Window   int            // frames in flight per client; 0 means DefaultWindow
+	Watchdog string         // registered name of the watchdog on this node; "" means DefaultWatchdog
+	// NextSession returns a new session id, unique on this node across all
+	// listeners. nil means a counter of this listener's own.
+	NextSession func() uint64
+	Logger      *slog.Logger // nil discards
+}
+
+// Listener is one listening socket with its clients, and the gate process
+// that routes them.
+type Listener struct {
+	opts Options
+	srv  *socket.Server
+	log  *slog.Logger
+
+	proc     atomic.Pointer[procRef] // the running gate process, nil between restarts
+	attached atomic.Int64            // how many gate processes attached so far
+	counter  atomic.Uint64
+
+	mu      sync.Mutex // guards clients and lost
+	clients map[uint64]*client
+	lost    []proto.Disconnect // disconnects seen while no gate process ran
+}
+
+type procRef struct{ p gen.Process }
+
+// Listen binds o.Addr. Connections are accepted once Serve runs.
+func Listen(o Options) (*Listener, error) {
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Watchdog == "" {
+		o.Watchdog = DefaultWatchdog
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	l := &Listener{opts: o, clients: map[uint64]*client{}}
+	l.log = o.Logger.With("listener", o.Name)
+	if l.opts.NextSession == nil {
+		l.opts.NextSession = func() uint64 { return l.counter.Add(1) }
+	}
+	srv, err := socket.Listen(o.Addr, o.Socket, l)
+	if err != nil {
+		return nil, fmt.Errorf("gate %q: %w", o.Name, err)
+	}
+	l.srv = srv
+	return l, nil
+}
+
+// Name returns the listener's name.
+func (l *Listener) Name() string { return l.opts.Name }
+
+// ProcessName returns the registered name of the listener's gate process.
+func (l *Listener) ProcessName() string { return "gate." + l.opts.Name }
+
+// Addr returns the bound address.
+func (l *Listener) Addr() net.Addr { return l.srv.Addr() }
+
+// Len returns the number of open client connections.
+func (l *Listener) Len() int { return l.srv.Len() }
+
+// Serve accepts connections until ctx ends or Shutdown is called.
+func (l *Listener) Serve(ctx context.Context) error { return l.srv.Serve(ctx) }
+
+// Shutdown stops accepting, closes every client and waits for them, or
+// until ctx ends.
+func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
+
+// Behavior returns the gen.Server for this listener's gate process. Run it
+// under a supervisor with the name ProcessName and
+// gen.ProcessOptions{MailboxSize: MailboxSize}.
+func (l *Listener) Behavior() gen.ServerBehavior { return &server{l: l} }
+
+func (l *Listener) process() gen.Process {
+	if r := l.proc.Load(); r != nil {
+		return r.p
+	}
+	return nil
+}
+
+func (l *Listener) lookup(session uint64) *client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.clients[session]
+}
+
+// server is the gate process. All its state lives in the Listener.
+type server struct {
+	gen.Server
+	l *Listener
+}
+
+func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
+	l := s.l
+	l.proc.Store(&procRef{p: p})
+	if l.attached.Add(1) > 1 {
+		// A restart: output sent to the previous gate process is lost, so
+		// every request still in flight gets the retryable error.
+		l.log.Warn("gate process restarted; failing requests in flight")
+		l.mu.Lock()
+		clients := make([]*client, 0, len(l.clients))
+		for _, c := range l.clients {
+			clients = append(clients, c)
+		}
+		l.mu.Unlock()
+		for _, c := range clients {
+			l.failAll(c, proto.PID{})
+		}
+	}
+	l.mu.Lock()
+	lost := l.lost
+	l.lost = nil
+	l.mu.Unlock()
+	for _, d := range lost {
+		_ = p.Send(l.opts.Watchdog, d)
+	}
+	return nil
+}
+
+func (s *server) Terminate(p *gen.ServerProcess, reason string) {
+	if r := s.l.proc.Load(); r != nil && r.p.Self() == p.Self() {
+		s.l.proc.CompareAndSwap(r, nil)
+	}
+}
+
+func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	l := s.l
+	switch m := msg.(type) {
+	case proto.Output:
+		if c := l.lookup(m.Session); c != nil {
+			l.output(c, m)
+		}
+	case proto.Forward:
+		if c := l.lookup(m.Session); c != nil {
+			l.forward(c, m.Agent)
+		}
+	case proto.AgentDown:
+		if c := l.lookup(m.Session); c != nil {
+			l.failAll(c, m.Agent)
+		}
+	case proto.Kick:
+		if c := l.lookup(m.Session); c != nil {
+			l.log.Info("gate kicks a client", "session", m.Session, "reason", m.Reason)
+			c.conn.Close(socket.ReasonServer)
+		}
+	default:
+		l.log.Warn("gate got an unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+	return gen.ServerStatusOK
+}
+
+// pid converts for Send.
+func pid(p proto.PID) etf.Pid { return sup.ToPid(p) }

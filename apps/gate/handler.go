@@ -1,0 +1,163 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/skynode/skynode/net/socket"
+	"github.com/skynode/skynode/proto"
+)
+
+// errNoGate refuses connections while no gate process runs.
+var errNoGate = errors.New("gate: no gate process running")
+
+// Open implements socket.Handler: it registers the client and tells the
+// watchdog, which starts an agent and answers with Forward.
+func (l *Listener) Open(c *socket.Conn) error {
+	p := l.process()
+	if p == nil {
+		return errNoGate
+	}
+	cl := newClient(l.opts.NextSession(), c, l.opts.Window)
+	c.SetValue(cl)
+	l.mu.Lock()
+	l.clients[cl.session] = cl
+	l.mu.Unlock()
+	err := p.Send(l.opts.Watchdog, proto.Connect{
+		Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: c.RemoteAddr().String(),
+	})
+	if err != nil {
+		return fmt.Errorf("gate: failed to reach the watchdog: %w", err)
+	}
+	return nil
+}
+
+// Frame implements socket.Handler: it sends one frame to the session's
+// agent, waiting while the client's window is full.
+func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
+	cl := c.Value().(*client)
+	select {
+	case cl.window <- struct{}{}:
+	case <-c.Done():
+		return socket.ErrClosed
+	}
+	cl.mu.Lock()
+	agent := cl.agent
+	p := l.process()
+	if agent.IsZero() || p == nil {
+		cl.mu.Unlock()
+		<-cl.window
+		l.unavailable(cl, payload)
+		return nil
+	}
+	cl.seq++
+	seq := cl.seq
+	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload})
+	cl.mu.Unlock()
+
+	if err := p.Send(pid(agent), proto.Frame{Session: cl.session, Seq: seq, Payload: payload}); err != nil {
+		cl.mu.Lock()
+		removed := cl.remove(seq)
+		cl.mu.Unlock()
+		if removed {
+			l.unavailable(cl, payload)
+		}
+	}
+	return nil
+}
+
+// Warning implements socket.Handler (Skynet's handlers.warning).
+func (l *Listener) Warning(c *socket.Conn, queued int) {
+	l.log.Warn("client write queue is large", "conn", c.ID(), "remote", c.RemoteAddr().String(), "queued", queued)
+}
+
+// Closed implements socket.Handler: it forgets the client and tells the
+// watchdog, which stops the agent.
+func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) {
+	cl, ok := c.Value().(*client)
+	if !ok {
+		return // closed before Open registered it
+	}
+	l.mu.Lock()
+	delete(l.clients, cl.session)
+	l.mu.Unlock()
+	d := proto.Disconnect{Session: cl.session, Reason: reason.String()}
+	l.log.Debug("client disconnected", "session", cl.session, "reason", reason.String(), "err", err)
+	if p := l.process(); p == nil || p.Send(l.opts.Watchdog, d) != nil {
+		l.mu.Lock()
+		l.lost = append(l.lost, d)
+		l.mu.Unlock()
+	}
+}
+
+// output writes an agent's output and frees the acknowledged window.
+func (l *Listener) output(cl *client, m proto.Output) {
+	cl.mu.Lock()
+	cl.take(m.Ack)
+	cl.mu.Unlock()
+	if len(m.Payload) > 0 {
+		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
+			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
+		}
+	}
+	if m.Close {
+		cl.conn.CloseAfterFlush(socket.ReasonServer)
+	}
+}
+
+// forward routes the session to agent; the first forward starts reading.
+func (l *Listener) forward(cl *client, agent proto.PID) {
+	cl.mu.Lock()
+	old := cl.agent
+	cl.agent = agent
+	var lost []inflight
+	if old != agent {
+		lost = cl.take(0) // sent to an earlier agent that is gone
+	}
+	start := !cl.started
+	cl.started = true
+	cl.mu.Unlock()
+	for _, f := range lost {
+		l.unavailable(cl, f.payload)
+	}
+	if start {
+		cl.conn.Start()
+	}
+}
+
+// failAll answers every frame in flight with the retryable error. A
+// non-zero agent limits this to the case where it still serves the session.
+func (l *Listener) failAll(cl *client, agent proto.PID) {
+	cl.mu.Lock()
+	if !agent.IsZero() {
+		if cl.agent != agent {
+			cl.mu.Unlock()
+			return // a stale notice about an agent already replaced
+		}
+		cl.agent = proto.PID{}
+	}
+	lost := cl.take(0)
+	cl.mu.Unlock()
+	for _, f := range lost {
+		l.unavailable(cl, f.payload)
+	}
+}
+
+// unavailable answers a frame that no agent will handle.
+func (l *Listener) unavailable(cl *client, payload []byte) {
+	codec := l.opts.Codec
+	if codec == nil || codec.Name() == "raw" {
+		return
+	}
+	reply := map[string]any{"status": "error", "message": "agent unavailable, retry"}
+	if id, ok := proto.PeekID(codec, payload); ok {
+		reply["id"] = id
+	}
+	b, err := codec.Marshal(reply)
+	if err == nil {
+		err = cl.conn.Write(b)
+	}
+	if err != nil && !errors.Is(err, socket.ErrClosed) {
+		l.log.Info("gate could not answer a client", "session", cl.session, "err", err)
+	}
+}

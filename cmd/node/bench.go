@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skynode/skynode/cmd/node/internal/bench"
+	"github.com/skynode/skynode/net/frame"
+)
+
+// benchFlags are the flags of `node bench`.
+type benchFlags struct {
+	addr, mode, framing       string
+	conns, pipeline, size     int
+	duration, warmup, timeout time.Duration
+	churn, baseline, onlyBase bool
+	idle, pid                 int
+}
+
+func benchCmd() *cobra.Command {
+	var f benchFlags
+	c := &cobra.Command{
+		Use:   "bench [flags]",
+		Short: "Load tool: echo throughput and latency, connection churn, memory per idle connection",
+		Long: `Load tool (see BENCHMARKS.md). Every echo is verified; the exit status is 1 if any
+request failed. --mode defaults to proto for port 8888 (the agent listener) and raw
+otherwise. --baseline runs the same measurement against a minimal Go echo server
+started as a child process and prints the ratio; the baseline always runs raw.`,
+		Example: `  node bench --addr 127.0.0.1:8889 --conns 100 --pipeline 4 --baseline
+  node bench --addr 127.0.0.1:8888 --churn
+  node bench --addr 127.0.0.1:8888 --idle 10000 --pid $(pgrep -f 'node run') --baseline`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd) },
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8889", "server address")
+	fl.StringVar(&f.mode, "mode", bench.ModeRaw, "raw (frames echoed unchanged) or proto (msgpack echo requests)")
+	fl.StringVar(&f.framing, "framing", "len16", "len16, len32 or line")
+	fl.IntVar(&f.conns, "conns", 100, "connections (churn: workers; idle: concurrent dialers)")
+	fl.IntVar(&f.pipeline, "pipeline", 1, "requests in flight per connection")
+	fl.IntVar(&f.size, "size", 64, "payload bytes (proto: echo text length)")
+	fl.DurationVar(&f.duration, "duration", 10*time.Second, "measured time (idle: longest wait for memory to settle)")
+	fl.DurationVar(&f.warmup, "warmup", time.Second, "load before measuring, not counted")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "longest wait for a response")
+	fl.BoolVar(&f.churn, "churn", false, "measure connect, one echo, close cycles")
+	fl.IntVar(&f.idle, "idle", 0, "measure the memory of `N` idle connections (needs --pid, or --baseline-only)")
+	fl.IntVar(&f.pid, "pid", 0, "process id of the target server, for --idle")
+	fl.BoolVar(&f.baseline, "baseline", false, "also measure a baseline Go echo server (child process)")
+	fl.BoolVar(&f.onlyBase, "baseline-only", false, "measure only the baseline Go echo server")
+	c.MarkFlagsMutuallyExclusive("churn", "idle")
+	c.MarkFlagsMutuallyExclusive("baseline", "baseline-only")
+	c.AddCommand(serveBaselineCmd())
+	return c
+}
+
+// outcome is one printed measurement.
+type outcome struct {
+	line   string
+	errors int64
+	rate   float64       // req/s, conn/s or KiB/conn
+	p99    time.Duration // 0 for idle
+	unit   string
+}
+
+func (f *benchFlags) run(cmd *cobra.Command) error {
+	o, err := f.options(cmd)
+	if err != nil {
+		return err
+	}
+	if f.idle > 0 && f.pid <= 0 && !f.onlyBase {
+		return fmt.Errorf("--idle needs --pid of the server at %s (or --baseline-only)", o.Addr)
+	}
+	if err := bench.RaiseFileLimit(max(f.conns, f.idle) + 64); err != nil {
+		return err
+	}
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	type target struct {
+		name, addr, mode string
+		pid              int
+	}
+	var targets []target
+	if !f.onlyBase {
+		targets = append(targets, target{"target", o.Addr, o.Mode, f.pid})
+	}
+	if f.baseline || f.onlyBase {
+		child, err := startBaseline(ctx, o.Framing, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer child.Stop()
+		fmt.Fprintf(out, "baseline: pid %d, listening on %s\n", child.Pid, child.Addr)
+		targets = append(targets, target{"baseline", child.Addr, bench.ModeRaw, child.Pid})
+	}
+	var results []outcome
+	for _, t := range targets {
+		o.Addr, o.Mode = t.addr, t.mode
+		r, err := f.measure(ctx, o, t.pid)
+		if err == nil || ctx.Err() != nil {
+			fmt.Fprintf(out, "%-8s %s\n", t.name, r.line)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		results = append(results, r)
+	}
+	if len(results) == 2 {
+		printRatio(out, results[0], results[1])
+	}
+	var failed int64
+	for _, r := range results {
+		failed += r.errors
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d requests failed", failed)
+	}
+	return nil
+}
+
+// options turns the flags into bench.Options.
+func (f *benchFlags) options(cmd *cobra.Command) (bench.Options, error) {
+	format, err := frame.ParseFormat(f.framing)
+	if err != nil {
+		return bench.Options{}, err
+	}
+	mode := f.mode
+	if _, port, _ := net.SplitHostPort(f.addr); !cmd.Flags().Changed("mode") && port == "8888" {
+		mode = bench.ModeProto
+	}
+	warmup := f.warmup
+	if warmup == 0 {
+		warmup = -1 // none
+	}
+	return bench.Options{
+		Addr: f.addr, Mode: mode, Framing: format, Conns: f.conns, Pipeline: f.pipeline, Size: f.size,
+		Duration: f.duration, Warmup: warmup, Timeout: f.timeout,
+	}, nil
+}
+
+// measure runs the measurement the flags select against o.Addr.
+func (f *benchFlags) measure(ctx context.Context, o bench.Options, pid int) (outcome, error) {
+	switch {
+	case f.idle > 0:
+		r, err := bench.Idle(ctx, o, f.idle, pid)
+		return outcome{r.String(), r.Errors, r.PerConnKiB, 0, "KiB/conn"}, err
+	case f.churn:
+		r, err := bench.Churn(ctx, o)
+		return outcome{r.String(), r.Errors, r.CPS, r.P99, "conn/s"}, err
+	}
+	r, err := bench.Run(ctx, o)
+	return outcome{r.String(), r.Errors, r.RPS, r.P99, "req/s"}, err
+}
+
+func printRatio(w io.Writer, target, base outcome) {
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	fmt.Fprintf(w, "target/baseline: %s %s", target.unit, ratio(target.rate, base.rate))
+	if base.p99 > 0 {
+		fmt.Fprintf(w, ", p99 %s", ratio(float64(target.p99), float64(base.p99)))
+	}
+	fmt.Fprintln(w)
+}
+
+// startBaseline re-executes this program as `node bench serve-baseline`.
+func startBaseline(ctx context.Context, f frame.Format, stderr io.Writer) (*bench.Child, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return bench.StartChild(ctx, stderr, self, "bench", "serve-baseline", "--addr", "127.0.0.1:0", "--framing", f.String())
+}
+
+func serveBaselineCmd() *cobra.Command {
+	var addr, framing string
+	c := &cobra.Command{
+		Use:    "serve-baseline",
+		Short:  "Serve the baseline Go echo server; print its address on the first line of stdout",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := frame.ParseFormat(framing)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ln.Addr())
+			return bench.ServeBaseline(cmd.Context(), ln, frame.Options{Format: format})
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	c.Flags().StringVar(&framing, "framing", "len16", "len16, len32 or line")
+	return c
+}

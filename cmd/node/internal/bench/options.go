@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/skynode/skynode/net/frame"
+)
+
+// The modes of [Options.Mode].
+const (
+	ModeRaw   = "raw"   // frames are echoed unchanged
+	ModeProto = "proto" // msgpack echo requests of the agent protocol
+)
+
+// ErrOptions is wrapped by the errors about invalid [Options].
+var ErrOptions = errors.New("bench: invalid options")
+
+// Options configures a measurement. Zero (and negative, unless said
+// otherwise) fields take the defaults given with each field.
+type Options struct {
+	// Addr is the server's host:port. Required.
+	Addr string
+	// Mode is ModeRaw (the default) or ModeProto.
+	Mode string
+	// Framing is the frame format; default frame.Len16. ModeProto needs a
+	// length-prefixed format, since msgpack payloads may contain '\n'.
+	Framing frame.Format
+	// Conns is the number of connections of Run, of workers of Churn, and
+	// of concurrent dialers of Idle; default 100.
+	Conns int
+	// Pipeline is the number of requests each connection of Run keeps in
+	// flight; default 1. Pipeline*(Size+header) should stay below the
+	// socket buffers (hundreds of KiB): the client writes and reads in one
+	// goroutine.
+	Pipeline int
+	// Size is the payload size in bytes (ModeProto: the length of the echo
+	// text); default 64.
+	Size int
+	// Duration is how long Run and Churn measure, and the longest time
+	// Idle waits for the server's memory to settle; default 10s.
+	Duration time.Duration
+	// Warmup is run before Duration and not counted; default 1s. A
+	// negative Warmup means none.
+	Warmup time.Duration
+	// Timeout is the longest wait for a response, or for a write, before
+	// the requests in flight count as errors and the connection is
+	// dropped; default 5s.
+	Timeout time.Duration
+	// DialTimeout bounds each connection attempt; default 5s.
+	DialTimeout time.Duration
+}
+
+// withDefaults returns a copy of o with defaults filled in, or an error
+// wrapping ErrOptions.
+func (o Options) withDefaults() (Options, error) {
+	if o.Addr == "" {
+		return o, fmt.Errorf("%w: no address", ErrOptions)
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeRaw
+	case ModeRaw, ModeProto:
+	default:
+		return o, fmt.Errorf("%w: mode %q (want %q or %q)", ErrOptions, o.Mode, ModeRaw, ModeProto)
+	}
+	if o.Framing == 0 {
+		o.Framing = frame.Len16
+	}
+	if _, err := frame.Append(nil, o.frame(), nil); err != nil {
+		return o, fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	if o.Mode == ModeProto && o.Framing == frame.Line {
+		return o, fmt.Errorf("%w: mode proto needs a length-prefixed framing, not line", ErrOptions)
+	}
+	o.Conns = orInt(o.Conns, 100)
+	o.Pipeline = orInt(o.Pipeline, 1)
+	o.Size = orInt(o.Size, 64)
+	if limit := o.frame().Limit(); o.Size > limit {
+		return o, fmt.Errorf("%w: size %d exceeds the %v limit %d", ErrOptions, o.Size, o.Framing, limit)
+	}
+	o.Duration = orDuration(o.Duration, 10*time.Second)
+	switch {
+	case o.Warmup == 0:
+		o.Warmup = time.Second
+	case o.Warmup < 0:
+		o.Warmup = 0
+	}
+	o.Timeout = orDuration(o.Timeout, 5*time.Second)
+	o.DialTimeout = orDuration(o.DialTimeout, 5*time.Second)
+	return o, nil
+}
+
+// frame returns the frame options of o.
+func (o Options) frame() frame.Options { return frame.Options{Format: o.Framing} }
+
+func orInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func orDuration(v, def time.Duration) time.Duration {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

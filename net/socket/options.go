@@ -1,0 +1,60 @@
+package socket
+
+import (
+	"time"
+
+	"github.com/skynode/skynode/net/frame"
+)
+
+// Defaults used for zero [Options] fields.
+const (
+	defaultWriteTimeout = 10 * time.Second
+	defaultQueueWarn    = 1 << 20 // Skynet warns at 1 MiB
+	defaultQueueLimit   = 8 << 20
+)
+
+// Options configures a [Server]. The zero value works: Len16 frames, no
+// read timeout, a 10s write timeout, a warning at 1 MiB and a limit of
+// 8 MiB queued per connection, and no connection limit.
+type Options struct {
+	// Frame is the framing of every connection; see [frame.Options].
+	Frame frame.Options
+	// ReadTimeout is the longest wait for the next whole frame once the
+	// connection is started (Skynet's read_with_timeout); time spent in
+	// Handler.Frame does not count. Exceeding it closes the connection
+	// with ReasonIdle. Zero means no timeout.
+	ReadTimeout time.Duration
+	// WriteTimeout is the deadline of each socket write. Exceeding it
+	// closes the connection with ReasonSlowConsumer. Zero means 10s.
+	WriteTimeout time.Duration
+	// QueueWarn is the number of queued bytes at which Handler.Warning is
+	// called, once each time the queue grows past it. Zero means 1 MiB.
+	QueueWarn int
+	// QueueLimit is the number of queued bytes above which the connection
+	// is closed with ReasonSlowConsumer. Zero means 8 MiB.
+	QueueLimit int
+	// MaxConns is the number of open connections above which new ones are
+	// closed at once, without calling the Handler; they are counted by
+	// Server.Rejected. Zero means no limit.
+	MaxConns int
+}
+
+// withDefaults returns a copy of o with zero fields set to their defaults.
+func (o Options) withDefaults() Options {
+	if o.ReadTimeout < 0 {
+		o.ReadTimeout = 0
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.QueueWarn <= 0 {
+		o.QueueWarn = defaultQueueWarn
+	}
+	if o.QueueLimit <= 0 {
+		o.QueueLimit = defaultQueueLimit
+	}
+	if o.MaxConns < 0 {
+		o.MaxConns = 0
+	}
+	return o
+}

@@ -1,0 +1,265 @@
+package socket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skynode/skynode/net/frame"
+)
+
+// Accept back-off after temporary errors, as net/http does.
+const (
+	minAcceptDelay = 5 * time.Millisecond
+	maxAcceptDelay = time.Second
+)
+
+// Server accepts TCP connections and runs them: it frames their input,
+// hands the frames to a [Handler] and writes their queued output.
+// Create one with [Listen], run it with [Server.Serve], stop it with
+// [Server.Shutdown] or by ending Serve's context.
+type Server struct {
+	opts  Options
+	h     Handler
+	ln    net.Listener
+	track *tracker
+	stop  chan struct{} // closed when shutdown begins
+
+	nextID   atomic.Uint64
+	rejected atomic.Uint64
+
+	mu       sync.Mutex // guards the fields below; never held with Conn.mu
+	conns    map[*Conn]struct{}
+	serving  bool // Serve was called
+	stopping bool // shutdown began
+}
+
+// Listen binds a TCP listener on addr, such as "127.0.0.1:0", so that
+// [Server.Addr] is known at once. It does not accept connections before
+// [Server.Serve]; call [Server.Shutdown] to release the listener if Serve
+// is never called. Options are copied; zero fields take their defaults.
+// It fails with an error wrapping [frame.ErrUnknownFormat] if
+// o.Frame.Format is not a format.
+func Listen(addr string, o Options, h Handler) (*Server, error) {
+	if h == nil {
+		panic("socket: Listen with nil Handler")
+	}
+	// Append reports an unknown format whatever the payload.
+	if _, err := frame.Append(nil, o.Frame, nil); errors.Is(err, frame.ErrUnknownFormat) {
+		return nil, fmt.Errorf("socket: listen %s: %w", addr, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("socket: listen: %w", err)
+	}
+	return &Server{
+		opts:  o.withDefaults(),
+		h:     h,
+		ln:    ln,
+		track: newTracker(),
+		stop:  make(chan struct{}),
+		conns: make(map[*Conn]struct{}),
+	}, nil
+}
+
+// Addr returns the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Len returns the number of open connections.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Rejected returns the number of connections closed on accept because
+// [Options.MaxConns] connections were open.
+func (s *Server) Rejected() uint64 { return s.rejected.Load() }
+
+// Serve accepts connections until [Server.Shutdown] is called or ctx
+// ends; the end of ctx is a Shutdown whose grace period has already
+// expired. Temporary accept errors are retried after a back-off growing
+// from 5ms to 1s; any other accept error stops the server like the end of
+// ctx and is returned. Otherwise Serve returns nil, and it returns only
+// once every goroutine of the server has exited. If Shutdown was called
+// before Serve, Serve returns [ErrServerClosed] at once. Calling Serve
+// twice panics.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		panic("socket: Serve called twice")
+	}
+	s.serving = true
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		return ErrServerClosed
+	}
+
+	errc := make(chan error, 1)
+	if !s.track.goFunc(func() { s.acceptLoop(errc) }) {
+		return ErrServerClosed
+	}
+	var err error
+	select {
+	case <-s.stop:
+		// Shutdown is draining; the end of ctx still cuts that short.
+		select {
+		case <-s.track.done:
+			return nil
+		case <-ctx.Done():
+			s.closeAll()
+		}
+	case <-ctx.Done():
+		s.closeAll()
+	case err = <-errc:
+		s.closeAll()
+	}
+	<-s.track.done
+	return err
+}
+
+// Shutdown stops the server: it closes the listener, closes every
+// connection with ReasonShutdown as [Conn.CloseAfterFlush] does (queued
+// output is written first, then the peer gets up to 500ms to close), and
+// waits until all of the server's goroutines have exited. When ctx
+// ends first, the remaining connections are closed at once and ctx's
+// error is returned without waiting further. Shutdown is idempotent and
+// may be called concurrently.
+func (s *Server) Shutdown(ctx context.Context) error {
+	for _, c := range s.beginStop() {
+		c.CloseAfterFlush(ReasonShutdown)
+	}
+	select {
+	case <-s.track.done:
+		return nil
+	case <-ctx.Done():
+		s.closeAll()
+		return ctx.Err()
+	}
+}
+
+// beginStop makes the server refuse new connections and goroutines and
+// closes the listener. It returns the open connections.
+func (s *Server) beginStop() []*Conn {
+	s.mu.Lock()
+	if !s.stopping {
+		s.stopping = true
+		close(s.stop)
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.track.close()
+	s.ln.Close() // a second close only returns an error
+	return conns
+}
+
+// closeAll stops the server and closes every connection immediately.
+func (s *Server) closeAll() {
+	for _, c := range s.beginStop() {
+		c.Close(ReasonShutdown)
+	}
+}
+
+// acceptLoop accepts connections until the listener is closed. A
+// permanent error is sent to errc.
+func (s *Server) acceptLoop(errc chan<- error) {
+	var delay time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.stopped() {
+				return
+			}
+			if !isTemporary(err) {
+				errc <- fmt.Errorf("socket: accept: %w", err)
+				return
+			}
+			delay = min(max(2*delay, minAcceptDelay), maxAcceptDelay)
+			if !s.sleep(delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		s.open(nc)
+	}
+}
+
+// isTemporary reports whether an accept error is worth retrying, such as
+// EMFILE or ECONNABORTED. net.Error's Temporary is deprecated for general
+// use but still the right test here, as in net/http.
+func isTemporary(err error) bool {
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// sleep waits for d, or reports false if the server stops first.
+func (s *Server) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stop:
+		return false
+	}
+}
+
+func (s *Server) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// open registers an accepted connection, calls Handler.Open and starts
+// the connection's goroutine.
+func (s *Server) open(nc net.Conn) {
+	c := s.register(nc)
+	if c == nil {
+		nc.Close()
+		return
+	}
+	if err := s.h.Open(c); err != nil {
+		c.closeWith(ReasonServer, err)
+	}
+	if !s.track.goFunc(c.run) {
+		// Shutdown began after register; it may not have seen c.
+		c.closeWith(ReasonShutdown, ErrServerClosed)
+		c.finish()
+	}
+}
+
+// register adds a Conn for nc, or returns nil if the server is stopping
+// or full.
+func (s *Server) register(nc net.Conn) *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return nil
+	}
+	if s.opts.MaxConns > 0 && len(s.conns) >= s.opts.MaxConns {
+		s.rejected.Add(1)
+		return nil
+	}
+	c := newConn(s, nc, s.nextID.Add(1))
+	s.conns[c] = struct{}{}
+	return c
+}
+
+func (s *Server) unregister(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}

@@ -1,0 +1,183 @@
+package nodes
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/proto"
+)
+
+// ErrConfig marks an invalid cluster description.
+var ErrConfig = errors.New("nodes: invalid config")
+
+// Config is a cluster description, as read from cluster.toml. The file
+// format is documented in the repository's cluster.toml.
+type Config struct {
+	Cluster ClusterConfig `toml:"cluster"`
+	Auth    AuthConfig    `toml:"auth"`
+	Nodes   []NodeConfig  `toml:"node"`
+}
+
+// ClusterConfig holds settings shared by every node.
+type ClusterConfig struct {
+	// Cookie authenticates node links. Instead of writing it here, name an
+	// environment variable (CookieEnv) or a file (CookieFile) holding it.
+	Cookie     string `toml:"cookie"`
+	CookieEnv  string `toml:"cookie_env"`
+	CookieFile string `toml:"cookie_file"`
+}
+
+// AuthConfig holds the credentials of the demo agent.
+type AuthConfig struct {
+	// Users maps user names to bcrypt hashes (`node hash-password`).
+	Users map[string]string `toml:"users"`
+}
+
+// NodeConfig describes one node.
+type NodeConfig struct {
+	Name      string           `toml:"name"`      // node name; the Ergo node is name@host
+	Host      string           `toml:"host"`      // host the node listens on; default 127.0.0.1
+	DistPort  int              `toml:"dist_port"` // Ergo distribution port; 0 = first free from 15000
+	Roles     []string         `toml:"roles"`     // e.g. ["gate"], ["agent"]
+	Listeners []ListenerConfig `toml:"listener"`
+}
+
+// ListenerConfig describes one client-facing listener of a gate node.
+type ListenerConfig struct {
+	Name         string        `toml:"name"`          // unique on the node, e.g. "agent"
+	Addr         string        `toml:"addr"`          // host:port; port 0 picks a free one
+	Framing      string        `toml:"framing"`       // len16 (default), len32, line
+	MaxFrame     int           `toml:"max_frame"`     // bytes; 0 = the framing's default
+	Codec        string        `toml:"codec"`         // msgpack (default), json, raw
+	Agent        string        `toml:"agent"`         // agent kind: demo (default), echo, or one registered in Options.Agents
+	ReadTimeout  time.Duration `toml:"read_timeout"`  // idle limit per client; 0 = none
+	WriteTimeout time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
+	QueueWarn    int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
+	QueueLimit   int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
+	MaxConns     int           `toml:"max_conns"`     // 0 = unlimited
+	Window       int           `toml:"window"`        // frames in flight per client; 0 = 16
+	Shards       int           `toml:"shards"`        // agent supervisor shards; 0 = 4
+}
+
+// LoadConfig reads and validates a cluster description.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read config: %w", err)
+	}
+	return ParseConfig(data)
+}
+
+// ParseConfig decodes and validates a cluster description.
+func ParseConfig(data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		return nil, fmt.Errorf("%w: unknown keys %v", ErrConfig, undecoded)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks the description and fills in defaults.
+func (c *Config) Validate() error {
+	if len(c.Nodes) == 0 {
+		return fmt.Errorf("%w: no [[node]]", ErrConfig)
+	}
+	seen := map[string]bool{}
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		if n.Name == "" || strings.ContainsAny(n.Name, "@ ") {
+			return fmt.Errorf("%w: node %d: name %q must be non-empty without '@' or spaces", ErrConfig, i, n.Name)
+		}
+		if seen[n.Name] {
+			return fmt.Errorf("%w: node %q named twice", ErrConfig, n.Name)
+		}
+		seen[n.Name] = true
+		if n.Host == "" {
+			n.Host = "127.0.0.1"
+		}
+		if n.DistPort < 0 || n.DistPort > 65535 {
+			return fmt.Errorf("%w: node %q: dist_port %d", ErrConfig, n.Name, n.DistPort)
+		}
+		if err := validateListeners(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateListeners(n *NodeConfig) error {
+	seen := map[string]bool{}
+	for i := range n.Listeners {
+		l := &n.Listeners[i]
+		if l.Name == "" || seen[l.Name] {
+			return fmt.Errorf("%w: node %q: listener %d needs a unique name", ErrConfig, n.Name, i)
+		}
+		seen[l.Name] = true
+		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
+			return fmt.Errorf("%w: node %q listener %q: addr: %v", ErrConfig, n.Name, l.Name, err)
+		}
+		if l.Framing == "" {
+			l.Framing = "len16"
+		}
+		if _, err := frame.ParseFormat(l.Framing); err != nil {
+			return fmt.Errorf("%w: node %q listener %q: %v", ErrConfig, n.Name, l.Name, err)
+		}
+		if l.Codec == "" {
+			l.Codec = "msgpack"
+		}
+		if _, err := proto.CodecByName(l.Codec); err != nil {
+			return fmt.Errorf("%w: node %q listener %q: %v", ErrConfig, n.Name, l.Name, err)
+		}
+		if l.Agent == "" {
+			l.Agent = "demo"
+		}
+		if l.MaxFrame < 0 || l.Window < 0 || l.Shards < 0 || l.MaxConns < 0 {
+			return fmt.Errorf("%w: node %q listener %q: negative limit", ErrConfig, n.Name, l.Name)
+		}
+	}
+	return nil
+}
+
+// Node returns the description of the named node.
+func (c *Config) Node(name string) (NodeConfig, error) {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return NodeConfig{}, fmt.Errorf("%w: no node %q", ErrConfig, name)
+}
+
+// CookieValue returns the cluster cookie from the file, the environment or
+// the config, in that order of preference; "" when none is set.
+func (c ClusterConfig) CookieValue() (string, error) {
+	switch {
+	case c.CookieFile != "":
+		b, err := os.ReadFile(c.CookieFile)
+		if err != nil {
+			return "", fmt.Errorf("failed to read cookie file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case c.CookieEnv != "":
+		v := os.Getenv(c.CookieEnv)
+		if v == "" {
+			return "", fmt.Errorf("%w: environment variable %s is empty", ErrConfig, c.CookieEnv)
+		}
+		return v, nil
+	}
+	return c.Cookie, nil
+}

@@ -1,0 +1,295 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ergo-services/ergo"
+	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/agent/demo"
+	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/watchdog"
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/net/socket"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// Names of the top of every node's supervision tree.
+const (
+	RootName   = "skynode"
+	AgentsName = "agents"
+	GatesName  = "gates"
+)
+
+// ErrTreeDown is reported by Node.Err when the supervision tree gave up.
+var ErrTreeDown = errors.New("nodes: supervision tree terminated")
+
+// Options are the library hooks of a node, beside its Config.
+type Options struct {
+	// Agents adds agent kinds that listeners can name in `agent = "..."`,
+	// beside the built-in "demo" and "echo".
+	Agents map[string]*agent.Agent
+	Logger *slog.Logger // nil discards
+}
+
+// Node is one running skynode node.
+type Node struct {
+	cfg       NodeConfig
+	ergo      node.Node
+	root      gen.Process
+	listeners []*gate.Listener
+	store     *watchdog.Store
+	log       *slog.Logger
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+	done     chan struct{}
+	treeDown atomic.Bool
+}
+
+// Start starts the node called name of cfg. Stop it with Stop.
+func Start(ctx context.Context, cfg *Config, name string, o Options) (n *Node, err error) {
+	nc, err := cfg.Node(name)
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cookie, err := cfg.Cluster.CookieValue()
+	if err != nil {
+		return nil, err
+	}
+	kinds := map[string]*agent.Agent{"demo": demo.New(demo.Credentials(cfg.Auth.Users)), "echo": agent.Echo()}
+	for k, a := range o.Agents {
+		kinds[k] = a
+	}
+	n = &Node{cfg: nc, store: watchdog.NewStore(), done: make(chan struct{})}
+	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
+
+	// Bind every listener first: a port in use is a start-up error.
+	var sessions atomic.Uint64
+	defer func() {
+		if err != nil {
+			for _, l := range n.listeners {
+				_ = l.Shutdown(context.Background())
+			}
+		}
+	}()
+	for _, lc := range nc.Listeners {
+		l, err := listen(lc, &sessions, n.log)
+		if err != nil {
+			return nil, err
+		}
+		n.listeners = append(n.listeners, l)
+	}
+	if err := n.startErgo(cookie); err != nil {
+		return nil, err
+	}
+	if err := n.startTree(nc, kinds); err != nil {
+		n.ergo.Stop()
+		return nil, err
+	}
+	n.serve(ctx)
+	n.log.Info("node started", "listeners", len(n.listeners))
+	return n, nil
+}
+
+func listen(lc ListenerConfig, sessions *atomic.Uint64, log *slog.Logger) (*gate.Listener, error) {
+	format, err := frame.ParseFormat(lc.Framing)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := proto.CodecByName(lc.Codec)
+	if err != nil {
+		return nil, err
+	}
+	return gate.Listen(gate.Options{
+		Name: lc.Name,
+		Addr: lc.Addr,
+		Socket: socket.Options{
+			Frame:        frame.Options{Format: format, MaxSize: lc.MaxFrame},
+			ReadTimeout:  lc.ReadTimeout,
+			WriteTimeout: lc.WriteTimeout,
+			QueueWarn:    lc.QueueWarn,
+			QueueLimit:   lc.QueueLimit,
+			MaxConns:     lc.MaxConns,
+		},
+		Codec:       codec,
+		Window:      lc.Window,
+		NextSession: func() uint64 { return sessions.Add(1) },
+		Logger:      log,
+	})
+}
+
+func (n *Node) startErgo(cookie string) error {
+	opts := node.Options{
+		Listeners:        []node.Listener{{Hostname: n.cfg.Host, Listen: uint16(n.cfg.DistPort)}},
+		StaticRoutesOnly: true,
+		Registrar:        staticRegistrar{},
+		// Unique per incarnation: Ergo's default (Unix seconds) repeats
+		// within a second and stale pids would reach new processes.
+		Creation: uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<20,
+		System:   node.System{DisableAnonMetrics: true},
+	}
+	en, err := ergo.StartNode(n.cfg.Name+"@"+n.cfg.Host, cookie, opts)
+	if err != nil {
+		return fmt.Errorf("failed to start ergo node: %w", err)
+	}
+	n.ergo = en
+	return nil
+}
+
+func (n *Node) startTree(nc NodeConfig, kinds map[string]*agent.Agent) error {
+	pools := map[string]sup.PoolSpec{}
+	agents := sup.Spec{Name: AgentsName}
+	gates := sup.Spec{Name: GatesName}
+	for i, l := range n.listeners {
+		lc := nc.Listeners[i]
+		kind, ok := kinds[lc.Agent]
+		if !ok {
+			return fmt.Errorf("%w: listener %q names unknown agent %q", ErrConfig, lc.Name, lc.Agent)
+		}
+		codec, _ := proto.CodecByName(lc.Codec)
+		window := lc.Window
+		if window <= 0 {
+			window = gate.DefaultWindow
+		}
+		pool := sup.PoolSpec{
+			Name:     AgentsName + "." + lc.Name,
+			Shards:   lc.Shards,
+			Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log}),
+			Options:  gen.ProcessOptions{MailboxSize: uint16(max(32, 2*window+8)), DirectboxSize: 2},
+		}
+		pools[lc.Name] = pool
+		agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
+		gates.Children = append(gates.Children, sup.Child{
+			Name: l.ProcessName(), Behavior: l.Behavior(),
+			Options: gen.ProcessOptions{MailboxSize: gate.MailboxSize},
+		})
+	}
+	root := sup.Spec{Name: RootName, Type: sup.OneForOne}
+	if len(agents.Children) > 0 {
+		root.Children = append(root.Children, sup.Child{Name: AgentsName, Behavior: sup.New(agents)})
+	}
+	root.Children = append(root.Children, sup.Child{
+		Name: watchdog.DefaultName,
+		Behavior: watchdog.Behavior(watchdog.Options{
+			Pools: pools, Store: n.store, Logger: n.log,
+		}),
+		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
+	})
+	if len(gates.Children) > 0 {
+		root.Children = append(root.Children, sup.Child{Name: GatesName, Behavior: sup.New(gates)})
+	}
+	p, err := n.ergo.Spawn(RootName, gen.ProcessOptions{}, sup.New(root))
+	if err != nil {
+		return fmt.Errorf("failed to start the supervision tree: %w", err)
+	}
+	n.root = p
+	return nil
+}
+
+// serve starts accepting on every listener and watches the tree.
+func (n *Node) serve(ctx context.Context) {
+	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, l := range n.listeners {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := l.Serve(ctx); err != nil {
+				n.log.Error("listener stopped", "listener", l.Name(), "err", err)
+			}
+		}()
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		select {
+		case <-n.root.Context().Done():
+			n.treeDown.Store(true)
+			n.log.Error("supervision tree terminated")
+			close(n.done)
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// Name returns the Ergo node name (name@host).
+func (n *Node) Name() string { return n.ergo.Name() }
+
+// Ergo returns the underlying Ergo node.
+func (n *Node) Ergo() node.Node { return n.ergo }
+
+// Sessions returns the node's session store.
+func (n *Node) Sessions() *watchdog.Store { return n.store }
+
+// Addr returns the bound address of the named listener, or nil.
+func (n *Node) Addr(listener string) net.Addr {
+	for _, l := range n.listeners {
+		if l.Name() == listener {
+			return l.Addr()
+		}
+	}
+	return nil
+}
+
+// Done is closed when the supervision tree gave up (see Err).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns ErrTreeDown once the supervision tree gave up.
+func (n *Node) Err() error {
+	if n.treeDown.Load() {
+		return ErrTreeDown
+	}
+	return nil
+}
+
+// Stop stops accepting, closes every client (their agents stop), stops the
+// processes and the Ergo node. It waits at most until ctx ends and is safe to
+// call more than once.
+func (n *Node) Stop(ctx context.Context) error {
+	n.stopOnce.Do(func() {
+		for _, l := range n.listeners {
+			if err := l.Shutdown(ctx); err != nil {
+				n.stopErr = errors.Join(n.stopErr, fmt.Errorf("listener %s: %w", l.Name(), err))
+			}
+		}
+		n.cancel()
+		n.ergo.Stop()
+		n.wg.Wait()
+		n.log.Info("node stopped")
+	})
+	return n.stopErr
+}
+
+// Run starts the node called name and runs it until ctx ends (a signal, say)
+// or its supervision tree gives up, then stops it, allowing grace for the
+// clients to be closed.
+func Run(ctx context.Context, cfg *Config, name string, o Options, grace time.Duration) error {
+	n, err := Start(ctx, cfg, name, o)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-n.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return errors.Join(n.Err(), n.Stop(sctx))
+}

@@ -1,0 +1,115 @@
+package proto
+
+// This file holds the messages that skynode's own processes (gate, watchdog,
+// agent) exchange. They are plain structs with no Ergo types so that this
+// package stays free of Ergo; nodes registers them with Ergo's ETF encoder so
+// they cross node links as one registered envelope each (never a bare slice,
+// list or nil: see ERGO_V2.md §8).
+//
+// ONLY APPEND fields: values are wire protocol between nodes of a cluster.
+
+// PID names an Ergo process without importing Ergo. The zero PID names no
+// process.
+type PID struct {
+	Node     string
+	ID       uint64
+	Creation uint32
+}
+
+// IsZero reports whether p names no process.
+func (p PID) IsZero() bool { return p.Node == "" && p.ID == 0 }
+
+// AgentStart is the start argument of an agent process. The supervisor keeps
+// it and hands the same value to every restart of the agent.
+type AgentStart struct {
+	Session  uint64
+	Gate     string // registered name of the gate process that owns the client's connection
+	Watchdog string // registered name of the watchdog on the gate's node
+	GateNode string // node of the gate and the watchdog
+	Listener string // listener name the client came in on
+	Remote   string // client address
+}
+
+// AgentUp is sent by an agent to its watchdog from Init, on the first start
+// and on every restart, so the watchdog learns the agent's current pid.
+type AgentUp struct {
+	Session uint64
+	Agent   PID
+}
+
+// SessionState is sent by the watchdog to an agent that announced itself with
+// AgentUp. Fresh is true on the first start of the session only. Values is
+// the session's saved key/value state, msgpack-encoded (may be empty).
+type SessionState struct {
+	Session uint64
+	Fresh   bool
+	Values  []byte
+}
+
+// SessionSave is sent by an agent to its watchdog after a handler changed
+// the session's values, so a restarted agent gets them back.
+type SessionSave struct {
+	Session uint64
+	Values  []byte
+}
+
+// Connect is sent by a gate to its watchdog for every accepted connection.
+type Connect struct {
+	Session  uint64
+	Gate     string // registered name of the gate process (it survives gate restarts)
+	Listener string
+	Remote   string
+}
+
+// Disconnect is sent by a gate to its watchdog when a connection closed.
+type Disconnect struct {
+	Session uint64
+	Reason  string
+}
+
+// Forward tells a gate which agent serves a session (Skynet's "forward").
+// The first Forward of a session starts reading its connection; a later one
+// (after an agent restart) fails the requests still in flight to the old
+// agent and routes new frames to the new one.
+type Forward struct {
+	Session uint64
+	Agent   PID
+}
+
+// AgentDown tells a gate that the agent serving a session has died. Requests
+// in flight to it are answered with a retryable error.
+type AgentDown struct {
+	Session uint64
+	Agent   PID
+}
+
+// Kick asks a gate to close a session's connection.
+type Kick struct {
+	Session uint64
+	Reason  string
+}
+
+// StopAgent asks an agent to end normally (its session is over).
+type StopAgent struct {
+	Session uint64
+	Reason  string
+}
+
+// Frame carries one client frame from a gate to the session's agent. Seq
+// numbers frames of a session from 1 upwards.
+type Frame struct {
+	Session uint64
+	Seq     uint64
+	Payload []byte
+}
+
+// Output carries bytes from an agent to its gate for the client. Ack is the
+// highest Seq the agent has finished with (cumulative; it frees the gate's
+// flow-control window). Payload may be empty when the agent only acknowledges.
+// Close asks the gate to close the connection once Payload is written.
+type Output struct {
+	Session uint64
+	Ack     uint64
+	Payload []byte
+	Close   bool
+}

@@ -1,0 +1,151 @@
+package test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// loggedIn connects to the demo listener, logs in and returns the client
+// with its session id.
+func loggedIn(t *testing.T, n *nodes.Node) (*client, uint64) {
+	t.Helper()
+	c := dial(t, n.Addr("agent"), frame.Options{}, proto.Msgpack())
+	want(t, c.recv(), "message", "Welcome to server")
+	want(t, c.call(100, "login", map[string]any{"username": "admin", "password": "secret"}), "status", "ok")
+	id, _ := proto.Int(c.call(101, "whoami", nil)["session"])
+	return c, uint64(id)
+}
+
+// agentOf waits until the session has a running agent and returns its pid.
+func agentOf(t *testing.T, n *nodes.Node, session uint64, not etf.Pid) etf.Pid {
+	t.Helper()
+	var pid etf.Pid
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		r, ok := n.Sessions().Get(session)
+		if !ok {
+			return fmt.Errorf("session %d gone", session)
+		}
+		pid = sup.ToPid(r.Agent)
+		if r.Agent.IsZero() || pid == not {
+			return fmt.Errorf("session %d has no new agent yet", session)
+		}
+		if n.Ergo().ProcessByPid(pid) == nil {
+			return fmt.Errorf("agent %s not running", pid)
+		}
+		return nil
+	})
+	return pid
+}
+
+func TestAgentCrashKeepsSession(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "crash", demoListeners), nil)
+	c, session := loggedIn(t, n)
+	for i, crash := range []func(p gen.Process){
+		func(p gen.Process) { p.Kill() },
+		func(p gen.Process) { p.Exit("boom") },
+	} {
+		old := agentOf(t, n, session, etf.Pid{})
+		crash(n.Ergo().ProcessByPid(old))
+		restarted := agentOf(t, n, session, old)
+		if restarted == old {
+			t.Fatal("agent not restarted")
+		}
+		// Same connection, same session, still logged in.
+		who := c.call(200+i, "whoami", nil)
+		want(t, who, "status", "ok", "user", "admin", "session", session)
+	}
+}
+
+func TestRequestInFlightAnsweredWhenAgentDies(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	entered := make(chan struct{}, 1)
+	custom := agent.New().
+		Handle("block", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			entered <- struct{}{}
+			<-release
+			return agent.Reply{"status": "ok"}, nil
+		}).
+		Handle("ping", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			return agent.Reply{"status": "ok", "pong": true}, nil
+		})
+	n := startNode(t, testConfig(t, "inflight", `
+[[node.listener]]
+name = "agent"
+addr = "127.0.0.1:0"
+agent = "custom"
+`), map[string]*agent.Agent{"custom": custom})
+	c := dial(t, n.Addr("agent"), frame.Options{}, proto.Msgpack())
+	want(t, c.call(1, "ping", nil), "pong", true)
+	id, ok := n.Sessions().Get(1)
+	if !ok {
+		t.Fatal("no session 1")
+	}
+	c.send(map[string]any{"cmd": "block", "id": 42})
+	<-entered
+	n.Ergo().ProcessByPid(sup.ToPid(id.Agent)).Kill()
+	want(t, c.recv(), "status", "error", "message", "agent unavailable, retry", "id", 42)
+	// The client retries and is served by the restarted agent.
+	agentOf(t, n, 1, sup.ToPid(id.Agent))
+	want(t, c.call(2, "ping", nil), "pong", true)
+}
+
+func TestGateCrashKeepsClients(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "gatecrash", demoListeners), nil)
+	c, session := loggedIn(t, n)
+	old := n.Ergo().ProcessByName("gate.agent")
+	old.Kill()
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if p := n.Ergo().ProcessByName("gate.agent"); p == nil || p.Self() == old.Self() {
+			return fmt.Errorf("gate not restarted")
+		}
+		return nil
+	})
+	want(t, c.call(1, "whoami", nil), "user", "admin", "session", session)
+	// New clients are accepted too.
+	c2, _ := loggedIn(t, n)
+	want(t, c2.call(2, "echo", map[string]any{"text": "after gate crash"}), "echo", "after gate crash")
+}
+
+func TestWatchdogCrashKeepsSessions(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "wdcrash", demoListeners), nil)
+	c, session := loggedIn(t, n)
+	old := n.Ergo().ProcessByName("watchdog")
+	old.Kill()
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if p := n.Ergo().ProcessByName("watchdog"); p == nil || p.Self() == old.Self() {
+			return fmt.Errorf("watchdog not restarted")
+		}
+		return nil
+	})
+	want(t, c.call(1, "whoami", nil), "user", "admin")
+	// The restarted watchdog still restores sessions of crashed agents.
+	pid := agentOf(t, n, session, etf.Pid{})
+	n.Ergo().ProcessByPid(pid).Kill()
+	agentOf(t, n, session, pid)
+	want(t, c.call(2, "whoami", nil), "user", "admin", "session", session)
+	c2, _ := loggedIn(t, n)
+	want(t, c2.call(3, "echo", map[string]any{"text": "x"}), "echo", "x")
+}
+
+func TestStopClosesClients(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "stop", demoListeners), nil)
+	c, _ := loggedIn(t, n)
+	stopNow(t, n)
+	c.expectClosed()
+}
