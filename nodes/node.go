@@ -33,6 +33,12 @@ const (
 	GatesName  = "gates"
 )
 
+// ergoStart serialises ergo.StartNode: Ergo v2 writes a package-level
+// variable (corePID) while starting a node, a data race when a program starts
+// two nodes at once. This guard is the only package-level state of skynode;
+// it protects Ergo's, not ours.
+var ergoStart sync.Mutex
+
 // ErrTreeDown is reported by Node.Err when the supervision tree gave up.
 var ErrTreeDown = errors.New("nodes: supervision tree terminated")
 
@@ -146,7 +152,9 @@ func (n *Node) startErgo(cookie string) error {
 		Creation: uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<20,
 		System:   node.System{DisableAnonMetrics: true},
 	}
+	ergoStart.Lock()
 	en, err := ergo.StartNode(n.cfg.Name+"@"+n.cfg.Host, cookie, opts)
+	ergoStart.Unlock()
 	if err != nil {
 		return fmt.Errorf("failed to start ergo node: %w", err)
 	}
@@ -259,9 +267,9 @@ func (n *Node) Err() error {
 	return nil
 }
 
-// Stop stops accepting, closes every client (their agents stop), stops the
-// processes and the Ergo node. It waits at most until ctx ends and is safe to
-// call more than once.
+// Stop stops accepting, closes every client, lets their agents end
+// normally, then stops the processes and the Ergo node. It waits at most
+// until ctx ends and is safe to call more than once.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		for _, l := range n.listeners {
@@ -269,12 +277,28 @@ func (n *Node) Stop(ctx context.Context) error {
 				n.stopErr = errors.Join(n.stopErr, fmt.Errorf("listener %s: %w", l.Name(), err))
 			}
 		}
+		n.drain(ctx)
 		n.cancel()
 		n.ergo.Stop()
 		n.wg.Wait()
 		n.log.Info("node stopped")
 	})
 	return n.stopErr
+}
+
+// drain waits until the watchdog has ended every session (each agent got
+// its StopAgent), so no process is killed with messages still on the way.
+func (n *Node) drain(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.store.Len() > 0 && !n.treeDown.Load() {
+		select {
+		case <-ctx.Done():
+			n.log.Warn("node stopped with sessions left", "sessions", n.store.Len())
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Run starts the node called name and runs it until ctx ends (a signal, say)

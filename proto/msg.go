@@ -105,11 +105,13 @@ type Frame struct {
 
 // Output carries bytes from an agent to its gate for the client. Ack is the
 // highest Seq the agent has finished with (cumulative; it frees the gate's
-// flow-control window). Payload may be empty when the agent only acknowledges.
-// Close asks the gate to close the connection once Payload is written.
+// flow-control window). Write says Payload is a frame for the client (it may
+// be empty); without it the message only acknowledges. Close asks the gate to
+// close the connection once Payload is written.
 type Output struct {
 	Session uint64
 	Ack     uint64
 	Payload []byte
 	Close   bool
+	Write   bool
 }

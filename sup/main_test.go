@@ -3,7 +3,7 @@ package sup_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { ergotest.Main(m) }

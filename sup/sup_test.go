@@ -2,16 +2,15 @@ package sup_test
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // worker reports every Init with its argument on a channel.
@@ -36,19 +35,7 @@ func (w *worker) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	return gen.ServerStatusOK
 }
 
-func startNode(t *testing.T) node.Node {
-	t.Helper()
-	n, err := ergo.StartNode(fmt.Sprintf("sup%d@127.0.0.1", time.Now().UnixNano()), "cookie", node.Options{
-		Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
-		StaticRoutesOnly: true, Registrar: nopRegistrar{},
-		System: node.System{DisableAnonMetrics: true},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	return n
-}
+func startNode(t *testing.T) node.Node { return ergotest.StartNode(t) }
 
 func recv(t *testing.T, ch chan etf.Term) etf.Term {
 	t.Helper()

@@ -146,6 +146,10 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	if f.Seq <= st.ack {
 		return gen.ServerStatusOK // a duplicate: already handled
 	}
+	if st.sess.closed {
+		s.flush(p, st, f.Seq) // the session is over: acknowledge, do not handle
+		return gen.ServerStatusOK
+	}
 	if s.agent.onFrame != nil {
 		if err := s.call(st, func() error { return s.agent.onFrame(&st.sess, f.Payload) }); err != nil {
 			st.log.Error("agent frame handler failed", "err", err)
@@ -222,7 +226,7 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	out := st.sess.out
 	st.sess.out = nil
 	for i, payload := range out {
-		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: payload}
+		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: payload, Write: true}
 		if i == len(out)-1 {
 			m.Ack, m.Close = ack, st.sess.closing
 		}
@@ -232,6 +236,9 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 		s.send(p, st, proto.Output{Session: st.sess.id, Ack: ack, Close: st.sess.closing})
 	}
 	st.ack = ack
+	if st.sess.closing {
+		st.sess.closed = true
+	}
 }
 
 // fail acknowledges a frame that could not be handled, with the retryable
@@ -244,6 +251,7 @@ func (s *server) fail(p *gen.ServerProcess, st *state, f proto.Frame) {
 			reply["id"] = id
 		}
 		m.Payload, _ = st.sess.codec.Marshal(reply)
+		m.Write = true
 	}
 	s.send(p, st, m)
 }

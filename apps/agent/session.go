@@ -23,7 +23,8 @@ type Session struct {
 	dirty  bool
 
 	out     [][]byte // replies produced by the current handler, in order
-	closing bool
+	closing bool     // Close was called: close once this handler's output is out
+	closed  bool     // the close was sent to the gate: no more output
 }
 
 // ID returns the session id (unique on the gate's node).
@@ -79,13 +80,13 @@ func (s *Session) Send(v any) error {
 
 // Write queues an already encoded payload for the client.
 func (s *Session) Write(payload []byte) error {
-	if s.closing {
+	if s.closed {
 		return ErrSessionClosed
 	}
 	s.out = append(s.out, payload)
 	return nil
 }
 
-// Close ends the session: the connection is closed once the queued output
-// is written.
+// Close ends the session: the connection is closed once the output queued
+// by the current handler, its reply included, is written.
 func (s *Session) Close() { s.closing = true }

@@ -95,7 +95,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 	cl.mu.Lock()
 	cl.take(m.Ack)
 	cl.mu.Unlock()
-	if len(m.Payload) > 0 {
+	if m.Write {
 		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
 			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
 		}

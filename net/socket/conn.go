@@ -32,6 +32,7 @@ type Conn struct {
 	nc    net.Conn
 	id    uint64
 	start chan struct{} // closed by Start or by closing; wakes run
+	done  chan struct{} // closed when the connection closes
 
 	mu       sync.Mutex // guards the fields below; never held with Server.mu
 	state    connState
@@ -47,7 +48,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, id uint64) *Conn {
-	return &Conn{s: s, nc: nc, id: id, start: make(chan struct{})}
+	return &Conn{s: s, nc: nc, id: id, start: make(chan struct{}), done: make(chan struct{})}
 }
 
 // ID returns the connection's number, unique per Server and counting from 1.
@@ -82,6 +83,11 @@ func (c *Conn) Start() {
 		close(c.start)
 	}
 }
+
+// Done returns a channel that is closed when the connection closes (before
+// [Handler.Closed] is called). A [Handler.Frame] that waits for something,
+// such as flow-control credit, selects on it so it never outlives the socket.
+func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Close closes the connection at once, dropping queued output, and
 // records reason for [Handler.Closed] unless the connection was already
@@ -151,6 +157,7 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 	c.err = err
 	c.state = stateClosed
 	c.out, c.spare = nil, nil
+	close(c.done)
 	if !c.woken {
 		c.woken = true
 		close(c.start)

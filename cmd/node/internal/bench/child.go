@@ -19,10 +19,6 @@ const (
 	childStopWait  = 3 * time.Second
 )
 
-// ErrChild is wrapped by errors about a child process that did not start
-// as expected.
-var ErrChild = errors.New("bench: child process")
-
 // Child is a server running in a child process, started by [StartChild].
 // Its methods may not be called concurrently.
 type Child struct {

@@ -13,7 +13,7 @@ func TestChurn(t *testing.T) {
 	raw := startBaseline(t, frame.Options{})
 	pr := startServer(t, protoServer(func(map[string]any) {}))
 	for _, o := range []Options{{Addr: raw}, {Addr: pr.addr, Mode: ModeProto}} {
-		o.Conns, o.Duration, o.Warmup = 4, 300*time.Millisecond, 50*time.Millisecond
+		o.Conns, o.Duration, o.Warmup = 4, 400*time.Millisecond, 20*time.Millisecond
 		r, err := Churn(context.Background(), o)
 		if err != nil {
 			t.Fatal(err)

@@ -6,27 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
 )
-
-// Errors that classify a failed request; see [Result.ErrorKinds].
-var (
-	// ErrMismatch: a response differs from the request's expected echo.
-	ErrMismatch = errors.New("bench: echo mismatch")
-	// ErrUnexpected: a frame arrived while no request was in flight.
-	ErrUnexpected = errors.New("bench: unexpected frame")
-	// ErrHandshake: the proto welcome was missing or not "ok".
-	ErrHandshake = errors.New("bench: bad welcome")
-	// ErrDial: a connection attempt failed.
-	ErrDial = errors.New("bench: dial failed")
-)
-
-// longAgo is a deadline in the past; setting it interrupts blocked I/O.
-var longAgo = time.Unix(1, 0)
 
 // client is one connection of a measurement. It is used by one goroutine,
 // except for interrupt, which may be called from any.
@@ -92,8 +76,9 @@ func (c *client) welcome() error {
 	return nil
 }
 
-// interrupt makes blocked and later I/O of c fail at once.
-func (c *client) interrupt() { _ = c.conn.SetDeadline(longAgo) }
+// interrupt makes blocked and later I/O of c fail at once: a deadline in
+// the past.
+func (c *client) interrupt() { _ = c.conn.SetDeadline(time.Unix(1, 0)) }
 
 // close closes the connection.
 func (c *client) close() { _ = c.conn.Close() }
@@ -229,21 +214,4 @@ func brief(p []byte) string {
 		return fmt.Sprintf("%q…(%d bytes)", p[:40], len(p))
 	}
 	return fmt.Sprintf("%q", p)
-}
-
-// kind names the class of a request error for [Result.ErrorKinds].
-func kind(err error) string {
-	switch {
-	case errors.Is(err, ErrMismatch):
-		return "mismatch"
-	case errors.Is(err, ErrUnexpected):
-		return "unexpected"
-	case errors.Is(err, ErrDial):
-		return "dial"
-	case errors.Is(err, ErrHandshake):
-		return "handshake"
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "timeout"
-	}
-	return "disconnect"
 }

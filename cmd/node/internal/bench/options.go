@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,9 +12,6 @@ const (
 	ModeRaw   = "raw"   // frames are echoed unchanged
 	ModeProto = "proto" // msgpack echo requests of the agent protocol
 )
-
-// ErrOptions is wrapped by the errors about invalid [Options].
-var ErrOptions = errors.New("bench: invalid options")
 
 // Options configures a measurement. Zero (and negative, unless said
 // otherwise) fields take the defaults given with each field.

@@ -2,16 +2,12 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// ErrNoConn is returned when not one connection could be established.
-var ErrNoConn = errors.New("bench: no connection")
 
 // Result is what [Run] measured.
 type Result struct {

@@ -1,14 +1,20 @@
-package sup_test
+package ergotest
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ergo-services/ergo"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
 )
 
-// nopRegistrar keeps test nodes off EPMD (port 4369).
+// nopRegistrar keeps test nodes off EPMD (port 4369) and resolves no peer.
 type nopRegistrar struct{}
 
 func (nopRegistrar) Register(context.Context, string, node.RegisterOptions) error { return nil }
@@ -24,4 +30,26 @@ func (nopRegistrar) Config() (node.RegistrarConfig, error) {
 func (nopRegistrar) ConfigItem(string) (etf.Term, error) { return nil, lib.ErrUnsupported }
 func (nopRegistrar) SetConfigUpdateCallback(func(string, etf.Term) error) error {
 	return lib.ErrUnsupported
+}
+
+// startMu serialises ergo.StartNode, which writes an Ergo package variable.
+var startMu sync.Mutex
+
+// StartNode starts an Ergo node on 127.0.0.1 with a unique name, no EPMD
+// and no peers, and stops it when the test ends.
+func StartNode(t testing.TB) node.Node {
+	t.Helper()
+	startMu.Lock()
+	n, err := ergo.StartNode(fmt.Sprintf("test%d@127.0.0.1", time.Now().UnixNano()), "cookie", node.Options{
+		Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
+		StaticRoutesOnly: true,
+		Registrar:        nopRegistrar{},
+		System:           node.System{DisableAnonMetrics: true},
+	})
+	startMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
 }
