@@ -181,7 +181,7 @@ func (n *Node) startTree(nc NodeConfig, kinds map[string]*agent.Agent) error {
 			Name:     AgentsName + "." + lc.Name,
 			Shards:   lc.Shards,
 			Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log}),
-			Options:  gen.ProcessOptions{MailboxSize: uint16(max(32, 2*window+8)), DirectboxSize: 2},
+			Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window), DirectboxSize: 2},
 		}
 		pools[lc.Name] = pool
 		agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
@@ -210,6 +210,14 @@ func (n *Node) startTree(nc NodeConfig, kinds map[string]*agent.Agent) error {
 	}
 	n.root = p
 	return nil
+}
+
+// agentMailbox sizes an agent's mailbox: the gate never has more than window
+// frames in flight to it, plus room for control messages (session state,
+// stop) and pushes. Ergo allocates three channels of this size per process,
+// so it is the largest part of an idle client's memory.
+func agentMailbox(window int) uint16 {
+	return uint16(min(max(window+8, 16), 65535))
 }
 
 // serve starts accepting on every listener and watches the tree.

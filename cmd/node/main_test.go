@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/proto"
+)
+
+// nodeBin is the node binary built by TestMain; set once before any test.
+var nodeBin string
+
+// TestMain builds the node binary once (with -race when the tests run with
+// it), then runs the tests, which start it as child processes.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "node-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	nodeBin = filepath.Join(dir, "node")
+	args := []string{"build", "-o", nodeBin}
+	if raceEnabled() {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// checkFor polls f until it returns nil or timeout passes.
+func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after %v: %v", timeout, err)
+		}
+		time.Sleep(every)
+	}
+}
+
+// syncBuffer collects a process's output; it is written by exec's copy
+// goroutines while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running node binary.
+type proc struct {
+	cmd  *exec.Cmd
+	out  syncBuffer // stdout and stderr
+	done chan struct{}
+	err  error // how it ended; valid once done is closed
+}
+
+// start runs the node binary with args in its own process group. At cleanup
+// the group (the process and any child it started) is killed and waited for.
+func start(t *testing.T, stdin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(nodeBin, args...), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.Stdin = strings.NewReader(stdin)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.WaitDelay = 5 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		if t.Failed() {
+			t.Logf("output of node %s:\n%s", strings.Join(args, " "), p.out.String())
+		}
+	})
+	return p
+}
+
+// wait returns how the process ended, failing the test if it runs longer
+// than timeout.
+func (p *proc) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("%v still running after %v", p.cmd.Args, timeout)
+		return nil
+	}
+}
+
+// failed checks that the process exited non-zero within timeout and
+// returns its output.
+func (p *proc) failed(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	var ee *exec.ExitError
+	if err := p.wait(t, timeout); !errors.As(err, &ee) || ee.ExitCode() <= 0 {
+		t.Fatalf("exit: %v, want a non-zero status", err)
+	}
+	return p.out.String()
+}
+
+// freeAddrs returns n loopback addresses free a moment ago.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
+}
+
+// writeConfig writes a one-node cluster.toml with an agent listener (user
+// admin, password secret) and a raw echo listener, and returns its path.
+func writeConfig(t *testing.T, name, agentAddr, echoAddr string) string {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, fmt.Sprintf(`[cluster]
+cookie = "test-cookie"
+[auth.users]
+admin = %q
+[[node]]
+name = %q
+roles = ["gate"]
+  [[node.listener]]
+  name = "agent"
+  addr = %q
+  [[node.listener]]
+  name = "echo"
+  addr = %q
+  codec = "raw"
+  agent = "echo"
+`, hash, name, agentAddr, echoAddr))
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startServing writes a config for node name, starts the node binary with
+// args(configPath), and waits until the node has started and its agent
+// listener accepts. Ports are picked free beforehand; if one was taken in
+// the meantime, it tries again. It returns the process and the agent and
+// echo addresses.
+func startServing(t *testing.T, name string, args func(config string) []string) (p *proc, agent, echo string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		addrs := freeAddrs(t, 2)
+		p = start(t, "", args(writeConfig(t, name, addrs[0], addrs[1]))...)
+		err := waitServing(p, addrs[0], 60*time.Second)
+		if err == nil {
+			return p, addrs[0], addrs[1]
+		}
+		if attempt < 3 && strings.Contains(p.out.String(), "address already in use") {
+			continue
+		}
+		t.Fatalf("node %s not serving: %v\n%s", name, err, p.out.String())
+	}
+}
+
+func waitServing(p *proc, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("exited: %v", p.err)
+		default:
+		}
+		err := errors.New(`no "node started" in the output`)
+		if strings.Contains(p.out.String(), `msg="node started"`) {
+			var c net.Conn
+			if c, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
+				return c.Close()
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %v: %w", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client speaks the agent protocol (len16 + msgpack) over one connection.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	r    *frame.Reader
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: frame.NewReader(conn, frame.Options{})}
+}
+
+func (c *client) recv() map[string]any {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	b, err := c.r.Next()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("decode %x: %v", b, err)
+	}
+	return m
+}
+
+// call sends a request and returns the response.
+func (c *client) call(cmd string, data map[string]any) map[string]any {
+	c.t.Helper()
+	req := map[string]any{"cmd": cmd}
+	if data != nil {
+		req["data"] = data
+	}
+	p, err := proto.Msgpack().Marshal(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	b, err := frame.Append(nil, frame.Options{}, p)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.conn.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.recv()
+}
+
+// expectClosed reads until the server closes the connection.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		_, err := c.r.Next()
+		if err == nil {
+			continue
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			c.t.Fatal("connection not closed by the server")
+		}
+		return
+	}
+}
+
+// want checks the string form of keys of m.
+func want(t *testing.T, m map[string]any, kv ...string) {
+	t.Helper()
+	for i := 0; i < len(kv); i += 2 {
+		if got := fmt.Sprint(m[kv[i]]); got != kv[i+1] {
+			t.Fatalf("%s = %q, want %q (in %v)", kv[i], got, kv[i+1], m)
+		}
+	}
+}

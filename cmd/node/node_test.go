@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Generous limits for a loaded machine and race-enabled binaries; none of
+// them is a timing assertion.
+const (
+	exitWait = 30 * time.Second
+	goneWait = 30 * time.Second
+)
+
+func runArgs(name string) func(string) []string {
+	return func(config string) []string { return []string{"run", "--config", config, "--node", name} }
+}
+
+func TestRunStopsOnSignal(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			name := "sig" + strconv.Itoa(int(sig))
+			p, agent, _ := startServing(t, name, runArgs(name))
+			c := dial(t, agent)
+			want(t, c.recv(), "status", "ok", "message", "Welcome to server")
+			want(t, c.call("login", map[string]any{"username": "admin", "password": "secret"}),
+				"status", "ok", "message", "Login successful")
+			want(t, c.call("whoami", nil), "status", "ok", "user", "admin", "node", name+"@127.0.0.1")
+
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			c.expectClosed()
+			if err := p.wait(t, exitWait); err != nil {
+				t.Fatalf("exit after %v: %v", sig, err)
+			}
+		})
+	}
+}
+
+func TestRunPortInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	addr := ln.Addr().String()
+	config := writeConfig(t, "busy", addr, "127.0.0.1:0")
+	out := start(t, "", "run", "--config", config, "--node", "busy").failed(t, exitWait)
+	if !strings.Contains(out, addr) {
+		t.Fatalf("error does not name %s:\n%s", addr, out)
+	}
+}
+
+func TestRunInvalidConfig(t *testing.T) {
+	t.Parallel()
+	valid := "[cluster]\ncookie = \"c\"\n[[node]]\nname = \"a\"\n"
+	for _, tc := range []struct {
+		name, config, node, want string
+	}{
+		{"unknown key", valid + "bogus_key = 1\n", "a", "bogus_key"},
+		{"unknown node", valid, "nope", `no node "nope"`},
+		{"bad framing", valid + "[[node.listener]]\nname = \"l\"\naddr = \"127.0.0.1:0\"\nframing = \"len8\"\n", "a", "len8"},
+		{"syntax", valid + "[[node\n", "a", "invalid config"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			config := writeFile(t, tc.config)
+			out := start(t, "", "run", "--config", config, "--node", tc.node).failed(t, exitWait)
+			if !strings.Contains(out, tc.want) {
+				t.Fatalf("output does not mention %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func TestLaunch(t *testing.T) {
+	t.Parallel()
+	const name = "launched"
+	p, agent, _ := startServing(t, name, func(config string) []string {
+		return []string{"launch", "--config", config}
+	})
+	var pid int
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		m := regexp.MustCompile(`(?m)^\[launch\] ` + name + ` ready, pid (\d+)$`).FindStringSubmatch(p.out.String())
+		if m == nil {
+			return errors.New("no ready line")
+		}
+		pid, _ = strconv.Atoi(m[1])
+		return nil
+	})
+	out := p.out.String()
+	if !strings.Contains(out, fmt.Sprintf("[launch] %s starting, pid %d\n", name, pid)) {
+		t.Errorf("no starting line with pid %d", pid)
+	}
+	if !regexp.MustCompile(`(?m)^\[` + name + `\] .*msg="node started"`).MatchString(out) {
+		t.Errorf("node log lines not prefixed with [%s]", name)
+	}
+	c := dial(t, agent)
+	want(t, c.recv(), "status", "ok", "message", "Welcome to server")
+	want(t, c.call("echo", map[string]any{"text": "hi"}), "status", "ok", "echo", "hi")
+
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, exitWait); err != nil {
+		t.Fatalf("launch exit: %v", err)
+	}
+	checkFor(t, goneWait, 20*time.Millisecond, func() error {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("node pid %d: kill 0: %v", pid, err)
+		}
+		return nil
+	})
+	c.expectClosed()
+}
+
+func TestHashPassword(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, stdin string
+		args        []string
+	}{
+		{"argument", "", []string{"hash-password", "secret", "--cost", "4"}},
+		{"stdin", "secret\n", []string{"hash-password", "--cost", "4"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := start(t, tc.stdin, tc.args...)
+			if err := p.wait(t, exitWait); err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			hash := []byte(strings.TrimSpace(p.out.String()))
+			if err := bcrypt.CompareHashAndPassword(hash, []byte("secret")); err != nil {
+				t.Fatalf("hash %q rejects the password: %v", hash, err)
+			}
+			if err := bcrypt.CompareHashAndPassword(hash, []byte("wrong")); err == nil {
+				t.Fatalf("hash %q accepts a wrong password", hash)
+			}
+			if cost, err := bcrypt.Cost(hash); err != nil || cost != 4 {
+				t.Fatalf("cost %d, %v; want 4", cost, err)
+			}
+		})
+	}
+}
+
+func TestBench(t *testing.T) {
+	t.Parallel()
+	_, _, echo := startServing(t, "benched", runArgs("benched"))
+	p := start(t, "", "bench", "--addr", echo, "--duration", "1s", "--warmup", "0", "--conns", "4")
+	err := p.wait(t, 60*time.Second)
+	out := p.out.String()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`req/s.* errors=0\b`).MatchString(out) {
+		t.Fatalf("no req/s line with errors=0:\n%s", out)
+	}
+}
