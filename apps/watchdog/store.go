@@ -16,6 +16,7 @@ type Record struct {
 	Agent    proto.PID // zero while no agent runs
 	Values   []byte    // the agent's saved session values (msgpack)
 	Started  bool      // the agent's start hook has run
+	Resumed  proto.PID // the agent last given the session state
 	Restarts []time.Time
 }
 

@@ -130,8 +130,16 @@ func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
 		return
 	}
 	agent := sup.FromPid(proc.Self())
-	s.opts.Store.update(r.Session, func(r *Record) { r.Agent = agent })
+	var rec Record
+	s.opts.Store.update(r.Session, func(r *Record) {
+		r.Agent = agent
+		rec = *r
+		r.Started, r.Resumed = true, agent
+	})
 	s.watch(p, st, agent, r.Session)
+	// Hand over at once rather than on the agent's AgentUp, which is
+	// already queued here: that saves a round trip on every connect.
+	s.resume(p, rec)
 }
 
 func (s *server) watch(p *gen.ServerProcess, st *state, agent proto.PID, session uint64) {
@@ -146,7 +154,12 @@ func (s *server) watch(p *gen.ServerProcess, st *state, agent proto.PID, session
 func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 	var restarted, kick bool
 	var rec Record
+	var resumed bool
 	found := s.opts.Store.update(m.Session, func(r *Record) {
+		if r.Resumed == m.Agent {
+			resumed = true // handed over when it was started
+			return
+		}
 		if r.Agent != m.Agent {
 			restarted = r.Started
 			now := time.Now()
@@ -158,8 +171,11 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 			r.Agent = m.Agent
 		}
 		rec = *r
-		r.Started = true
+		r.Started, r.Resumed = true, m.Agent
 	})
+	if resumed {
+		return
+	}
 	if !found {
 		// The client left before its agent came up (or came back).
 		_ = p.Send(sup.ToPid(m.Agent), proto.StopAgent{Session: m.Session, Reason: "no session"})

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,7 @@ import (
 )
 
 func runCmd() *cobra.Command {
-	var config, name, level string
+	var config, name, level, cpuprofile string
 	var grace time.Duration
 	c := &cobra.Command{
 		Use:   "run --node NAME",
@@ -25,6 +26,17 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return nodes.Run(cmd.Context(), cfg, name, nodes.Options{Logger: log}, grace)
 		},
 	}
@@ -32,6 +44,7 @@ func runCmd() *cobra.Command {
 	c.Flags().StringVar(&name, "node", "", "name of the node to run (required)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	c.Flags().DurationVar(&grace, "grace", 5*time.Second, "time allowed to close clients on shutdown")
+	c.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	_ = c.MarkFlagRequired("node")
 	return c
 }
