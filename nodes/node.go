@@ -68,7 +68,7 @@ type Node struct {
 }
 
 // Start starts the node called name of cfg. Stop it with Stop.
-func Start(ctx context.Context, cfg *Config, name string, o Options) (n *Node, err error) {
+func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, err error) {
 	nc, err := cfg.Node(name)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (n *Node, e
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}
-	n = &Node{cfg: nc, store: watchdog.NewStore(), done: make(chan struct{})}
+	n := &Node{cfg: nc, store: watchdog.NewStore(), done: make(chan struct{})}
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
 
 	// Bind every listener first: a port in use is a start-up error.

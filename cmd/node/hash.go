@@ -26,6 +26,9 @@ func hashCmd() *cobra.Command {
 				}
 				pw = strings.TrimRight(line, "\r\n")
 			}
+			if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+				return fmt.Errorf("cost %d outside %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
+			}
 			h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
 			if err != nil {
 				return err

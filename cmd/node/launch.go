@@ -79,6 +79,7 @@ func startChild(self, name string, out *lineWriter, args ...string) (*child, err
 	pr, pw := io.Pipe()
 	c := &child{name: name, cmd: exec.Command(self, args...), exited: make(chan struct{})}
 	c.cmd.Stdout, c.cmd.Stderr = pw, pw
+	setParentDeath(c.cmd)
 	if err := c.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -87,16 +88,19 @@ func startChild(self, name string, out *lineWriter, args ...string) (*child, err
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			out.printf("[%s] %s\n", name, line)
-			if strings.Contains(line, `msg="node started"`) {
-				out.printf("[launch] %s ready, pid %d\n", name, pid)
+		r := bufio.NewReader(pr)
+		for {
+			line, err := r.ReadString('\n')
+			if line != "" {
+				out.printf("[%s] %s\n", name, strings.TrimSuffix(line, "\n"))
+				if strings.Contains(line, `msg="node started"`) {
+					out.printf("[launch] %s ready, pid %d\n", name, pid)
+				}
+			}
+			if err != nil {
+				return
 			}
 		}
-		_, _ = io.Copy(io.Discard, pr)
 	}()
 	go func() {
 		err := c.cmd.Wait()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,31 +36,18 @@ func TestMain(m *testing.M) {
 	}
 	nodeBin = filepath.Join(dir, "node")
 	args := []string{"build", "-o", nodeBin}
-	if raceEnabled() {
+	if bi, ok := debug.ReadBuildInfo(); ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"}) {
 		args = append(args, "-race")
+	}
+	exit := func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
 	}
 	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(2)
+		exit(2)
 	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}))
-}
-
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
+	goleak.VerifyTestMain(m, goleak.Cleanup(exit))
 }
 
 // checkFor polls f until it returns nil or timeout passes.
@@ -131,6 +119,15 @@ func start(t *testing.T, stdin string, args ...string) *proc {
 	return p
 }
 
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // wait returns how the process ended, failing the test if it runs longer
 // than timeout.
 func (p *proc) wait(t *testing.T, timeout time.Duration) error {
@@ -144,15 +141,19 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) error {
 	}
 }
 
-// failed checks that the process exited non-zero within timeout and
-// returns its output.
+// failed checks that the process reported an error within timeout: status
+// 1 (not a panic's 2) and a "node: " message. It returns the output.
 func (p *proc) failed(t *testing.T, timeout time.Duration) string {
 	t.Helper()
-	var ee *exec.ExitError
-	if err := p.wait(t, timeout); !errors.As(err, &ee) || ee.ExitCode() <= 0 {
-		t.Fatalf("exit: %v, want a non-zero status", err)
+	err := p.wait(t, timeout)
+	if ee, ok := errors.AsType[*exec.ExitError](err); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1", err)
 	}
-	return p.out.String()
+	out := p.out.String()
+	if !strings.Contains(out, "node: ") {
+		t.Fatalf("no error message:\n%s", out)
+	}
+	return out
 }
 
 // freeAddrs returns n loopback addresses free a moment ago.
@@ -207,9 +208,9 @@ func writeFile(t *testing.T, body string) string {
 
 // startServing writes a config for node name, starts the node binary with
 // args(configPath), and waits until the node has started and its agent
-// listener accepts. Ports are picked free beforehand; if one was taken in
-// the meantime, it tries again. It returns the process and the agent and
-// echo addresses.
+// listener accepts. Ports are picked free beforehand; since one may be taken
+// in the meantime, a process that exits before serving is tried again. It
+// returns the process and the agent and echo addresses.
 func startServing(t *testing.T, name string, args func(config string) []string) (p *proc, agent, echo string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
@@ -219,21 +220,17 @@ func startServing(t *testing.T, name string, args func(config string) []string) 
 		if err == nil {
 			return p, addrs[0], addrs[1]
 		}
-		if attempt < 3 && strings.Contains(p.out.String(), "address already in use") {
+		if attempt < 3 && p.exited() {
+			t.Logf("attempt %d: %v\n%s", attempt, err, p.out.String())
 			continue
 		}
 		t.Fatalf("node %s not serving: %v\n%s", name, err, p.out.String())
 	}
 }
 
+// waitServing polls until p has logged "node started" and addr accepts.
 func waitServing(p *proc, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
-		default:
-		}
+	for deadline := time.Now().Add(timeout); !p.exited(); time.Sleep(20 * time.Millisecond) {
 		err := errors.New(`no "node started" in the output`)
 		if strings.Contains(p.out.String(), `msg="node started"`) {
 			var c net.Conn
@@ -244,8 +241,8 @@ func waitServing(p *proc, addr string, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v: %w", timeout, err)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return fmt.Errorf("exited: %v", p.err)
 }
 
 // client speaks the agent protocol (len16 + msgpack) over one connection.
@@ -286,15 +283,14 @@ func (c *client) call(cmd string, data map[string]any) map[string]any {
 	if data != nil {
 		req["data"] = data
 	}
-	p, err := proto.Msgpack().Marshal(req)
-	if err != nil {
-		c.t.Fatal(err)
+	b, err := proto.Msgpack().Marshal(req)
+	if err == nil {
+		b, err = frame.Append(nil, frame.Options{}, b)
 	}
-	b, err := frame.Append(nil, frame.Options{}, p)
-	if err != nil {
-		c.t.Fatal(err)
+	if err == nil {
+		_, err = c.conn.Write(b)
 	}
-	if _, err := c.conn.Write(b); err != nil {
+	if err != nil {
 		c.t.Fatal(err)
 	}
 	return c.recv()

@@ -14,12 +14,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Generous limits for a loaded machine and race-enabled binaries; none of
-// them is a timing assertion.
-const (
-	exitWait = 30 * time.Second
-	goneWait = 30 * time.Second
-)
+// exitWait is a generous limit for a loaded machine and race-enabled
+// binaries, not a timing assertion.
+const exitWait = 30 * time.Second
 
 func runArgs(name string) func(string) []string {
 	return func(config string) []string { return []string{"run", "--config", config, "--node", name} }
@@ -67,9 +64,7 @@ func TestRunPortInUse(t *testing.T) {
 func TestRunInvalidConfig(t *testing.T) {
 	t.Parallel()
 	valid := "[cluster]\ncookie = \"c\"\n[[node]]\nname = \"a\"\n"
-	for _, tc := range []struct {
-		name, config, node, want string
-	}{
+	for _, tc := range []struct{ name, config, node, want string }{
 		{"unknown key", valid + "bogus_key = 1\n", "a", "bogus_key"},
 		{"unknown node", valid, "nope", `no node "nope"`},
 		{"bad framing", valid + "[[node.listener]]\nname = \"l\"\naddr = \"127.0.0.1:0\"\nframing = \"len8\"\n", "a", "len8"},
@@ -118,7 +113,7 @@ func TestLaunch(t *testing.T) {
 	if err := p.wait(t, exitWait); err != nil {
 		t.Fatalf("launch exit: %v", err)
 	}
-	checkFor(t, goneWait, 20*time.Millisecond, func() error {
+	checkFor(t, exitWait, 20*time.Millisecond, func() error {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("node pid %d: kill 0: %v", pid, err)
 		}
@@ -129,16 +124,13 @@ func TestLaunch(t *testing.T) {
 
 func TestHashPassword(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name, stdin string
-		args        []string
-	}{
-		{"argument", "", []string{"hash-password", "secret", "--cost", "4"}},
-		{"stdin", "secret\n", []string{"hash-password", "--cost", "4"}},
+	for name, args := range map[string][]string{
+		"argument": {"hash-password", "secret", "--cost", "4"},
+		"stdin":    {"hash-password", "--cost", "4"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			p := start(t, tc.stdin, tc.args...)
+			p := start(t, "secret\n", args...)
 			if err := p.wait(t, exitWait); err != nil {
 				t.Fatalf("exit: %v", err)
 			}
