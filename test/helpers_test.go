@@ -182,12 +182,6 @@ func want(t testing.TB, got map[string]any, kv ...any) {
 	}
 }
 
-func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipped with -short")
-	}
-}
-
 func stopNow(t testing.TB, n *nodes.Node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

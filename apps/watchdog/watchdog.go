@@ -246,7 +246,7 @@ func (s *server) disconnect(p *gen.ServerProcess, st *state, m proto.Disconnect)
 	}
 	pid := sup.ToPid(r.Agent)
 	delete(st.byAgent, pid)
-	_ = p.Send(pid, proto.StopAgent{Session: m.Session, Reason: m.Reason})
+	_ = p.Send(pid, proto.StopAgent(m))
 }
 
 func (s *server) kick(p *gen.ServerProcess, r Record, reason string) {
