@@ -1,0 +1,44 @@
+package nodes_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/nodes"
+)
+
+// A one-node cluster with a raw echo listener, started in-process.
+func ExampleStart() {
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "example"
+  [[node.listener]]
+  name = "echo"
+  addr = "127.0.0.1:0"
+  codec = "raw"
+  agent = "echo"
+`))
+	if err != nil {
+		panic(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "example", nodes.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer n.Stop(context.Background())
+
+	conn, err := net.Dial("tcp", n.Addr("echo").String())
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	b, _ := frame.Append(nil, frame.Options{}, []byte("hello"))
+	conn.Write(b)
+	reply, err := frame.NewReader(conn, frame.Options{}).Next()
+	fmt.Printf("%s %v %s\n", reply, err, n.Name())
+	// Output: hello <nil> example@127.0.0.1
+}

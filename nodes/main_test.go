@@ -1,0 +1,9 @@
+package nodes_test
+
+import (
+	"testing"
+
+	"github.com/skynode/skynode/sup/ergotest"
+)
+
+func TestMain(m *testing.M) { ergotest.Main(m) }
