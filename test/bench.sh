@@ -35,10 +35,10 @@ start_node
 "$bin" bench --addr 127.0.0.1:8888 --conns 100 --duration "${secs}s"
 stop_node
 
-echo "## connection churn (connect + one echo + close), 20 workers"
+echo "## connection churn (connect + one echo + close), 50 workers"
 start_node
-"$bin" bench --addr 127.0.0.1:8889 --churn --conns 20 --duration "${secs}s" --baseline
-"$bin" bench --addr 127.0.0.1:8888 --churn --conns 20 --duration "${secs}s"
+"$bin" bench --addr 127.0.0.1:8889 --churn --conns 50 --duration "${secs}s" --baseline
+"$bin" bench --addr 127.0.0.1:8888 --churn --conns 50 --duration "${secs}s"
 stop_node
 
 echo "## resident memory per idle connection, 10000 connections (agent process included)"
