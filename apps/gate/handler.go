@@ -82,7 +82,14 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 	delete(l.clients, cl.session)
 	l.mu.Unlock()
 	d := proto.Disconnect{Session: cl.session, Reason: reason.String()}
-	l.log.Debug("client disconnected", "session", cl.session, "reason", reason.String(), "err", err)
+	switch reason {
+	case socket.ReasonReadError, socket.ReasonWriteError, socket.ReasonSlowConsumer, socket.ReasonFrameTooLarge:
+		// Skynet's handlers.error: the connection failed rather than ended.
+		l.log.Warn("client connection failed", "session", cl.session, "remote", c.RemoteAddr().String(),
+			"reason", reason.String(), "err", err)
+	default:
+		l.log.Debug("client disconnected", "session", cl.session, "reason", reason.String(), "err", err)
+	}
 	if p := l.process(); p == nil || p.Send(l.opts.Watchdog, d) != nil {
 		l.mu.Lock()
 		l.lost = append(l.lost, d)

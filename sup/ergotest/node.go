@@ -35,18 +35,24 @@ func (nopRegistrar) SetConfigUpdateCallback(func(string, etf.Term) error) error 
 // startMu serialises ergo.StartNode, which writes an Ergo package variable.
 var startMu sync.Mutex
 
-// StartNode starts an Ergo node on 127.0.0.1 with a unique name, no EPMD
-// and no peers, and stops it when the test ends.
-func StartNode(t testing.TB) node.Node {
-	t.Helper()
+// NewNode starts an Ergo node on 127.0.0.1 with a unique name, no EPMD and
+// no peers. The caller stops it.
+func NewNode() (node.Node, error) {
 	startMu.Lock()
-	n, err := ergo.StartNode(fmt.Sprintf("test%d@127.0.0.1", time.Now().UnixNano()), "cookie", node.Options{
+	defer startMu.Unlock()
+	return ergo.StartNode(fmt.Sprintf("test%d@127.0.0.1", time.Now().UnixNano()), "cookie", node.Options{
 		Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
 		StaticRoutesOnly: true,
 		Registrar:        nopRegistrar{},
 		System:           node.System{DisableAnonMetrics: true},
 	})
-	startMu.Unlock()
+}
+
+// StartNode is NewNode for a test: it fails the test on error and stops
+// the node when the test ends.
+func StartNode(t testing.TB) node.Node {
+	t.Helper()
+	n, err := NewNode()
 	if err != nil {
 		t.Fatal(err)
 	}
