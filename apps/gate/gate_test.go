@@ -1,0 +1,345 @@
+package gate_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/proto"
+)
+
+func TestConnect(t *testing.T) {
+	t.Parallel()
+	var next uint64 = 100
+	h := startGate(t, gate.Options{Name: "lobby", NextSession: func() uint64 { next++; return next }})
+	if h.l.Name() != "lobby" || h.l.ProcessName() != "gate.lobby" {
+		t.Fatalf("Name %q, ProcessName %q", h.l.Name(), h.l.ProcessName())
+	}
+	// dial checks Gate, Listener and Remote of each Connect.
+	for _, want := range []uint64{101, 102} {
+		if c := h.dial(); c.session != want {
+			t.Fatalf("session %d, want %d", c.session, want)
+		}
+	}
+	checkFor(t, waitTime, 5e6, func() error {
+		if n := h.l.Len(); n != 2 {
+			return fmt.Errorf("Len() = %d, want 2", n)
+		}
+		return nil
+	})
+}
+
+func TestFramesWaitForForward(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c := h.dial()
+	// Sent before the watchdog forwards the session: nothing may read
+	// them (an early read would answer "agent unavailable" and lose them).
+	c.send([]byte("a"), []byte("b"))
+	c.nothing()
+	a := h.agent()
+	h.toGate(proto.Forward{Session: c.session, Agent: a.pid})
+	for i, want := range []string{"a", "b"} {
+		if f := a.frame(c.session, uint64(i+1)); string(f.Payload) != want {
+			t.Fatalf("frame %d = %q, want %q", i+1, f.Payload, want)
+		}
+	}
+	c.send([]byte("c"))
+	if f := a.frame(c.session, 3); string(f.Payload) != "c" {
+		t.Fatalf("frame 3 = %q", f.Payload)
+	}
+	// Output reaches the client framed, an empty payload as an empty frame.
+	for _, p := range [][]byte{[]byte("out"), {}} {
+		a.output(proto.Output{Session: c.session, Ack: 3, Payload: p, Write: true})
+		if got := c.recv(); !bytes.Equal(got, p) {
+			t.Fatalf("client got %q, want %q", got, p)
+		}
+	}
+}
+
+func TestOutputClose(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		out  proto.Output
+	}{
+		{"write and close", proto.Output{Payload: []byte("bye"), Write: true, Close: true}},
+		{"close only", proto.Output{Close: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := startGate(t, gate.Options{})
+			c, a := h.dialForward()
+			tc.out.Session = c.session
+			a.output(tc.out)
+			if tc.out.Write {
+				if got := c.recv(); string(got) != "bye" {
+					t.Fatalf("client got %q before the close", got)
+				}
+			}
+			c.expectClosed()
+			d := next[proto.Disconnect](t, h.watchdogCh)
+			if d.Session != c.session || d.Reason != "server" {
+				t.Fatalf("Disconnect = %+v", d)
+			}
+		})
+	}
+}
+
+func TestWindow(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{Window: 2})
+	c, a := h.dialForward()
+	c.send([]byte("1"), []byte("2"), []byte("3"))
+	a.frame(c.session, 1)
+	a.frame(c.session, 2)
+	quiet(t, a.ch) // frame 3 waits for an acknowledgement
+	a.output(proto.Output{Session: c.session, Ack: 1})
+	a.frame(c.session, 3)
+	// Acknowledgements are cumulative: Ack 3 frees both slots.
+	a.output(proto.Output{Session: c.session, Ack: 3})
+	c.send([]byte("4"), []byte("5"))
+	a.frame(c.session, 4)
+	a.frame(c.session, 5)
+}
+
+func TestAgentDownFailsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	for _, codec := range []proto.Codec{proto.Msgpack(), proto.JSON(), proto.Raw()} {
+		t.Run(codec.Name(), func(t *testing.T) {
+			t.Parallel()
+			h := startGate(t, gate.Options{Codec: codec})
+			c, a := h.dialForward()
+			answers := codec.Name() != "raw" // raw listeners cannot answer
+			c.send(request(t, codec, 1))
+			a.frame(c.session, 1)
+			a.output(proto.Output{Session: c.session, Ack: 1, Payload: []byte("one"), Write: true})
+			if got := c.recv(); string(got) != "one" {
+				t.Fatalf("client got %q", got)
+			}
+			c.send(request(t, codec, 2), request(t, codec, 3))
+			a.frame(c.session, 2)
+			a.frame(c.session, 3)
+
+			// A notice about another agent is stale: nothing fails, so the
+			// next thing the client gets is the agent's output.
+			other := h.agent()
+			h.toGate(proto.AgentDown{Session: c.session, Agent: other.pid})
+			a.output(proto.Output{Session: c.session, Ack: 1, Payload: []byte("marker"), Write: true})
+			if got := c.recv(); string(got) != "marker" {
+				t.Fatalf("client got %q, want the marker", got)
+			}
+
+			h.toGate(proto.AgentDown{Session: c.session, Agent: a.pid})
+			if answers {
+				unavailable(t, codec, c.recv(), 2)
+				unavailable(t, codec, c.recv(), 3)
+			}
+			// No agent now: a new request is answered at once, not sent
+			// (and not given a seq). A raw client gets no answer, so it
+			// could not tell when the gate has read the request.
+			if answers {
+				c.send(request(t, codec, 4))
+				unavailable(t, codec, c.recv(), 4)
+			}
+			// A new agent gets the next request with the next seq.
+			h.toGate(proto.Forward{Session: c.session, Agent: other.pid})
+			h.sync(c, 3)
+			c.send(request(t, codec, 5))
+			if f := other.frame(c.session, 4); !bytes.Equal(f.Payload, request(t, codec, 5)) {
+				t.Fatalf("new agent got %q", f.Payload)
+			}
+			other.output(proto.Output{Session: c.session, Ack: 4, Payload: []byte("served"), Write: true})
+			if got := c.recv(); string(got) != "served" {
+				t.Fatalf("client got %q, want the new agent's output", got)
+			}
+			quiet(t, a.ch) // the dead agent got nothing more
+		})
+	}
+}
+
+func TestForwardToAnotherAgentFailsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	codec := proto.Msgpack()
+	h := startGate(t, gate.Options{Window: 2})
+	c, a := h.dialForward()
+	c.send(request(t, codec, 1))
+	a.frame(c.session, 1)
+	a.output(proto.Output{Session: c.session, Ack: 1})
+	c.send(request(t, codec, 2), request(t, codec, 3))
+	a.frame(c.session, 2)
+	a.frame(c.session, 3)
+
+	// The same agent again (a watchdog restart re-sends Forward): nothing fails.
+	h.toGate(proto.Forward{Session: c.session, Agent: a.pid})
+	a.output(proto.Output{Session: c.session, Ack: 1, Payload: []byte("marker"), Write: true})
+	if got := c.recv(); string(got) != "marker" {
+		t.Fatalf("client got %q, want the marker", got)
+	}
+
+	b := h.agent()
+	h.toGate(proto.Forward{Session: c.session, Agent: b.pid})
+	unavailable(t, codec, c.recv(), 2)
+	unavailable(t, codec, c.recv(), 3)
+	// The failed requests freed the window: two more go to the new agent.
+	c.send(request(t, codec, 4), request(t, codec, 5))
+	b.frame(c.session, 4)
+	b.frame(c.session, 5)
+}
+
+func TestKick(t *testing.T) {
+	t.Parallel()
+	for _, forwarded := range []bool{false, true} {
+		t.Run(fmt.Sprint("forwarded=", forwarded), func(t *testing.T) {
+			t.Parallel()
+			h := startGate(t, gate.Options{})
+			c := h.dial()
+			if forwarded {
+				h.toGate(proto.Forward{Session: c.session, Agent: h.agent().pid})
+			}
+			// Messages for sessions the gate does not know, and messages
+			// of unknown types, are ignored.
+			h.toGate(proto.Kick{Session: c.session + 1, Reason: "nobody"})
+			h.toGate(proto.Output{Session: c.session + 1, Write: true, Payload: []byte("x")})
+			h.toGate(proto.Forward{Session: c.session + 1, Agent: h.agent().pid})
+			h.toGate(proto.AgentDown{Session: c.session + 1})
+			h.toGate("what is this")
+
+			h.toGate(proto.Kick{Session: c.session, Reason: "test"})
+			c.expectClosed()
+			d := next[proto.Disconnect](t, h.watchdogCh)
+			if d.Session != c.session || d.Reason != "server" {
+				t.Fatalf("Disconnect = %+v", d)
+			}
+			h.dial() // the gate still serves
+		})
+	}
+}
+
+func TestClientDisconnect(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, _ := h.dialForward()
+	c.nc.Close()
+	d := next[proto.Disconnect](t, h.watchdogCh)
+	if d.Session != c.session || d.Reason != "client" {
+		t.Fatalf("Disconnect = %+v", d)
+	}
+	checkFor(t, waitTime, 5e6, func() error {
+		if n := h.l.Len(); n != 0 {
+			return fmt.Errorf("Len() = %d", n)
+		}
+		return nil
+	})
+}
+
+func TestGateRestartKeepsClients(t *testing.T) {
+	t.Parallel()
+	codec := proto.Msgpack()
+	h := startGate(t, gate.Options{})
+	c, a := h.dialForward()
+	c.send(request(t, codec, 1))
+	a.frame(c.session, 1) // in flight when the gate process dies
+
+	h.killGate()
+	h.spawnGate()
+	// Output to the old process may be lost: the request is failed.
+	unavailable(t, codec, c.recv(), 1)
+	// Same connection, same agent, served by the new gate process.
+	c.send(request(t, codec, 2))
+	a.frame(c.session, 2)
+	a.output(proto.Output{Session: c.session, Ack: 2, Payload: []byte("pong"), Write: true})
+	if got := c.recv(); string(got) != "pong" {
+		t.Fatalf("client got %q", got)
+	}
+	h.dial() // and new clients are welcome
+}
+
+func TestGateDownRefusesAndRemembersDisconnects(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, _ := h.dialForward()
+	h.killGate()
+
+	// While no gate process runs, new clients are refused...
+	refused := h.dialRaw()
+	refused.expectClosed()
+	// ...and a client leaving is remembered for the next gate process.
+	c.nc.Close()
+	checkFor(t, waitTime, 5e6, func() error {
+		if n := h.l.Len(); n != 0 {
+			return fmt.Errorf("Len() = %d", n)
+		}
+		return nil
+	})
+	h.spawnGate()
+	// The refused client never reached the watchdog: the first message is
+	// the remembered disconnect.
+	d := next[proto.Disconnect](t, h.watchdogCh)
+	if d.Session != c.session || d.Reason != "client" {
+		t.Fatalf("Disconnect = %+v", d)
+	}
+	h.dial()
+}
+
+func TestNoGateProcess(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, gate.Options{})
+	h.dialRaw().expectClosed()
+	quiet(t, h.watchdogCh)
+}
+
+func TestShutdownClosesClients(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c1, _ := h.dialForward()
+	c2 := h.dial() // not forwarded yet
+	ctx, cancel := context.WithTimeout(context.Background(), waitTime)
+	defer cancel()
+	if err := h.l.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c1.expectClosed()
+	c2.expectClosed()
+	got := map[uint64]string{}
+	for range 2 {
+		d := next[proto.Disconnect](t, h.watchdogCh)
+		got[d.Session] = d.Reason
+	}
+	if want := map[uint64]string{c1.session: "shutdown", c2.session: "shutdown"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("disconnects %v, want %v", got, want)
+	}
+	if err := h.served(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if n := h.l.Len(); n != 0 {
+		t.Fatalf("Len() = %d after Shutdown", n)
+	}
+}
+
+// TestOutputWithoutAckKeepsRequestsInFlight shows a bug: an Output with
+// Ack 0 means "nothing acknowledged yet" (an agent's welcome, or a push
+// before it finished its first frame, carries it), but the gate treats it
+// as "all acknowledged": it forgets every frame in flight and frees the
+// window, so those requests get no answer if the agent then dies, and the
+// client may exceed its window.
+func TestOutputWithoutAckKeepsRequestsInFlight(t *testing.T) {
+	t.Skip("BUG apps/gate/handler.go output: take(0) means take all")
+	t.Parallel()
+	codec := proto.Msgpack()
+	h := startGate(t, gate.Options{Window: 2})
+	c, a := h.dialForward()
+	c.send(request(t, codec, 1), request(t, codec, 2), request(t, codec, 3))
+	a.frame(c.session, 1)
+	a.frame(c.session, 2)
+	a.output(proto.Output{Session: c.session, Payload: []byte("welcome"), Write: true})
+	if got := c.recv(); string(got) != "welcome" {
+		t.Fatalf("client got %q", got)
+	}
+	quiet(t, a.ch) // the window is still full
+	h.toGate(proto.AgentDown{Session: c.session, Agent: a.pid})
+	unavailable(t, codec, c.recv(), 1)
+	unavailable(t, codec, c.recv(), 2)
+}

@@ -1,0 +1,327 @@
+package watchdog_test
+
+import (
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
+
+	"github.com/skynode/skynode/apps/watchdog"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/ergotest"
+)
+
+func TestMain(m *testing.M) { ergotest.Main(m) }
+
+// waitTime bounds every wait: generous, for a busy 2-core machine running
+// the race detector, and above watchdog.RestartGrace.
+const waitTime = 10 * time.Second
+
+// Names of the fake gate and of the listener its clients come in on.
+const (
+	gateName = "gate.t"
+	listener = "t"
+)
+
+// checkFor calls f every interval until it returns nil, and fails the test
+// if that does not happen within total.
+func checkFor(t testing.TB, total, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", total, err)
+		}
+		<-tick.C
+	}
+}
+
+// recorder is a fake gate: a process that forwards every message it
+// receives to a channel.
+type recorder struct {
+	gen.Server
+	ch chan etf.Term
+}
+
+func (r *recorder) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	select {
+	case r.ch <- msg:
+	case <-p.Context().Done():
+	}
+	return gen.ServerStatusOK
+}
+
+// next returns the next message on ch, failing unless it is a T.
+func next[T any](t testing.TB, ch <-chan etf.Term) T {
+	t.Helper()
+	select {
+	case m := <-ch:
+		v, ok := m.(T)
+		if !ok {
+			t.Fatalf("got %T %+v, want a %T", m, m, v)
+		}
+		return v
+	case <-time.After(waitTime):
+		var zero T
+		t.Fatalf("no %T within %v", zero, waitTime)
+		return zero
+	}
+}
+
+// agentEvent is something that happened to a fake agent process: its
+// Init (msg is its proto.AgentStart) or a message it received.
+type agentEvent struct {
+	pid etf.Pid
+	msg etf.Term
+}
+
+// fakeAgent behaves like the real agent towards the watchdog: Init
+// announces the process with AgentUp, StopAgent ends it normally. It
+// reports its Inits and messages on events. One value serves every
+// process of a pool, as a real agent behavior does.
+type fakeAgent struct {
+	gen.Server
+	events chan agentEvent
+	// silent makes that many Inits skip the AgentUp, as if it were lost.
+	silent atomic.Int32
+}
+
+func (a *fakeAgent) Init(p *gen.ServerProcess, args ...etf.Term) error {
+	start, _ := args[0].(proto.AgentStart)
+	a.events <- agentEvent{p.Self(), start}
+	if a.silent.Add(-1) >= 0 {
+		return nil
+	}
+	_ = p.Send(gen.ProcessID{Name: start.Watchdog, Node: start.GateNode},
+		proto.AgentUp{Session: start.Session, Agent: sup.FromPid(p.Self())})
+	return nil
+}
+
+// crash makes a fakeAgent end abnormally: with reason, or by panicking
+// when reason is "panic". (Not Process.Exit from the test goroutine: in
+// Ergo it can panic on a nil kill func if the process ends before Exit
+// returns.)
+type crash struct{ reason string }
+
+func (a *fakeAgent) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	if c, ok := msg.(crash); ok {
+		if c.reason == "panic" {
+			panic("fake agent crash")
+		}
+		return gen.ServerStatusStopWithReason(c.reason)
+	}
+	select {
+	case a.events <- agentEvent{p.Self(), msg}:
+	case <-p.Context().Done():
+	}
+	if _, ok := msg.(proto.StopAgent); ok {
+		return gen.ServerStatusStop
+	}
+	return gen.ServerStatusOK
+}
+
+// nextAgent returns the next agent event, failing unless its message is a T.
+func nextAgent[T any](t testing.TB, ch <-chan agentEvent) (etf.Pid, T) {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		v, ok := ev.msg.(T)
+		if !ok {
+			t.Fatalf("agent %s got %T %+v, want a %T", ev.pid, ev.msg, ev.msg, v)
+		}
+		return ev.pid, v
+	case <-time.After(waitTime):
+		var zero T
+		t.Fatalf("no agent %T within %v", zero, waitTime)
+		return etf.Pid{}, zero
+	}
+}
+
+// harness is a watchdog with a pool of fake agents and a fake gate.
+type harness struct {
+	t      *testing.T
+	node   node.Node
+	store  *watchdog.Store
+	opts   watchdog.Options
+	pool   sup.PoolSpec
+	agent  *fakeAgent
+	agents <-chan agentEvent
+	gate   gen.Process
+	gateCh <-chan etf.Term
+}
+
+func newHarness(t *testing.T, maxRestarts int, window time.Duration) *harness {
+	t.Helper()
+	n := ergotest.StartNode(t)
+	fa := &fakeAgent{events: make(chan agentEvent, 1024)}
+	h := &harness{t: t, node: n, store: watchdog.NewStore(), agent: fa, agents: fa.events}
+	h.pool = sup.PoolSpec{Name: "agents." + listener, Shards: 1, Behavior: fa}
+	if _, err := n.Spawn(h.pool.Name, gen.ProcessOptions{}, h.pool.Supervisor()); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{ch: make(chan etf.Term, 1024)}
+	gate, err := n.Spawn(gateName, gen.ProcessOptions{MailboxSize: 1024}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.gate, h.gateCh = gate, r.ch
+	h.opts = watchdog.Options{
+		Pools: map[string]sup.PoolSpec{
+			listener: h.pool,
+			"down":   {Name: "agents.down", Behavior: fa}, // never started
+		},
+		Store: h.store, MaxRestarts: maxRestarts, RestartWindow: window,
+	}
+	h.spawnWatchdog()
+	return h
+}
+
+// spawnWatchdog spawns the watchdog process, waiting for an earlier one's
+// name to be free.
+func (h *harness) spawnWatchdog() gen.Process {
+	h.t.Helper()
+	var p gen.Process
+	checkFor(h.t, waitTime, 5*time.Millisecond, func() error {
+		var err error
+		p, err = h.node.Spawn(watchdog.DefaultName, gen.ProcessOptions{MailboxSize: watchdog.MailboxSize}, watchdog.Behavior(h.opts))
+		return err
+	})
+	return p
+}
+
+// killWatchdog kills the watchdog process and waits until it has terminated.
+func (h *harness) killWatchdog() {
+	h.t.Helper()
+	p := h.node.ProcessByName(watchdog.DefaultName)
+	if p == nil {
+		h.t.Fatal("no watchdog")
+	}
+	p.Kill()
+	// ProcessByName forgets a process as soon as it is killed, before its
+	// Terminate has run and its name is free; Info is empty only after.
+	checkFor(h.t, waitTime, 5*time.Millisecond, func() error {
+		if p.Info().PID != (etf.Pid{}) {
+			return errors.New("watchdog still terminating")
+		}
+		return nil
+	})
+}
+
+// send sends msg to the watchdog from the fake gate.
+func (h *harness) send(msg etf.Term) {
+	h.t.Helper()
+	if err := h.gate.Send(watchdog.DefaultName, msg); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// sendFrom sends msg to the watchdog from the agent pid.
+func (h *harness) sendFrom(pid etf.Pid, msg etf.Term) {
+	h.t.Helper()
+	p := h.node.ProcessByPid(pid)
+	if p == nil {
+		h.t.Fatalf("agent %s not running", pid)
+	}
+	if err := p.Send(watchdog.DefaultName, msg); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) start(session uint64) proto.AgentStart {
+	return proto.AgentStart{
+		Session: session, Gate: gateName, Watchdog: watchdog.DefaultName, GateNode: h.node.Name(),
+		Listener: listener, Remote: "client", // as in connect's Connect
+	}
+}
+
+// connect reports a new client and checks the hand-over: an agent starts
+// with the right argument, gets a fresh session and the gate a Forward.
+func (h *harness) connect(session uint64) etf.Pid {
+	h.t.Helper()
+	h.send(proto.Connect{Session: session, Gate: gateName, Listener: listener, Remote: "client"})
+	pid, start := nextAgent[proto.AgentStart](h.t, h.agents)
+	if start != h.start(session) {
+		h.t.Fatalf("agent started with %+v, want %+v", start, h.start(session))
+	}
+	h.resumed(session, pid, true, nil)
+	return pid
+}
+
+// restarted expects the restart of session's agent: a new Init with the
+// same argument, whose pid it returns.
+func (h *harness) restarted(session uint64, old etf.Pid) etf.Pid {
+	h.t.Helper()
+	pid, start := nextAgent[proto.AgentStart](h.t, h.agents)
+	if start != h.start(session) || pid == old {
+		h.t.Fatalf("agent %s started with %+v, want a new one with %+v", pid, start, h.start(session))
+	}
+	return pid
+}
+
+// resumed expects the watchdog's hand-over to pid: the session state to
+// the agent, then a Forward to the gate.
+func (h *harness) resumed(session uint64, pid etf.Pid, fresh bool, values []byte) {
+	h.t.Helper()
+	to, st := nextAgent[proto.SessionState](h.t, h.agents)
+	if to != pid || st.Session != session || st.Fresh != fresh || string(st.Values) != string(values) {
+		h.t.Fatalf("agent %s got %+v, want agent %s to get session %d fresh %v values %q", to, st, pid, session, fresh, values)
+	}
+	h.forwarded(session, pid)
+}
+
+// forwarded expects a Forward of session to pid at the gate.
+func (h *harness) forwarded(session uint64, pid etf.Pid) {
+	h.t.Helper()
+	if fw := next[proto.Forward](h.t, h.gateCh); fw != (proto.Forward{Session: session, Agent: sup.FromPid(pid)}) {
+		h.t.Fatalf("Forward = %+v, want session %d to %s", fw, session, pid)
+	}
+}
+
+// agentDown expects the gate to be told that pid died.
+func (h *harness) agentDown(session uint64, pid etf.Pid) {
+	h.t.Helper()
+	if d := next[proto.AgentDown](h.t, h.gateCh); d != (proto.AgentDown{Session: session, Agent: sup.FromPid(pid)}) {
+		h.t.Fatalf("AgentDown = %+v, want session %d agent %s", d, session, pid)
+	}
+}
+
+// save stores values for session as its agent pid does, and waits until
+// the store has them.
+func (h *harness) save(session uint64, pid etf.Pid, values []byte) {
+	h.t.Helper()
+	h.sendFrom(pid, proto.SessionSave{Session: session, Values: values})
+	checkFor(h.t, waitTime, 5*time.Millisecond, func() error {
+		if r, _ := h.store.Get(session); string(r.Values) != string(values) {
+			return errors.New("values not saved yet")
+		}
+		return nil
+	})
+}
+
+func (h *harness) kill(pid etf.Pid) {
+	h.t.Helper()
+	p := h.node.ProcessByPid(pid)
+	if p == nil {
+		h.t.Fatalf("agent %s not running", pid)
+	}
+	p.Kill()
+}
+
+// crash makes the fake agent pid end with reason ("panic": by panicking).
+func (h *harness) crash(pid etf.Pid, reason string) {
+	h.t.Helper()
+	if err := h.gate.Send(pid, crash{reason}); err != nil {
+		h.t.Fatal(err)
+	}
+}
