@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/proto"
@@ -23,7 +24,7 @@ func TestConnect(t *testing.T) {
 			t.Fatalf("session %d, want %d", c.session, want)
 		}
 	}
-	checkFor(t, waitTime, 5e6, func() error {
+	checkFor(t, waitTime, 5*time.Millisecond, func() error {
 		if n := h.l.Len(); n != 2 {
 			return fmt.Errorf("Len() = %d, want 2", n)
 		}
@@ -227,7 +228,7 @@ func TestClientDisconnect(t *testing.T) {
 	if d.Session != c.session || d.Reason != "client" {
 		t.Fatalf("Disconnect = %+v", d)
 	}
-	checkFor(t, waitTime, 5e6, func() error {
+	checkFor(t, waitTime, 5*time.Millisecond, func() error {
 		if n := h.l.Len(); n != 0 {
 			return fmt.Errorf("Len() = %d", n)
 		}
@@ -268,7 +269,7 @@ func TestGateDownRefusesAndRemembersDisconnects(t *testing.T) {
 	refused.expectClosed()
 	// ...and a client leaving is remembered for the next gate process.
 	c.nc.Close()
-	checkFor(t, waitTime, 5e6, func() error {
+	checkFor(t, waitTime, 5*time.Millisecond, func() error {
 		if n := h.l.Len(); n != 0 {
 			return fmt.Errorf("Len() = %d", n)
 		}

@@ -40,7 +40,7 @@ func TestConnectWithoutAgentKicks(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, 0, 0)
 			h.send(proto.Connect{Session: 5, Gate: gateName, Listener: tc.listener})
-			if k := next[proto.Kick](t, h.gateCh); k != (proto.Kick{Session: 5, Reason: tc.reason}) {
+			if k := gateNext[proto.Kick](h); k != (proto.Kick{Session: 5, Reason: tc.reason}) {
 				t.Fatalf("Kick = %+v, want reason %q", k, tc.reason)
 			}
 			// The gate answers a kick with a disconnect, which ends the session.
@@ -73,7 +73,7 @@ func TestAgentCrashRestoresSession(t *testing.T) {
 			h.save(1, old, values)
 
 			tc.crash(h, old)
-			h.agentDown(1, old)
+			h.crashed(1, old)
 			pid := h.restarted(1, old)
 			h.resumed(1, pid, false, values)
 			if r, _ := h.store.Get(1); r.Agent != sup.FromPid(pid) || len(r.Restarts) != 1 {
@@ -100,10 +100,10 @@ func TestCrashLoopKicks(t *testing.T) {
 			pid := h.connect(1)
 			for i := 1; i <= 3; i++ {
 				h.kill(pid)
-				h.agentDown(1, pid)
+				h.crashed(1, pid)
 				pid = h.restarted(1, pid)
 				if i == 3 && tc.kicked {
-					if k := next[proto.Kick](t, h.gateCh); k != (proto.Kick{Session: 1, Reason: "agent crash loop"}) {
+					if k := gateNext[proto.Kick](h); k != (proto.Kick{Session: 1, Reason: "agent crash loop"}) {
 						t.Fatalf("Kick = %+v", k)
 					}
 					return
@@ -182,7 +182,7 @@ func TestStoreSurvivesWatchdogRestart(t *testing.T) {
 	for range 2 {
 		to, st := nextAgent[proto.SessionState](t, h.agents)
 		states[to] = st
-		fw := next[proto.Forward](t, h.gateCh)
+		fw := gateNext[proto.Forward](h)
 		forwards[fw.Session] = fw.Agent
 	}
 	for s, pid := range pids {
@@ -197,7 +197,7 @@ func TestStoreSurvivesWatchdogRestart(t *testing.T) {
 
 	// The new watchdog watches the agents: a crash is handled as before.
 	h.kill(pids[1])
-	h.agentDown(1, pids[1])
+	h.crashed(1, pids[1])
 	pid := h.restarted(1, pids[1])
 	h.resumed(1, pid, false, values[1])
 	// And it knows the other session's agent.
@@ -217,7 +217,7 @@ func TestAgentNotRestartedBySupervisor(t *testing.T) {
 	// restarts the shard, empty. After RestartGrace the watchdog starts
 	// a new agent itself.
 	h.node.ProcessByName(h.pool.Shard(0)).Kill()
-	h.agentDown(1, old)
+	h.crashed(1, old)
 	pid := h.restarted(1, old)
 	h.resumed(1, pid, false, values)
 }
