@@ -115,3 +115,10 @@ type Output struct {
 	Close   bool
 	Write   bool
 }
+
+// Resync is sent by a gate process that (re)started to its watchdog: the
+// watchdog answers with a Forward for every session of that gate, since
+// Forwards sent while no gate process ran were lost.
+type Resync struct {
+	Gate string
+}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ergo-services/ergo/etf"
-	"github.com/ergo-services/ergo/gen"
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/net/frame"
@@ -51,12 +50,11 @@ func TestAgentCrashKeepsSession(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testConfig(t, "crash", demoListeners), nil)
 	c, session := loggedIn(t, n)
-	for i, crash := range []func(p gen.Process){
-		func(p gen.Process) { p.Kill() },
-		func(p gen.Process) { p.Exit("boom") },
-	} {
+	// Killed twice in a row. (Not Process.Exit from the test goroutine: in
+	// Ergo v2 it can panic on a nil pointer if the process ends first.)
+	for i := range 2 {
 		old := agentOf(t, n, session, etf.Pid{})
-		crash(n.Ergo().ProcessByPid(old))
+		n.Ergo().ProcessByPid(old).Kill()
 		restarted := agentOf(t, n, session, old)
 		if restarted == old {
 			t.Fatal("agent not restarted")

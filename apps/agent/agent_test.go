@@ -11,6 +11,7 @@ import (
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
 )
 
 // welcome is an OnStart hook sending a greeting that shows the session's
@@ -455,7 +456,6 @@ func TestUnencodableReply(t *testing.T) {
 // error" sent when a reply cannot be encoded has no "id", although
 // PROTOCOL.md says every response to a request echoes it.
 func TestUnencodableReplyKeepsID(t *testing.T) {
-	t.Skip("BUG apps/agent/server.go: the fallback reply after an encode error drops the request id")
 	t.Parallel()
 	kind := testKind().Handle("chan", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
 		return agent.Reply{"status": "ok", "c": make(chan int)}, nil
@@ -464,4 +464,34 @@ func TestUnencodableReplyKeepsID(t *testing.T) {
 	a.ready(false, nil)
 	got, _ := a.reply(a.request("chan", 8, nil))
 	want(t, got, "status", "error", "message", agent.MsgInternalError, "id", 8)
+}
+
+// An agent whose first AgentUp was lost (its watchdog was restarting)
+// repeats it until it gets its session, then stops announcing itself.
+func TestAgentRepeatsAgentUp(t *testing.T) {
+	t.Parallel()
+	p := newPeers(t)
+	a := p.spawn(agent.New(), proto.Msgpack(), 7, gen.ProcessOptions{})
+	up := next[proto.AgentUp](t, p.watchdogCh) // the repeat
+	if up.Session != 7 || up.Agent != sup.FromPid(a.proc.Self()) {
+		t.Fatalf("AgentUp = %+v", up)
+	}
+	a.ready(true, nil)
+	// Once ready it answers frames; a frame's reply is the next thing the
+	// gate sees, and no AgentUp follows it on the watchdog side.
+	a.request("ping", 1, nil)
+	a.output()
+	select {
+	case m := <-p.watchdogCh:
+		if _, again := m.(proto.AgentUp); again {
+			// One repeat may have been sent before SessionState arrived;
+			// a second one would mean the agent ignores its session.
+			select {
+			case m := <-p.watchdogCh:
+				t.Fatalf("agent still announcing itself after its session: %T", m)
+			case <-time.After(1500 * time.Millisecond):
+			}
+		}
+	case <-time.After(1500 * time.Millisecond):
+	}
 }

@@ -55,20 +55,27 @@ func spawnRecorder(t testing.TB, n node.Node, name string) (gen.Process, <-chan 
 	return p, r.ch
 }
 
-// next returns the next message on ch, failing unless it is a T.
+// next returns the next message on ch, failing unless it is a T. An
+// agent's repeated AgentUp is passed over unless T is proto.AgentUp.
 func next[T any](t testing.TB, ch <-chan etf.Term) T {
 	t.Helper()
-	select {
-	case m := <-ch:
-		v, ok := m.(T)
-		if !ok {
-			t.Fatalf("got %T %+v, want a %T", m, m, v)
+	timeout := time.After(waitTime)
+	for {
+		select {
+		case m := <-ch:
+			v, ok := m.(T)
+			if _, up := m.(proto.AgentUp); up && !ok {
+				continue
+			}
+			if !ok {
+				t.Fatalf("got %T %+v, want a %T", m, m, v)
+			}
+			return v
+		case <-timeout:
+			var zero T
+			t.Fatalf("no %T within %v", zero, waitTime)
+			return zero
 		}
-		return v
-	case <-time.After(waitTime):
-		var zero T
-		t.Fatalf("no %T within %v", zero, waitTime)
-		return zero
 	}
 }
 

@@ -15,6 +15,13 @@ import (
 	"github.com/skynode/skynode/sup"
 )
 
+// announceEvery is how often an agent repeats its AgentUp until the
+// watchdog answers: the first one is lost if the watchdog is restarting.
+const announceEvery = time.Second
+
+// announce is the agent's timer message to itself.
+type announce struct{}
+
 // maxPending bounds the frames an agent holds while it waits for its session
 // state after a (re)start. The gate's flow-control window is far smaller.
 const maxPending = 1024
@@ -71,13 +78,18 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		listener: st.start.Listener, codec: s.opts.Codec,
 	}
 	st.log = s.opts.Logger.With("session", st.start.Session, "pid", p.Self().String())
-	// Announce ourselves; the watchdog answers with the session state. A
-	// failure here is not fatal to Init: the watchdog also learns of us
-	// through its monitor, and a silent agent is stopped by it.
+	// Announce ourselves; the watchdog answers with the session state.
+	s.announce(p, st)
+	return nil
+}
+
+// announce sends AgentUp and checks back later: until the session state
+// arrives, the agent keeps announcing itself.
+func (s *server) announce(p *gen.ServerProcess, st *state) {
 	if err := p.Send(st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self())}); err != nil {
 		st.log.Warn("agent could not announce itself", "err", err)
 	}
-	return nil
+	p.SendAfter(p.Self(), announce{}, announceEvery)
 }
 
 func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
@@ -98,6 +110,10 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		return s.restore(p, st, m)
 	case proto.StopAgent:
 		return gen.ServerStatusStop
+	case announce:
+		if !st.ready {
+			s.announce(p, st)
+		}
 	}
 	return gen.ServerStatusOK
 }
@@ -197,7 +213,11 @@ func (s *server) request(st *state, payload []byte) {
 	}
 	if err := st.sess.Send(map[string]any(reply)); err != nil && !errors.Is(err, ErrSessionClosed) {
 		st.log.Error("agent could not encode a reply", "cmd", req.Cmd, "err", err)
-		_ = st.sess.Send(map[string]any{"status": "error", "message": MsgInternalError})
+		fallback := map[string]any{"status": "error", "message": MsgInternalError}
+		if req.HasID {
+			fallback["id"] = req.ID
+		}
+		_ = st.sess.Send(fallback)
 	}
 }
 

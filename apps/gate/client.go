@@ -1,7 +1,9 @@
 package gate
 
 import (
+	"math"
 	"sync"
+	"time"
 
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
@@ -17,6 +19,7 @@ type client struct {
 	mu      sync.Mutex // guards the fields below
 	agent   proto.PID  // zero: no agent yet, or it died
 	started bool
+	waiting *time.Timer // closes the connection if no Forward comes
 	seq     uint64
 	flight  []inflight
 }
@@ -30,11 +33,13 @@ func newClient(session uint64, c *socket.Conn, window int) *client {
 	return &client{session: session, conn: c, window: make(chan struct{}, window)}
 }
 
-// take removes and returns the frames in flight with seq ≤ upTo (all when
-// upTo is 0), releasing their window tokens.
+// take removes and returns the frames in flight with seq ≤ upTo. take(0)
+// takes nothing: 0 acknowledges no frame. The caller releases their window
+// tokens once it has written what it owes the client for them, so a frame
+// read meanwhile cannot be answered first.
 func (c *client) take(upTo uint64) []inflight {
 	n := 0
-	for n < len(c.flight) && (upTo == 0 || c.flight[n].seq <= upTo) {
+	for n < len(c.flight) && c.flight[n].seq <= upTo {
 		n++
 	}
 	if n == 0 {
@@ -47,11 +52,18 @@ func (c *client) take(upTo uint64) []inflight {
 	if rest == 0 {
 		c.flight = nil
 	}
+	return taken
+}
+
+// release frees n window tokens.
+func (c *client) release(n int) {
 	for range n {
 		<-c.window
 	}
-	return taken
 }
+
+// takeAll removes and returns every frame in flight.
+func (c *client) takeAll() []inflight { return c.take(math.MaxUint64) }
 
 // remove drops one frame in flight, if still there, reporting whether it was.
 func (c *client) remove(seq uint64) bool {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
@@ -21,6 +22,9 @@ import (
 const (
 	DefaultWindow   = 16
 	DefaultWatchdog = "watchdog"
+	// DefaultForwardTimeout is how long a new connection may wait for its
+	// agent before it is closed.
+	DefaultForwardTimeout = 10 * time.Second
 	// MailboxSize is the gate process's mailbox: it receives every agent's
 	// output for its listener.
 	MailboxSize = 65535
@@ -34,6 +38,10 @@ type Options struct {
 	Codec    proto.Codec    // to answer requests no agent can; nil or raw means no answer
 	Window   int            // frames in flight per client; 0 means DefaultWindow
 	Watchdog string         // registered name of the watchdog on this node; "" means DefaultWatchdog
+	// ForwardTimeout closes a connection whose agent is not ready in time
+	// (its Connect or Forward was lost with a crashing process); 0 means
+	// DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 	// NextSession returns a new session id, unique on this node across all
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
@@ -65,6 +73,9 @@ func Listen(o Options) (*Listener, error) {
 	}
 	if o.Watchdog == "" {
 		o.Watchdog = DefaultWatchdog
+	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -106,8 +117,10 @@ func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(c
 // gen.ProcessOptions{MailboxSize: MailboxSize}.
 func (l *Listener) Behavior() gen.ServerBehavior { return &server{l: l} }
 
+// process returns the running gate process, or nil. A killed process is
+// nil at once, not only after its Terminate ran.
 func (l *Listener) process() gen.Process {
-	if r := l.proc.Load(); r != nil {
+	if r := l.proc.Load(); r != nil && r.p.IsAlive() {
 		return r.p
 	}
 	return nil
@@ -148,6 +161,10 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	l.mu.Unlock()
 	for _, d := range lost {
 		_ = p.Send(l.opts.Watchdog, d)
+	}
+	if l.attached.Load() > 1 {
+		// Forwards sent while no gate process ran were lost: ask again.
+		_ = p.Send(l.opts.Watchdog, proto.Resync{Gate: l.ProcessName()})
 	}
 	return nil
 }

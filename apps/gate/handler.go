@@ -3,6 +3,7 @@ package gate
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
@@ -19,6 +20,15 @@ func (l *Listener) Open(c *socket.Conn) error {
 		return errNoGate
 	}
 	cl := newClient(l.opts.NextSession(), c, l.opts.Window)
+	cl.waiting = time.AfterFunc(l.opts.ForwardTimeout, func() {
+		cl.mu.Lock()
+		started := cl.started
+		cl.mu.Unlock()
+		if !started {
+			l.log.Warn("no agent for a client in time; closing it", "session", cl.session)
+			c.Close(socket.ReasonServer)
+		}
+	})
 	c.SetValue(cl)
 	l.mu.Lock()
 	l.clients[cl.session] = cl
@@ -81,6 +91,9 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 	l.mu.Lock()
 	delete(l.clients, cl.session)
 	l.mu.Unlock()
+	cl.mu.Lock()
+	cl.waiting.Stop()
+	cl.mu.Unlock()
 	d := proto.Disconnect{Session: cl.session, Reason: reason.String()}
 	switch reason {
 	case socket.ReasonReadError, socket.ReasonWriteError, socket.ReasonSlowConsumer, socket.ReasonFrameTooLarge:
@@ -100,8 +113,9 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 // output writes an agent's output and frees the acknowledged window.
 func (l *Listener) output(cl *client, m proto.Output) {
 	cl.mu.Lock()
-	cl.take(m.Ack)
+	done := cl.take(m.Ack)
 	cl.mu.Unlock()
+	defer cl.release(len(done))
 	if m.Write {
 		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
 			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
@@ -119,14 +133,18 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	cl.agent = agent
 	var lost []inflight
 	if old != agent {
-		lost = cl.take(0) // sent to an earlier agent that is gone
+		lost = cl.takeAll() // sent to an earlier agent that is gone
 	}
 	start := !cl.started
 	cl.started = true
+	if start {
+		cl.waiting.Stop()
+	}
 	cl.mu.Unlock()
 	for _, f := range lost {
 		l.unavailable(cl, f.payload)
 	}
+	cl.release(len(lost))
 	if start {
 		cl.conn.Start()
 	}
@@ -143,11 +161,12 @@ func (l *Listener) failAll(cl *client, agent proto.PID) {
 		}
 		cl.agent = proto.PID{}
 	}
-	lost := cl.take(0)
+	lost := cl.takeAll()
 	cl.mu.Unlock()
 	for _, f := range lost {
 		l.unavailable(cl, f.payload)
 	}
+	cl.release(len(lost))
 }
 
 // unavailable answers a frame that no agent will handle.

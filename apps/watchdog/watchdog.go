@@ -99,6 +99,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.agentDown(p, st, m)
 	case checkAgent:
 		s.check(p, st, m.session)
+	case proto.Resync:
+		s.resync(p, m.Gate)
 	default:
 		s.opts.Logger.Warn("watchdog got an unknown message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -155,6 +157,7 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 	var restarted, kick bool
 	var rec Record
 	var resumed bool
+	var replaced proto.PID
 	found := s.opts.Store.update(m.Session, func(r *Record) {
 		if r.Resumed == m.Agent {
 			resumed = true // handed over when it was started
@@ -168,6 +171,7 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 				r.Restarts = r.Restarts[1:]
 			}
 			kick = len(r.Restarts) > s.opts.MaxRestarts
+			replaced = r.Agent
 			r.Agent = m.Agent
 		}
 		rec = *r
@@ -180,6 +184,12 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 		// The client left before its agent came up (or came back).
 		_ = p.Send(sup.ToPid(m.Agent), proto.StopAgent{Session: m.Session, Reason: "no session"})
 		return
+	}
+	if !replaced.IsZero() {
+		// Usually dead already; if not (an agent the watchdog started while
+		// this one's announcement was lost), two agents must not serve one
+		// session.
+		_ = p.Send(sup.ToPid(replaced), proto.StopAgent{Session: m.Session, Reason: "replaced"})
 	}
 	s.watch(p, st, m.Agent, m.Session)
 	if restarted {
@@ -237,6 +247,15 @@ func (s *server) check(p *gen.ServerProcess, st *state, session uint64) {
 	}
 	s.opts.Logger.Warn("agent was not restarted by its supervisor; starting a new one", "session", session)
 	s.start(p, st, r)
+}
+
+// resync re-sends Forward for every session of a gate that restarted.
+func (s *server) resync(p *gen.ServerProcess, gate string) {
+	for _, r := range s.opts.Store.all() {
+		if r.Gate == gate && !r.Agent.IsZero() {
+			_ = p.Send(gate, proto.Forward{Session: r.Session, Agent: r.Agent})
+		}
+	}
 }
 
 func (s *server) disconnect(p *gen.ServerProcess, st *state, m proto.Disconnect) {
