@@ -58,10 +58,11 @@ type state struct {
 	gate     gen.ProcessID
 	watchdog gen.ProcessID
 	sess     Session
-	ready    bool          // session state received
-	pending  []proto.Frame // frames that arrived before the session state
-	ack      uint64        // highest frame seq handled
-	bad      int           // consecutive undecodable frames
+	ready    bool           // session state received
+	stopAnn  gen.CancelFunc // cancels the pending repeat of AgentUp
+	pending  []proto.Frame  // frames that arrived before the session state
+	ack      uint64         // highest frame seq handled
+	bad      int            // consecutive undecodable frames
 	log      *slog.Logger
 }
 
@@ -89,7 +90,7 @@ func (s *server) announce(p *gen.ServerProcess, st *state) {
 	if err := p.Send(st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self())}); err != nil {
 		st.log.Warn("agent could not announce itself", "err", err)
 	}
-	p.SendAfter(p.Self(), announce{}, announceEvery)
+	st.stopAnn = p.SendAfter(p.Self(), announce{}, announceEvery)
 }
 
 func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
@@ -140,6 +141,10 @@ func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) 
 		st.sess.values = values
 	}
 	st.ready = true
+	if st.stopAnn != nil {
+		st.stopAnn()
+		st.stopAnn = nil
+	}
 	if m.Fresh && s.agent.onStart != nil {
 		if err := s.call(st, func() error { return s.agent.onStart(&st.sess) }); err != nil {
 			st.log.Error("agent start hook failed", "err", err)
