@@ -123,12 +123,34 @@ func TestStaticDefaultsSurviveRestarts(t *testing.T) {
 	}
 	recv(t, w.inits)
 	for range 3 {
-		n.ProcessByName("child").Kill()
+		linked(t, n, "child", "root").Kill()
 		recv(t, w.inits)
 	}
 	if n.ProcessByName("root") == nil {
 		t.Fatal("supervisor gone")
 	}
+}
+
+// linked waits until the named child is linked to its supervisor. Ergo v2
+// links a child only after its Init returned; a child killed before that is
+// never restarted (the supervisor never hears of its death), so a test must
+// not kill it sooner.
+func linked(t *testing.T, n node.Node, child, supervisor string) gen.Process {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, s := n.ProcessByName(child), n.ProcessByName(supervisor)
+		if c != nil && s != nil {
+			for _, l := range c.Info().Links {
+				if l == s.Self() {
+					return c
+				}
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%s never linked to %s", child, supervisor)
+	return nil
 }
 
 func TestSpecValidate(t *testing.T) {
