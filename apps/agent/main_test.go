@@ -29,54 +29,16 @@ const (
 	remoteAddr   = "192.0.2.1:4242"
 )
 
-// recorder is a fake peer: a process that forwards every message it
-// receives to a channel.
-type recorder struct {
-	gen.Server
-	ch chan etf.Term
-}
-
-func (r *recorder) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
-	select {
-	case r.ch <- msg:
-	case <-p.Context().Done():
-	}
-	return gen.ServerStatusOK
-}
-
-// spawnRecorder starts a recorder registered as name ("" for none).
+// spawnRecorder starts a fake peer registered as name ("" for none).
 func spawnRecorder(t testing.TB, n node.Node, name string) (gen.Process, <-chan etf.Term) {
-	t.Helper()
-	r := &recorder{ch: make(chan etf.Term, 4096)}
-	p, err := n.Spawn(name, gen.ProcessOptions{MailboxSize: 4096}, r)
-	if err != nil {
-		t.Fatalf("spawn recorder %q: %v", name, err)
-	}
-	return p, r.ch
+	return ergotest.Recorder(t, n, name)
 }
 
 // next returns the next message on ch, failing unless it is a T. An
 // agent's repeated AgentUp is passed over unless T is proto.AgentUp.
 func next[T any](t testing.TB, ch <-chan etf.Term) T {
 	t.Helper()
-	timeout := time.After(waitTime)
-	for {
-		select {
-		case m := <-ch:
-			v, ok := m.(T)
-			if _, up := m.(proto.AgentUp); up && !ok {
-				continue
-			}
-			if !ok {
-				t.Fatalf("got %T %+v, want a %T", m, m, v)
-			}
-			return v
-		case <-timeout:
-			var zero T
-			t.Fatalf("no %T within %v", zero, waitTime)
-			return zero
-		}
-	}
+	return ergotest.Next[T](t, ch, waitTime, func(m etf.Term) bool { _, up := m.(proto.AgentUp); return up })
 }
 
 // peers are the fake gate and watchdog an agent talks to.

@@ -30,73 +30,20 @@ const waitTime = 10 * time.Second
 // correct gate.
 const quietTime = 200 * time.Millisecond
 
-// checkFor calls f every interval until it returns nil, and fails the test
-// if that does not happen within total.
 func checkFor(t testing.TB, total, interval time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", total, err)
-		}
-		<-tick.C
-	}
-}
-
-// recorder is a fake peer (watchdog or agent): a process that forwards
-// every message it receives to a channel.
-type recorder struct {
-	gen.Server
-	ch chan etf.Term
-}
-
-func (r *recorder) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
-	select {
-	case r.ch <- msg:
-	case <-p.Context().Done():
-	}
-	return gen.ServerStatusOK
+	ergotest.CheckFor(t, total, interval, f)
 }
 
 func spawnRecorder(t testing.TB, n node.Node, name string) (gen.Process, <-chan etf.Term) {
-	t.Helper()
-	r := &recorder{ch: make(chan etf.Term, 1024)}
-	p, err := n.Spawn(name, gen.ProcessOptions{MailboxSize: 1024}, r)
-	if err != nil {
-		t.Fatalf("spawn recorder %q: %v", name, err)
-	}
-	return p, r.ch
+	return ergotest.Recorder(t, n, name)
 }
 
-// next returns the next message on ch, failing unless it is a T.
 // next returns the next message, failing unless it is a T. A restarted
 // gate's proto.Resync is passed over unless T is proto.Resync.
 func next[T any](t testing.TB, ch <-chan etf.Term) T {
 	t.Helper()
-	timeout := time.After(waitTime)
-	for {
-		select {
-		case m := <-ch:
-			v, ok := m.(T)
-			if _, resync := m.(proto.Resync); resync && !ok {
-				continue
-			}
-			if !ok {
-				t.Fatalf("got %T %+v, want a %T", m, m, v)
-			}
-			return v
-		case <-timeout:
-			var zero T
-			t.Fatalf("no %T within %v", zero, waitTime)
-			return zero
-		}
-	}
+	return ergotest.Next[T](t, ch, waitTime, func(m etf.Term) bool { _, r := m.(proto.Resync); return r })
 }
 
 // quiet fails if a message arrives on ch within quietTime.

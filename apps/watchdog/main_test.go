@@ -28,55 +28,15 @@ const (
 	listener = "t"
 )
 
-// checkFor calls f every interval until it returns nil, and fails the test
-// if that does not happen within total.
 func checkFor(t testing.TB, total, interval time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", total, err)
-		}
-		<-tick.C
-	}
-}
-
-// recorder is a fake gate: a process that forwards every message it
-// receives to a channel.
-type recorder struct {
-	gen.Server
-	ch chan etf.Term
-}
-
-func (r *recorder) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
-	select {
-	case r.ch <- msg:
-	case <-p.Context().Done():
-	}
-	return gen.ServerStatusOK
+	ergotest.CheckFor(t, total, interval, f)
 }
 
 // next returns the next message on ch, failing unless it is a T.
 func next[T any](t testing.TB, ch <-chan etf.Term) T {
 	t.Helper()
-	select {
-	case m := <-ch:
-		v, ok := m.(T)
-		if !ok {
-			t.Fatalf("got %T %+v, want a %T", m, m, v)
-		}
-		return v
-	case <-time.After(waitTime):
-		var zero T
-		t.Fatalf("no %T within %v", zero, waitTime)
-		return zero
-	}
+	return ergotest.Next[T](t, ch, waitTime, nil)
 }
 
 // agentEvent is something that happened to a fake agent process: its
@@ -171,12 +131,7 @@ func newHarness(t *testing.T, maxRestarts int, window time.Duration) *harness {
 	if _, err := n.Spawn(h.pool.Name, gen.ProcessOptions{}, h.pool.Supervisor()); err != nil {
 		t.Fatal(err)
 	}
-	r := &recorder{ch: make(chan etf.Term, 1024)}
-	gate, err := n.Spawn(gateName, gen.ProcessOptions{MailboxSize: 1024}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.gate, h.gateCh = gate, r.ch
+	h.gate, h.gateCh = ergotest.Recorder(t, n, gateName)
 	h.opts = watchdog.Options{
 		Pools: map[string]sup.PoolSpec{
 			listener: h.pool,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 func TestConnectStartsAgent(t *testing.T) {
@@ -144,12 +145,7 @@ func TestDisconnectStopsAgent(t *testing.T) {
 // spawnWatcher starts a recorder for monitor messages.
 func spawnWatcher(t *testing.T, h *harness) (gen.Process, <-chan etf.Term) {
 	t.Helper()
-	r := &recorder{ch: make(chan etf.Term, 16)}
-	p, err := h.node.Spawn("", gen.ProcessOptions{}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, r.ch
+	return ergotest.Recorder(t, h.node, "")
 }
 
 func TestAgentUpForUnknownSessionStopsAgent(t *testing.T) {

@@ -20,35 +20,9 @@ func TestMain(m *testing.M) { ergotest.Main(m) }
 
 const waitTime = 10 * time.Second
 
-// recorder is a fake gate or watchdog: it forwards every message it
-// receives to a channel.
-type recorder struct {
-	gen.Server
-	ch chan etf.Term
-}
-
-func (r *recorder) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
-	select {
-	case r.ch <- msg:
-	case <-p.Context().Done():
-	}
-	return gen.ServerStatusOK
-}
-
 func next[T any](t testing.TB, ch <-chan etf.Term) T {
 	t.Helper()
-	select {
-	case m := <-ch:
-		v, ok := m.(T)
-		if !ok {
-			t.Fatalf("got %T %+v, want a %T", m, m, v)
-		}
-		return v
-	case <-time.After(waitTime):
-		var zero T
-		t.Fatalf("no %T within %v", zero, waitTime)
-		return zero
-	}
+	return ergotest.Next[T](t, ch, waitTime, func(m etf.Term) bool { _, up := m.(proto.AgentUp); return up })
 }
 
 // client drives one demo agent process as its gate and watchdog would.
@@ -76,16 +50,8 @@ func hashes(t testing.TB) demo.Credentials {
 func start(t *testing.T) *client {
 	t.Helper()
 	n := ergotest.StartNode(t)
-	spawn := func(name string) (gen.Process, <-chan etf.Term) {
-		r := &recorder{ch: make(chan etf.Term, 1024)}
-		p, err := n.Spawn(name, gen.ProcessOptions{}, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p, r.ch
-	}
-	gate, gateCh := spawn("gate.demo")
-	_, watchdogCh := spawn("watchdog")
+	gate, gateCh := ergotest.Recorder(t, n, "gate.demo")
+	_, watchdogCh := ergotest.Recorder(t, n, "watchdog")
 	return &client{t: t, node: n, peer: gate, gateCh: gateCh, watchdogCh: watchdogCh}
 }
 
