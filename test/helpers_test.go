@@ -14,22 +14,13 @@ import (
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // checkFor polls f until it returns nil or timeout passes.
 func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
+	ergotest.CheckFor(t, timeout, every, f)
 }
 
 // testConfig is a one-node cluster with the given listeners (TOML).

@@ -25,17 +25,7 @@ const gossipWait = 20 * time.Second
 // checkFor polls f every interval until it returns nil or timeout passes.
 func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval) // polling interval, not synchronisation
-	}
+	ergotest.CheckFor(t, timeout, interval, f)
 }
 
 var nameSeq atomic.Int64
