@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,16 @@ type ClusterConfig struct {
 	Cookie     string `toml:"cookie"`
 	CookieEnv  string `toml:"cookie_env"`
 	CookieFile string `toml:"cookie_file"`
+	// Seeds are gossip addresses (host:port) of members to join. With
+	// seeds, or a node's gossip_port, nodes find each other by memberlist
+	// gossip; without either a node runs alone.
+	Seeds []string `toml:"seeds"`
+	// GossipKey encrypts gossip (base64 of 16, 24 or 32 bytes); a node
+	// with another key or none never joins. GossipKeyEnv and GossipKeyFile
+	// name where to read it instead.
+	GossipKey     string `toml:"gossip_key"`
+	GossipKeyEnv  string `toml:"gossip_key_env"`
+	GossipKeyFile string `toml:"gossip_key_file"`
 }
 
 // AuthConfig holds the credentials of the demo agent.
@@ -42,11 +53,12 @@ type AuthConfig struct {
 
 // NodeConfig describes one node.
 type NodeConfig struct {
-	Name      string           `toml:"name"`      // node name; the Ergo node is name@host
-	Host      string           `toml:"host"`      // host the node listens on; default 127.0.0.1
-	DistPort  int              `toml:"dist_port"` // Ergo distribution port; 0 = first free from 15000
-	Roles     []string         `toml:"roles"`     // e.g. ["gate"], ["agent"]
-	Listeners []ListenerConfig `toml:"listener"`
+	Name       string           `toml:"name"`        // node name; the Ergo node is name@host
+	Host       string           `toml:"host"`        // host the node listens on; default 127.0.0.1
+	DistPort   int              `toml:"dist_port"`   // Ergo distribution port; 0 = first free from 15000
+	GossipPort int              `toml:"gossip_port"` // memberlist port (UDP and TCP); 0 = a free one when gossip is on
+	Roles      []string         `toml:"roles"`       // e.g. ["gate"], ["agent"]
+	Listeners  []ListenerConfig `toml:"listener"`
 }
 
 // ListenerConfig describes one client-facing listener of a gate node.
@@ -109,8 +121,8 @@ func (c *Config) Validate() error {
 		if n.Host == "" {
 			n.Host = "127.0.0.1"
 		}
-		if n.DistPort < 0 || n.DistPort > 65535 {
-			return fmt.Errorf("%w: node %q: dist_port %d", ErrConfig, n.Name, n.DistPort)
+		if n.DistPort < 0 || n.DistPort > 65535 || n.GossipPort < 0 || n.GossipPort > 65535 {
+			return fmt.Errorf("%w: node %q: port out of range", ErrConfig, n.Name)
 		}
 		if err := validateListeners(n); err != nil {
 			return err
@@ -150,6 +162,43 @@ func validateListeners(n *NodeConfig) error {
 		}
 	}
 	return nil
+}
+
+// Gossip reports whether nodes find each other by gossip: the cluster has
+// seeds or the node has a gossip port.
+func (c *Config) Gossip(n NodeConfig) bool { return len(c.Cluster.Seeds) > 0 || n.GossipPort > 0 }
+
+// GossipKeyValue returns the decoded gossip key from the file, the
+// environment or the config; nil when none is set.
+func (c ClusterConfig) GossipKeyValue() ([]byte, error) {
+	var text string
+	switch {
+	case c.GossipKeyFile != "":
+		b, err := os.ReadFile(c.GossipKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read gossip key file: %w", err)
+		}
+		text = string(b)
+	case c.GossipKeyEnv != "":
+		text = os.Getenv(c.GossipKeyEnv)
+		if text == "" {
+			return nil, fmt.Errorf("%w: environment variable %s is empty", ErrConfig, c.GossipKeyEnv)
+		}
+	default:
+		text = c.GossipKey
+	}
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: gossip key is not base64: %v", ErrConfig, err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("%w: gossip key has %d bytes, want 16, 24 or 32", ErrConfig, n)
+	}
+	return key, nil
 }
 
 // Node returns the description of the named node.

@@ -22,6 +22,7 @@ import (
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/net/socket"
+	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 )
@@ -54,6 +55,7 @@ type Options struct {
 type Node struct {
 	cfg       NodeConfig
 	ergo      node.Node
+	members   *cluster.Membership // nil when the node runs alone
 	root      gen.Process
 	listeners []*gate.Listener
 	store     *watchdog.Store
@@ -103,10 +105,22 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		}
 		n.listeners = append(n.listeners, l)
 	}
+	if cfg.Gossip(nc) {
+		if err := n.join(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.startErgo(cookie); err != nil {
+		n.leave()
 		return nil, err
 	}
+	if n.members != nil {
+		// A member declared dead is disconnected at once, so monitors fire
+		// at the failure detector's speed, not after Ergo's 60 s keepalive.
+		n.members.OnLeave(func(name string) { n.ergo.Disconnect(name) })
+	}
 	if err := n.startTree(nc, kinds); err != nil {
+		n.leave()
 		n.ergo.Stop()
 		return nil, err
 	}
@@ -142,11 +156,47 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, log *slog.Logger) (*gate
 	})
 }
 
+// join starts this node's gossip membership.
+func (n *Node) join(ctx context.Context, cfg *Config) error {
+	key, err := cfg.Cluster.GossipKeyValue()
+	if err != nil {
+		return err
+	}
+	m, err := cluster.Start(ctx, cluster.Config{
+		Name:      n.cfg.Name + "@" + n.cfg.Host,
+		BindAddr:  n.cfg.Host,
+		BindPort:  n.cfg.GossipPort,
+		Seeds:     cfg.Cluster.Seeds,
+		SecretKey: key,
+		Roles:     n.cfg.Roles,
+		Logger:    n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to start gossip: %w", err)
+	}
+	n.members = m
+	return nil
+}
+
+// leave ends the gossip membership, if any, announcing the departure.
+func (n *Node) leave() {
+	if n.members == nil {
+		return
+	}
+	if err := n.members.Leave(2 * time.Second); err != nil {
+		n.log.Warn("gossip leave failed", "err", err)
+	}
+}
+
 func (n *Node) startErgo(cookie string) error {
+	var registrar node.Registrar = staticRegistrar{}
+	if n.members != nil {
+		registrar = n.members.Registrar()
+	}
 	opts := node.Options{
 		Listeners:        []node.Listener{{Hostname: n.cfg.Host, Listen: uint16(n.cfg.DistPort)}},
-		StaticRoutesOnly: true,
-		Registrar:        staticRegistrar{},
+		StaticRoutesOnly: n.members == nil,
+		Registrar:        registrar,
 		// Unique per incarnation: Ergo's default (Unix seconds) repeats
 		// within a second and stale pids would reach new processes.
 		Creation: uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<20,
@@ -264,6 +314,23 @@ func (n *Node) Addr(listener string) net.Addr {
 	return nil
 }
 
+// Members returns the cluster members seen by gossip (nil when the node
+// runs alone).
+func (n *Node) Members() []cluster.Member {
+	if n.members == nil {
+		return nil
+	}
+	return n.members.Members()
+}
+
+// GossipAddr returns the node's gossip address, or "" when it runs alone.
+func (n *Node) GossipAddr() string {
+	if n.members == nil {
+		return ""
+	}
+	return n.members.Addr()
+}
+
 // Done is closed when the supervision tree gave up (see Err).
 func (n *Node) Done() <-chan struct{} { return n.done }
 
@@ -286,6 +353,7 @@ func (n *Node) Stop(ctx context.Context) error {
 			}
 		}
 		n.drain(ctx)
+		n.leave()
 		n.cancel()
 		n.ergo.Stop()
 		n.wg.Wait()
