@@ -161,3 +161,41 @@ func TestBench(t *testing.T) {
 		t.Fatalf("no req/s line with errors=0:\n%s", out)
 	}
 }
+
+// status joins the gossip of a running node and lists it with its roles.
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	addrs := freeAddrs(t, 2)
+	gossip := addrs[0]
+	_, port, _ := strings.Cut(gossip, ":")
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := writeFile(t, fmt.Sprintf(`[cluster]
+cookie = "test-cookie"
+seeds = [%q]
+[auth.users]
+admin = %q
+[[node]]
+name = "watched"
+roles = ["gate", "agent"]
+gossip_port = %s
+  [[node.listener]]
+  name = "echo"
+  addr = %q
+  codec = "raw"
+  agent = "echo"
+`, gossip, hash, port, addrs[1]))
+	node := start(t, "", "run", "--config", config, "--node", "watched")
+	if err := waitServing(node, addrs[1], 60*time.Second); err != nil {
+		t.Fatalf("node not serving: %v\n%s", err, node.out.String())
+	}
+	p := start(t, "", "status", "--config", config)
+	if err := p.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("status: %v\n%s", err, p.out.String())
+	}
+	if !regexp.MustCompile(`watched@127\.0\.0\.1\s+127\.0\.0\.1\s+\d+\s+gate,agent\s+\d+\s+alive`).MatchString(p.out.String()) {
+		t.Fatalf("status output lacks the node:\n%s", p.out.String())
+	}
+}
