@@ -11,6 +11,7 @@ import (
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
 )
 
@@ -87,5 +88,57 @@ roles = ["agent"]
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("message never arrived")
+	}
+}
+
+// skynode's process messages cross a node link as the same Go types,
+// empty payloads included (a top-level empty slice would wedge the link).
+func TestMessagesCrossNodes(t *testing.T) {
+	port := freePort(t)
+	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
+[cluster]
+cookie = "types-test"
+seeds = ["127.0.0.1:%d"]
+[[node]]
+name = "ta"
+gossip_port = %d
+[[node]]
+name = "tb"
+`, port, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNamed(t, cfg, "ta")
+	b := startNamed(t, cfg, "tb")
+	_, inbox := ergotest.Recorder(t, b.Ergo(), "inbox")
+	sender, _ := ergotest.Recorder(t, a.Ergo(), "")
+	to := gen.ProcessID{Name: "inbox", Node: b.Name()}
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		return sender.Send(to, proto.Kick{Session: 0, Reason: "probe"})
+	})
+	if k := ergotest.Next[proto.Kick](t, inbox, 10*time.Second, nil); k.Reason != "probe" {
+		t.Fatalf("probe = %+v", k)
+	}
+	msgs := []any{
+		proto.Frame{Session: 1, Seq: 2, Payload: []byte{}},
+		proto.Output{Session: 1, Ack: 2, Payload: []byte("x"), Write: true, Close: true},
+		proto.AgentStart{Session: 3, Gate: "gate.agent", Watchdog: "watchdog", GateNode: a.Name(), Listener: "agent", Remote: "127.0.0.1:1"},
+		proto.Forward{Session: 4, Agent: proto.PID{Node: b.Name(), ID: 1001, Creation: 7}},
+		proto.SessionState{Session: 5, Fresh: true, Values: []byte{0x80}},
+	}
+	for _, m := range msgs {
+		if err := sender.Send(to, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range msgs {
+		select {
+		case got := <-inbox:
+			if fmt.Sprintf("%T %v", got, got) != fmt.Sprintf("%T %v", m, m) {
+				t.Fatalf("got %T %+v, want %T %+v", got, got, m, m)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%T never arrived", m)
+		}
 	}
 }

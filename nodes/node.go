@@ -15,6 +15,7 @@ import (
 	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
+	"github.com/ergo-services/ergo/proto/dist"
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/agent/demo"
@@ -189,11 +190,20 @@ func (n *Node) leave() {
 }
 
 func (n *Node) startErgo(cookie string) error {
+	if err := registerTypes(); err != nil {
+		return err
+	}
 	var registrar node.Registrar = staticRegistrar{}
 	if n.members != nil {
 		registrar = n.members.Registrar()
 	}
+	// One reader and one writer goroutine per node link: Ergo v2 reorders
+	// messages between two nodes with more (ERGO_V2.md §9.1), and its
+	// receivers race on the link's atom cache when several decode at once.
+	protoOpts := node.DefaultProtoOptions()
+	protoOpts.NumHandlers = 1
 	opts := node.Options{
+		Proto:            dist.CreateProto(protoOpts),
 		Listeners:        []node.Listener{{Hostname: n.cfg.Host, Listen: uint16(n.cfg.DistPort)}},
 		StaticRoutesOnly: n.members == nil,
 		Registrar:        registrar,
