@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,7 +127,15 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		return nil, err
 	}
 	n.serve(ctx)
-	n.log.Info("node started", "listeners", len(n.listeners))
+	addrs := make([]string, 0, len(n.listeners))
+	for _, l := range n.listeners {
+		addrs = append(addrs, l.Name()+"="+l.Addr().String())
+	}
+	gossip := n.GossipAddr()
+	if gossip == "" {
+		gossip = "off"
+	}
+	n.log.Info("node started", "ergo", n.ergo.Name(), "addrs", strings.Join(addrs, ","), "gossip", gossip)
 	return n, nil
 }
 

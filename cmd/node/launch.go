@@ -94,7 +94,7 @@ func startChild(self, name string, out *lineWriter, args ...string) (*child, err
 			if line != "" {
 				out.printf("[%s] %s\n", name, strings.TrimSuffix(line, "\n"))
 				if strings.Contains(line, `msg="node started"`) {
-					out.printf("[launch] %s ready, pid %d\n", name, pid)
+					out.printf("[launch] %s ready, pid %d%s\n", name, pid, startedFields(line))
 				}
 			}
 			if err != nil {
@@ -141,4 +141,16 @@ func (l *lineWriter) printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, format, args...)
+}
+
+// startedFields picks the addresses out of a node's "node started" log line.
+func startedFields(line string) string {
+	var b strings.Builder
+	for _, key := range []string{"addrs", "gossip"} {
+		if _, rest, ok := strings.Cut(line, " "+key+"="); ok {
+			v, _, _ := strings.Cut(rest, " ")
+			fmt.Fprintf(&b, ", %s %s", key, v)
+		}
+	}
+	return b.String()
 }

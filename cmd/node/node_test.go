@@ -89,9 +89,12 @@ func TestLaunch(t *testing.T) {
 	})
 	var pid int
 	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		m := regexp.MustCompile(`(?m)^\[launch\] ` + name + ` ready, pid (\d+)$`).FindStringSubmatch(p.out.String())
+		m := regexp.MustCompile(`(?m)^\[launch\] ` + name + ` ready, pid (\d+), addrs (\S+), gossip off$`).FindStringSubmatch(p.out.String())
 		if m == nil {
 			return errors.New("no ready line")
+		}
+		if !strings.Contains(m[2], "agent="+agent) {
+			return fmt.Errorf("ready line names addrs %s, want agent=%s", m[2], agent)
 		}
 		pid, _ = strconv.Atoi(m[1])
 		return nil
