@@ -324,12 +324,11 @@ func TestShutdownClosesClients(t *testing.T) {
 	}
 }
 
-// TestOutputWithoutAckKeepsRequestsInFlight shows a bug: an Output with
-// Ack 0 means "nothing acknowledged yet" (an agent's welcome, or a push
-// before it finished its first frame, carries it), but the gate treats it
-// as "all acknowledged": it forgets every frame in flight and frees the
-// window, so those requests get no answer if the agent then dies, and the
-// client may exceed its window.
+// TestOutputWithoutAckKeepsRequestsInFlight: an Output with Ack 0 means
+// "nothing acknowledged yet" (an agent's welcome, or a push before it
+// finished its first frame, carries it). The gate must keep every frame in
+// flight and the window closed, so those requests are still answered if
+// the agent then dies.
 func TestOutputWithoutAckKeepsRequestsInFlight(t *testing.T) {
 	t.Parallel()
 	codec := proto.Msgpack()

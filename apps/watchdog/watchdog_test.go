@@ -235,7 +235,8 @@ func TestLostAgentUp(t *testing.T) {
 	h.resumed(1, pid, false, nil)
 }
 
-// TestAgentRestartedWhileWatchdogDownIsNotOrphaned shows a bug: an agent
+// TestAgentRestartedWhileWatchdogDownIsNotOrphaned: with a fake agent that
+// announces itself once, this case orphans an agent; an agent
 // restarted by its supervisor while no watchdog is registered cannot
 // announce itself (its AgentUp fails and is not retried). The next
 // watchdog finds the old pid dead and, after RestartGrace, starts another
