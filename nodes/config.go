@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,40 @@ type ListenerConfig struct {
 	MaxConns     int           `toml:"max_conns"`     // 0 = unlimited
 	Window       int           `toml:"window"`        // frames in flight per client; 0 = 16
 	Shards       int           `toml:"shards"`        // agent supervisor shards; 0 = 4
+	// AgentsOn names the role of the nodes that run this listener's
+	// agents, least loaded first; "" runs them on the listener's own node.
+	AgentsOn string `toml:"agents_on"`
+}
+
+// RemotePool returns the name of the agent pool that nodes of the role
+// AgentsOn run for this listener: one per agent kind and codec, shared by
+// every listener with the same pair.
+func (l ListenerConfig) RemotePool() string { return AgentsName + "." + l.Agent + "." + l.Codec }
+
+// hosted returns, one per pool, the listeners of the whole cluster whose
+// agents the node n runs for other nodes (its roles include their
+// agents_on). Window and MaxFrame are the largest of the listeners sharing
+// a pool, so that its agents' mailboxes fit all of them.
+func (c *Config) hosted(n NodeConfig) []ListenerConfig {
+	var out []ListenerConfig
+	index := map[string]int{}
+	for _, other := range c.Nodes {
+		for _, l := range other.Listeners {
+			if l.AgentsOn == "" || !slices.Contains(n.Roles, l.AgentsOn) {
+				continue
+			}
+			if i, ok := index[l.RemotePool()]; ok {
+				out[i].Window = max(out[i].Window, l.Window)
+				if maxFrame(l) > maxFrame(out[i]) {
+					out[i].Framing, out[i].MaxFrame = l.Framing, l.MaxFrame
+				}
+				continue
+			}
+			index[l.RemotePool()] = len(out)
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // LoadConfig reads and validates a cluster description.
@@ -126,6 +161,11 @@ func (c *Config) Validate() error {
 		}
 		if err := validateListeners(n); err != nil {
 			return err
+		}
+		for _, l := range n.Listeners {
+			if l.AgentsOn != "" && !c.Gossip(*n) {
+				return fmt.Errorf("%w: node %q listener %q: agents_on needs gossip ([cluster] seeds)", ErrConfig, n.Name, l.Name)
+			}
 		}
 	}
 	return nil

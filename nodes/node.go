@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
 	"github.com/ergo-services/ergo/proto/dist"
 
@@ -61,6 +63,7 @@ type Node struct {
 	root      gen.Process
 	listeners []*gate.Listener
 	store     *watchdog.Store
+	remote    *remote // remote sends of this node's processes
 	log       *slog.Logger
 
 	cancel   context.CancelFunc
@@ -88,7 +91,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}
-	n := &Node{cfg: nc, store: watchdog.NewStore(), done: make(chan struct{})}
+	n := &Node{cfg: nc, store: watchdog.NewStore(), remote: &remote{}, done: make(chan struct{})}
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
 
 	// Bind every listener first: a port in use is a start-up error.
@@ -101,7 +104,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		}
 	}()
 	for _, lc := range nc.Listeners {
-		l, err := listen(lc, &sessions, n.log)
+		l, err := listen(lc, &sessions, n.remote, n.log)
 		if err != nil {
 			return nil, err
 		}
@@ -119,9 +122,16 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if n.members != nil {
 		// A member declared dead is disconnected at once, so monitors fire
 		// at the failure detector's speed, not after Ergo's 60 s keepalive.
-		n.members.OnLeave(func(name string) { n.ergo.Disconnect(name) })
+		n.members.OnLeave(func(name string) { n.disconnect(name) })
 	}
-	if err := n.startTree(nc, kinds); err != nil {
+	sender, err := n.ergo.Spawn("", gen.ProcessOptions{}, &idle{})
+	if err != nil {
+		n.leave()
+		n.ergo.Stop()
+		return nil, err
+	}
+	n.remote.set(directRemote{sender})
+	if err := n.startTree(cfg, nc, kinds); err != nil {
 		n.leave()
 		n.ergo.Stop()
 		return nil, err
@@ -139,7 +149,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	return n, nil
 }
 
-func listen(lc ListenerConfig, sessions *atomic.Uint64, log *slog.Logger) (*gate.Listener, error) {
+func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
 	format, err := frame.ParseFormat(lc.Framing)
 	if err != nil {
 		return nil, err
@@ -162,6 +172,7 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, log *slog.Logger) (*gate
 		Codec:       codec,
 		Window:      lc.Window,
 		NextSession: func() uint64 { return sessions.Add(1) },
+		Remote:      r,
 		Logger:      log,
 	})
 }
@@ -231,29 +242,51 @@ func (n *Node) startErgo(cookie string) error {
 	return nil
 }
 
-func (n *Node) startTree(nc NodeConfig, kinds map[string]*agent.Agent) error {
-	pools := map[string]sup.PoolSpec{}
+// agentPool builds the pool that runs the agents of listener lc.
+func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent.Agent) (sup.PoolSpec, error) {
+	kind, ok := kinds[lc.Agent]
+	if !ok {
+		return sup.PoolSpec{}, fmt.Errorf("%w: listener %q names unknown agent %q", ErrConfig, lc.Name, lc.Agent)
+	}
+	codec, _ := proto.CodecByName(lc.Codec)
+	window := lc.Window
+	if window <= 0 {
+		window = gate.DefaultWindow
+	}
+	return sup.PoolSpec{
+		Name:     name,
+		Shards:   lc.Shards,
+		Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote}),
+		Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
+	}, nil
+}
+
+func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Agent) error {
+	pools := map[string]sup.PoolSpec{}  // local pools, by listener name
+	hosted := map[string]sup.PoolSpec{} // pools run for other nodes' listeners, by pool name
+	placement := map[string]watchdog.Placement{}
 	agents := sup.Spec{Name: AgentsName}
 	gates := sup.Spec{Name: GatesName}
+	for _, lc := range cfg.hosted(nc) {
+		pool, err := n.agentPool(lc.RemotePool(), lc, kinds)
+		if err != nil {
+			return err
+		}
+		hosted[pool.Name] = pool
+		agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
+	}
 	for i, l := range n.listeners {
 		lc := nc.Listeners[i]
-		kind, ok := kinds[lc.Agent]
-		if !ok {
-			return fmt.Errorf("%w: listener %q names unknown agent %q", ErrConfig, lc.Name, lc.Agent)
+		if lc.AgentsOn != "" {
+			placement[lc.Name] = watchdog.Placement{Role: lc.AgentsOn, Pool: lc.RemotePool()}
+		} else {
+			pool, err := n.agentPool(AgentsName+"."+lc.Name, lc, kinds)
+			if err != nil {
+				return err
+			}
+			pools[lc.Name] = pool
+			agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
 		}
-		codec, _ := proto.CodecByName(lc.Codec)
-		window := lc.Window
-		if window <= 0 {
-			window = gate.DefaultWindow
-		}
-		pool := sup.PoolSpec{
-			Name:     AgentsName + "." + lc.Name,
-			Shards:   lc.Shards,
-			Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log}),
-			Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window), DirectboxSize: 2},
-		}
-		pools[lc.Name] = pool
-		agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
 		gates.Children = append(gates.Children, sup.Child{
 			Name: l.ProcessName(), Behavior: l.Behavior(),
 			Options: gen.ProcessOptions{MailboxSize: gate.MailboxSize},
@@ -267,8 +300,14 @@ func (n *Node) startTree(nc NodeConfig, kinds map[string]*agent.Agent) error {
 		Name: watchdog.DefaultName,
 		Behavior: watchdog.Behavior(watchdog.Options{
 			Pools: pools, Store: n.store, Logger: n.log,
+			Placement: placement, Candidates: n.candidates, Remote: n.remote,
 		}),
 		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
+	})
+	root.Children = append(root.Children, sup.Child{
+		Name:     sup.SpawnerName,
+		Behavior: sup.Spawner(hosted, n.remote, n.log),
+		Options:  gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
 	})
 	if len(gates.Children) > 0 {
 		root.Children = append(root.Children, sup.Child{Name: GatesName, Behavior: sup.New(gates)})
@@ -281,12 +320,35 @@ func (n *Node) startTree(nc NodeConfig, kinds map[string]*agent.Agent) error {
 	return nil
 }
 
+// candidates returns the live members of a role that can run agents.
+func (n *Node) candidates(role string) []watchdog.Candidate {
+	if n.members == nil {
+		return nil
+	}
+	var out []watchdog.Candidate
+	for _, m := range n.members.Members() {
+		if m.Alive && m.ErgoPort > 0 && slices.Contains(m.Roles, role) {
+			out = append(out, watchdog.Candidate{Node: m.Name, Load: m.Load})
+		}
+	}
+	return out
+}
+
 // agentMailbox sizes an agent's mailbox: the gate never has more than window
-// frames in flight to it, plus room for control messages (session state,
-// stop) and pushes. Ergo allocates three channels of this size per process,
-// so it is the largest part of an idle client's memory.
-func agentMailbox(window int) uint16 {
-	return uint16(min(max(window+8, 16), 65535))
+// frames in flight to it, each in at most ceil(maxFrame/proto.MaxChunk)
+// messages, plus room for control messages (session state, stop) and
+// pushes. Ergo allocates three channels of this size per process, so it is
+// the largest part of an idle client's memory; a full mailbox loses
+// messages (ERGO_V2.md §2).
+func agentMailbox(window, maxFrame int) uint16 {
+	parts := max((maxFrame+proto.MaxChunk-1)/proto.MaxChunk, 1)
+	return uint16(min(max(window*parts+8, 16), 65535))
+}
+
+// maxFrame is a listener's largest frame payload.
+func maxFrame(lc ListenerConfig) int {
+	format, _ := frame.ParseFormat(lc.Framing)
+	return frame.Options{Format: format, MaxSize: lc.MaxFrame}.Limit()
 }
 
 // serve starts accepting on every listener and watches the tree.
@@ -301,6 +363,13 @@ func (n *Node) serve(ctx context.Context) {
 			}
 		}()
 	}
+	if n.members != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.reportLoad(ctx)
+		}()
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -312,6 +381,29 @@ func (n *Node) serve(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
+}
+
+// loadEvery is how often a node gossips its load.
+const loadEvery = time.Second
+
+// reportLoad gossips the node's load, the processes it runs beyond its
+// own tree (agents, mostly), until ctx ends.
+func (n *Node) reportLoad(ctx context.Context) {
+	base := len(n.ergo.ProcessList())
+	tick := time.NewTicker(loadEvery)
+	defer tick.Stop()
+	last := -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if load := max(len(n.ergo.ProcessList())-base, 0); load != last {
+			n.members.SetLoad(load)
+			last = load
+		}
+	}
 }
 
 // Name returns the Ergo node name (name@host).
@@ -373,12 +465,39 @@ func (n *Node) Stop(ctx context.Context) error {
 		}
 		n.drain(ctx)
 		n.leave()
+		// Agents this node runs for other nodes' sessions: cutting the
+		// links makes their watchdogs place them elsewhere at once (their
+		// monitors fire "noconnection"), and makes the agents here end.
+		for _, peer := range n.ergo.Nodes() {
+			n.disconnect(peer)
+		}
 		n.cancel()
 		n.ergo.Stop()
 		n.wg.Wait()
 		n.log.Info("node stopped")
 	})
 	return n.stopErr
+}
+
+// disconnectWait bounds a Disconnect: Ergo v2's can hang behind a send
+// blocked on a dead peer (ERGO_V2.md §9.3).
+const disconnectWait = 2 * time.Second
+
+// disconnect drops the Ergo link to a node, so monitors of its processes
+// fire, without letting a hung Disconnect block the caller long.
+func (n *Node) disconnect(name string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.ergo.Disconnect(name); err != nil && !errors.Is(err, lib.ErrNoRoute) {
+			n.log.Debug("disconnect failed", "peer", name, "err", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(disconnectWait):
+		n.log.Warn("disconnect from a node hangs; going on", "peer", name)
+	}
 }
 
 // drain waits until the watchdog has ended every session (each agent got

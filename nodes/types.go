@@ -22,6 +22,7 @@ func registerTypes() error {
 		proto.AgentStart{}, proto.AgentUp{}, proto.SessionState{}, proto.SessionSave{},
 		proto.Connect{}, proto.Disconnect{}, proto.Forward{}, proto.AgentDown{},
 		proto.Kick{}, proto.StopAgent{}, proto.Frame{}, proto.Output{}, proto.Resync{},
+		proto.Spawn{}, proto.SpawnFailed{}, // Spawn holds an AgentStart: after it
 	}
 	for _, t := range types {
 		name := fmt.Sprintf("skynode.%T", t)
@@ -30,4 +31,17 @@ func registerTypes() error {
 		}
 	}
 	return nil
+}
+
+// envelope reports whether msg is one of the registered process messages:
+// the only terms skynode sends to other nodes.
+func envelope(msg etf.Term) bool {
+	switch msg.(type) {
+	case proto.AgentStart, proto.AgentUp, proto.SessionState, proto.SessionSave,
+		proto.Connect, proto.Disconnect, proto.Forward, proto.AgentDown,
+		proto.Kick, proto.StopAgent, proto.Frame, proto.Output, proto.Resync,
+		proto.Spawn, proto.SpawnFailed:
+		return true
+	}
+	return false
 }

@@ -97,23 +97,37 @@ type StopAgent struct {
 
 // Frame carries one client frame from a gate to the session's agent. Seq
 // numbers frames of a session from 1 upwards.
+//
+// A payload longer than MaxChunk crosses node links in several Frames with
+// the same Seq: all but the last have More set, and the receiver joins them
+// (ERGO_V2.md §9.2: a message over 64000 bytes corrupts a busy link).
 type Frame struct {
 	Session uint64
 	Seq     uint64
 	Payload []byte
+	More    bool
 }
+
+// MaxChunk is the largest payload one Frame or Output carries. Longer
+// payloads are split into several messages (see Frame).
+const MaxChunk = 56 << 10
 
 // Output carries bytes from an agent to its gate for the client. Ack is the
 // highest Seq the agent has finished with (cumulative; it frees the gate's
 // flow-control window). Write says Payload is a frame for the client (it may
 // be empty); without it the message only acknowledges. Close asks the gate to
-// close the connection once Payload is written.
+// close the connection once Payload is written. A Payload longer than
+// MaxChunk is split as a Frame's is: every part but the last has More set
+// and carries only bytes. From names the agent that sent it: a gate ignores
+// output from an agent that no longer serves the session.
 type Output struct {
 	Session uint64
 	Ack     uint64
 	Payload []byte
 	Close   bool
 	Write   bool
+	More    bool
+	From    PID
 }
 
 // Resync is sent by a gate process that (re)started to its watchdog: the
@@ -121,4 +135,20 @@ type Output struct {
 // Forwards sent while no gate process ran were lost.
 type Resync struct {
 	Gate string
+}
+
+// Spawn asks a node's spawner process to start an agent in one of its agent
+// pools: the watchdog places agents on other nodes this way. The agent
+// announces itself to its watchdog with AgentUp as usual.
+type Spawn struct {
+	Pool  string
+	Start AgentStart
+}
+
+// SpawnFailed tells a watchdog that a Spawn could not be carried out, so it
+// places the agent elsewhere at once.
+type SpawnFailed struct {
+	Session uint64
+	Node    string
+	Reason  string
 }

@@ -6,4 +6,4 @@ import (
 	"github.com/skynode/skynode/sup/ergotest"
 )
 
-func TestMain(m *testing.M) { ergotest.Main(m) }
+func TestMain(m *testing.M) { ergotest.MainMultiNode(m, ergotest.MemberlistProbe()) }

@@ -30,7 +30,13 @@ const maxPending = 1024
 type Options struct {
 	Codec  proto.Codec  // the listener's codec; nil means msgpack
 	Logger *slog.Logger // nil discards
+	// Remote carries messages to a gate and watchdog on another node
+	// without blocking (sup/outbox); nil sends directly.
+	Remote sup.Remote
 }
+
+// maxJoined bounds a payload joined from several Frames (proto.MaxChunk).
+const maxJoined = 64 << 20
 
 // Behavior returns the gen.Server behavior that runs a for every client of a
 // listener. Its Init never fails (a supervisor requirement, see package sup);
@@ -61,6 +67,8 @@ type state struct {
 	ready    bool           // session state received
 	stopAnn  gen.CancelFunc // cancels the pending repeat of AgentUp
 	pending  []proto.Frame  // frames that arrived before the session state
+	partial  []byte         // leading parts of a frame split across messages
+	partSeq  uint64         // the Seq of partial
 	ack      uint64         // highest frame seq handled
 	bad      int            // consecutive undecodable frames
 	log      *slog.Logger
@@ -79,6 +87,13 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		listener: st.start.Listener, codec: s.opts.Codec,
 	}
 	st.log = s.opts.Logger.With("session", st.start.Session, "pid", p.Self().String())
+	if st.start.GateNode != "" && st.start.GateNode != p.NodeName() {
+		// The session lives on the gate's node. Once that node is gone
+		// (or cut off and declared dead) its watchdog places the session
+		// on another agent: this one must end, so that two agents never
+		// serve one session.
+		p.MonitorNode(st.start.GateNode)
+	}
 	// Announce ourselves; the watchdog answers with the session state.
 	s.announce(p, st)
 	return nil
@@ -87,7 +102,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 // announce sends AgentUp and checks back later: until the session state
 // arrives, the agent keeps announcing itself.
 func (s *server) announce(p *gen.ServerProcess, st *state) {
-	if err := p.Send(st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self())}); err != nil {
+	if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self())}); err != nil {
 		st.log.Warn("agent could not announce itself", "err", err)
 	}
 	st.stopAnn = p.SendAfter(p.Self(), announce{}, announceEvery)
@@ -97,6 +112,10 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	st := p.State.(*state)
 	switch m := msg.(type) {
 	case proto.Frame:
+		var whole bool
+		if m, whole = s.join(st, m); !whole {
+			return gen.ServerStatusOK
+		}
 		if !st.ready {
 			if len(st.pending) >= maxPending {
 				st.log.Warn("agent dropped a frame before its session was ready", "seq", m.Seq)
@@ -115,8 +134,36 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		if !st.ready {
 			s.announce(p, st)
 		}
+	case gen.MessageNodeDown:
+		st.log.Info("agent ends: the node of its session is gone", "node", m.Name)
+		return gen.ServerStatusStop
 	}
 	return gen.ServerStatusOK
+}
+
+// join collects the parts of a frame split across messages (proto.Frame's
+// More) and reports whether f is now whole.
+func (s *server) join(st *state, f proto.Frame) (proto.Frame, bool) {
+	if len(st.partial) > 0 && st.partSeq != f.Seq {
+		// The rest of the earlier frame was lost on the way.
+		st.log.Warn("agent dropped an incomplete frame", "seq", st.partSeq)
+		st.partial = nil
+	}
+	if !f.More && len(st.partial) == 0 {
+		return f, true
+	}
+	if len(st.partial)+len(f.Payload) > maxJoined {
+		st.log.Warn("agent dropped a frame over its size limit", "seq", f.Seq)
+		st.partial = nil
+		return f, false
+	}
+	st.partial = append(st.partial, f.Payload...)
+	st.partSeq = f.Seq
+	if f.More {
+		return f, false
+	}
+	f.Payload, st.partial = st.partial, nil
+	return f, true
 }
 
 func (s *server) Terminate(p *gen.ServerProcess, reason string) {
@@ -244,7 +291,7 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 		values, err := proto.Msgpack().Marshal(st.sess.values)
 		if err != nil {
 			st.log.Error("agent could not encode session values", "err", err)
-		} else if err := p.Send(st.watchdog, proto.SessionSave{Session: st.sess.id, Values: values}); err != nil {
+		} else if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.SessionSave{Session: st.sess.id, Values: values}); err != nil {
 			st.log.Warn("agent could not save its session", "err", err)
 		}
 	}
@@ -281,17 +328,39 @@ func (s *server) fail(p *gen.ServerProcess, st *state, f proto.Frame) {
 	s.send(p, st, m)
 }
 
-// send delivers to the gate. A full gate mailbox is back-pressure: the agent
-// waits a little (it is this client's own process) and never drops silently.
+// send delivers to the gate, in parts when the payload is long (see
+// proto.Frame). A full gate mailbox on the same node is back-pressure: the
+// agent waits a little (it is this client's own process) and never drops
+// silently. A gate on another node is reached through the non-blocking
+// Remote.
 func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
+	m.From = sup.FromPid(p.Self())
+	for len(m.Payload) > proto.MaxChunk {
+		part := proto.Output{Session: m.Session, Payload: m.Payload[:proto.MaxChunk], Write: true, More: true, From: m.From}
+		if !s.sendOne(p, st, part) {
+			return
+		}
+		m.Payload = m.Payload[proto.MaxChunk:]
+	}
+	s.sendOne(p, st, m)
+}
+
+func (s *server) sendOne(p *gen.ServerProcess, st *state, m proto.Output) bool {
+	if s.opts.Remote != nil && !sup.IsLocal(p, st.gate) {
+		if err := s.opts.Remote.Send(st.gate, m); err != nil {
+			st.log.Warn("agent output lost", "err", err, "ack", m.Ack)
+			return false
+		}
+		return true
+	}
 	for delay := 50 * time.Microsecond; ; delay *= 2 {
 		err := p.Send(st.gate, m)
 		if err == nil {
-			return
+			return true
 		}
 		if !errors.Is(err, lib.ErrProcessMailboxFull) || delay > 100*time.Millisecond {
 			st.log.Warn("agent output lost", "err", err, "ack", m.Ack)
-			return
+			return false
 		}
 		time.Sleep(delay)
 	}

@@ -22,6 +22,7 @@ type client struct {
 	waiting *time.Timer // closes the connection if no Forward comes
 	seq     uint64
 	flight  []inflight
+	partial []byte // leading parts of an output split across messages
 }
 
 type inflight struct {

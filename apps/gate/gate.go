@@ -45,8 +45,14 @@ type Options struct {
 	// NextSession returns a new session id, unique on this node across all
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
-	Logger      *slog.Logger // nil discards
+	// Remote carries frames to agents on other nodes without blocking the
+	// client's read goroutine (sup/outbox); nil sends directly.
+	Remote sup.Remote
+	Logger *slog.Logger // nil discards
 }
+
+// maxJoined bounds an output joined from several messages (proto.MaxChunk).
+const maxJoined = 64 << 20
 
 // Listener is one listening socket with its clients, and the gate process
 // that routes them.

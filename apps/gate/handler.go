@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ergo-services/ergo/gen"
+
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
 )
 
 // errNoGate refuses connections while no gate process runs.
@@ -65,7 +68,7 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload})
 	cl.mu.Unlock()
 
-	if err := p.Send(pid(agent), proto.Frame{Session: cl.session, Seq: seq, Payload: payload}); err != nil {
+	if err := l.send(p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload}); err != nil {
 		cl.mu.Lock()
 		removed := cl.remove(seq)
 		cl.mu.Unlock()
@@ -74,6 +77,21 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 		}
 	}
 	return nil
+}
+
+// send sends a frame to an agent, in parts when it is longer than
+// proto.MaxChunk; one on another node through the non-blocking Remote.
+func (l *Listener) send(p gen.Process, agent proto.PID, f proto.Frame) error {
+	to := pid(agent)
+	for len(f.Payload) > proto.MaxChunk {
+		part := f
+		part.Payload, part.More = f.Payload[:proto.MaxChunk], true
+		if err := sup.Send(p, l.opts.Remote, to, part); err != nil {
+			return err
+		}
+		f.Payload = f.Payload[proto.MaxChunk:]
+	}
+	return sup.Send(p, l.opts.Remote, to, f)
 }
 
 // Warning implements socket.Handler (Skynet's handlers.warning).
@@ -111,8 +129,29 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 }
 
 // output writes an agent's output and frees the acknowledged window.
+// Output from an agent that no longer serves the session is ignored: its
+// frames were answered when it was replaced.
 func (l *Listener) output(cl *client, m proto.Output) {
 	cl.mu.Lock()
+	if !m.From.IsZero() && m.From != cl.agent {
+		cl.mu.Unlock()
+		l.log.Debug("gate ignores output of a replaced agent", "session", cl.session)
+		return
+	}
+	if m.More || len(cl.partial) > 0 {
+		if len(cl.partial)+len(m.Payload) > maxJoined {
+			cl.mu.Unlock()
+			l.log.Warn("agent output over the size limit; closing the client", "session", cl.session)
+			cl.conn.Close(socket.ReasonServer)
+			return
+		}
+		cl.partial = append(cl.partial, m.Payload...)
+		if m.More {
+			cl.mu.Unlock()
+			return
+		}
+		m.Payload, cl.partial = cl.partial, nil
+	}
 	done := cl.take(m.Ack)
 	cl.mu.Unlock()
 	defer cl.release(len(done))
@@ -134,6 +173,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	var lost []inflight
 	if old != agent {
 		lost = cl.takeAll() // sent to an earlier agent that is gone
+		cl.partial = nil
 	}
 	start := !cl.started
 	cl.started = true
@@ -160,6 +200,7 @@ func (l *Listener) failAll(cl *client, agent proto.PID) {
 			return // a stale notice about an agent already replaced
 		}
 		cl.agent = proto.PID{}
+		cl.partial = nil
 	}
 	lost := cl.takeAll()
 	cl.mu.Unlock()

@@ -18,6 +18,8 @@ type Record struct {
 	Started  bool      // the agent's start hook has run
 	Resumed  proto.PID // the agent last given the session state
 	Restarts []time.Time
+	Placing  string // node asked to start the session's agent, until it announces itself
+	Attempt  uint64 // counts placements, so a stale timer is recognised
 }
 
 // Store holds the sessions of one node. It outlives watchdog processes.

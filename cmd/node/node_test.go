@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -79,50 +78,6 @@ func TestRunInvalidConfig(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestLaunch(t *testing.T) {
-	t.Parallel()
-	const name = "launched"
-	p, agent, _ := startServing(t, name, func(config string) []string {
-		return []string{"launch", "--config", config}
-	})
-	var pid int
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		m := regexp.MustCompile(`(?m)^\[launch\] ` + name + ` ready, pid (\d+), addrs (\S+), gossip off$`).FindStringSubmatch(p.out.String())
-		if m == nil {
-			return errors.New("no ready line")
-		}
-		if !strings.Contains(m[2], "agent="+agent) {
-			return fmt.Errorf("ready line names addrs %s, want agent=%s", m[2], agent)
-		}
-		pid, _ = strconv.Atoi(m[1])
-		return nil
-	})
-	out := p.out.String()
-	if !strings.Contains(out, fmt.Sprintf("[launch] %s starting, pid %d\n", name, pid)) {
-		t.Errorf("no starting line with pid %d", pid)
-	}
-	if !regexp.MustCompile(`(?m)^\[` + name + `\] .*msg="node started"`).MatchString(out) {
-		t.Errorf("node log lines not prefixed with [%s]", name)
-	}
-	c := dial(t, agent)
-	want(t, c.recv(), "status", "ok", "message", "Welcome to server")
-	want(t, c.call("echo", map[string]any{"text": "hi"}), "status", "ok", "echo", "hi")
-
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t, exitWait); err != nil {
-		t.Fatalf("launch exit: %v", err)
-	}
-	checkFor(t, exitWait, 20*time.Millisecond, func() error {
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("node pid %d: kill 0: %v", pid, err)
-		}
-		return nil
-	})
-	c.expectClosed()
 }
 
 func TestHashPassword(t *testing.T) {
