@@ -328,7 +328,7 @@ func (n *Node) candidates(role string) []watchdog.Candidate {
 	var out []watchdog.Candidate
 	for _, m := range n.members.Members() {
 		if m.Alive && m.ErgoPort > 0 && slices.Contains(m.Roles, role) {
-			out = append(out, watchdog.Candidate{Node: m.Name, Load: m.Load})
+			out = append(out, watchdog.Candidate{Node: m.Name, Load: m.Load, Creation: m.Creation})
 		}
 	}
 	return out

@@ -44,8 +44,9 @@ type Placement struct {
 
 // Candidate is a live node that can run agents, as gossip sees it.
 type Candidate struct {
-	Node string // Ergo node name
-	Load int    // agents it runs, as it last reported
+	Node     string // Ergo node name
+	Load     int    // agents it runs, as it last reported
+	Creation uint32 // Ergo creation of the node's current incarnation
 }
 
 // Options configure the watchdog process.
@@ -106,7 +107,8 @@ type state struct {
 	byAgent  map[etf.Pid]uint64
 	load     map[string]int       // agents watched, per node
 	spawning map[string]int       // agents asked for and not up yet, per node
-	down     map[string]time.Time // nodes whose link failed, and when
+	down     map[string]time.Time // nodes that failed to start an agent, and when
+	gone     map[string]uint32    // nodes whose link dropped: the creation that is gone
 }
 
 // checkAgent is a timer message: is the session's agent back? attempt is
@@ -119,7 +121,7 @@ type checkAgent struct {
 func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st := &state{
 		byAgent: map[etf.Pid]uint64{}, load: map[string]int{},
-		spawning: map[string]int{}, down: map[string]time.Time{},
+		spawning: map[string]int{}, down: map[string]time.Time{}, gone: map[string]uint32{},
 	}
 	p.State = st
 	// After a restart of the watchdog: watch every agent again and re-send
@@ -233,6 +235,12 @@ func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) 
 func (s *server) pick(st *state, role string) string {
 	best, bestLoad := "", 0
 	for _, c := range s.opts.Candidates(role) {
+		if creation, ok := st.gone[c.Node]; ok {
+			if c.Creation == creation {
+				continue // gossip has not noticed yet
+			}
+			delete(st.gone, c.Node) // a new incarnation
+		}
 		if t, ok := st.down[c.Node]; ok {
 			if time.Since(t) < downFor {
 				continue
@@ -383,8 +391,9 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 		s.kick(p, rec, "agent ended")
 	case "noconnection":
 		// Its node is gone (killed, or cut off and declared dead by
-		// gossip): no supervisor will restart it. Place it anew now.
-		st.down[dead.Node] = time.Now()
+		// gossip): no supervisor will restart it. Place it anew now, not
+		// on that incarnation of the node.
+		st.gone[dead.Node] = dead.Creation
 		s.opts.Logger.Info("agent's node is gone; placing the agent on another node", "session", session, "node", dead.Node)
 		s.start(p, st, rec)
 	default:

@@ -133,7 +133,7 @@ func (m *Membership) upsert(n *memberlist.Node) {
 	}
 	s.Member = Member{
 		Name: n.Name, Addr: n.Addr.String(), ErgoPort: md.ErgoPort,
-		Roles: md.Roles, Load: md.Load, Alive: true,
+		Roles: md.Roles, Load: md.Load, Alive: true, Creation: md.Creation,
 	}
 	s.creation = md.Creation
 	s.gossipAddr = n.Address()

@@ -20,6 +20,7 @@ type Member struct {
 	Roles    []string // roles from its Config
 	Load     int      // load from its last SetLoad
 	Alive    bool     // false once memberlist declared it dead or it left
+	Creation uint32   // Ergo creation (incarnation) of its node; 0 until registered
 }
 
 // memberState is a Member plus what resolution needs.

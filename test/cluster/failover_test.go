@@ -1,0 +1,159 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serve checks that c's session is served, retrying while the answer is
+// "agent unavailable, retry"; it returns the serving node and the number
+// of retryable errors seen.
+func serve(c *client, session int64) (node string, retries int, err error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		node, s, user, err := c.whoami()
+		switch {
+		case errors.Is(err, errRetry):
+			retries++
+			if time.Now().After(deadline) {
+				return "", retries, fmt.Errorf("session %d still unavailable", session)
+			}
+			time.Sleep(20 * time.Millisecond) // a client's retry pause
+			continue
+		case err != nil:
+			return "", retries, err
+		case s != session || user != "admin":
+			return "", retries, fmt.Errorf("session %d answered as session %d user %q", session, s, user)
+		}
+		return node, retries, nil
+	}
+}
+
+// fleet is many logged-in clients.
+type fleet struct {
+	clients  []*client
+	sessions []int64
+	nodes    []string // where each session's agent runs
+}
+
+func newFleet(t *testing.T, addr string, n int) *fleet {
+	t.Helper()
+	f := &fleet{}
+	for range n {
+		c, err := loggedIn(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.conn.Close() })
+		node, s, _, err := c.whoami()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.clients = append(f.clients, c)
+		f.sessions = append(f.sessions, s)
+		f.nodes = append(f.nodes, node)
+	}
+	return f
+}
+
+// check has every client answered again, concurrently, and records where.
+// It returns the retryable errors seen per client.
+func (f *fleet) check(t *testing.T) []int {
+	t.Helper()
+	retries := make([]int, len(f.clients))
+	var wg sync.WaitGroup
+	errs := make([]error, len(f.clients))
+	for i, c := range f.clients {
+		wg.Go(func() {
+			f.nodes[i], retries[i], errs[i] = serve(c, f.sessions[i])
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return retries
+}
+
+func (f *fleet) count() map[string]int {
+	m := map[string]int{}
+	for _, n := range f.nodes {
+		m[n]++
+	}
+	return m
+}
+
+// The whole story on real processes: agents spread over two workers; one
+// is killed with SIGKILL and every client stays connected, logged in, and
+// is answered from the survivor; the killed worker comes back and a new
+// worker joins late, and new clients' agents go to them; a worker stopped
+// with SIGTERM hands its agents over before it exits.
+func TestWorkerLossAndReturn(t *testing.T) {
+	cfg, addr := clusterFile(t, []string{"w1", "w2", "w3"}, "")
+	gate := runNode(t, cfg, "gate1")
+	gate.waitLog(t, "node started", 60*time.Second)
+	w1 := runNode(t, cfg, "w1")
+	w2 := runNode(t, cfg, "w2")
+	for _, w := range []string{"w1@", "w2@"} {
+		gate.waitLog(t, "node="+w, 60*time.Second) // the gate sees the worker by gossip
+	}
+
+	f := newFleet(t, addr, 30)
+	spread := f.count()
+	if spread["w1@127.0.0.1"] < 5 || spread["w2@127.0.0.1"] < 5 {
+		t.Fatalf("agents not spread over the workers: %v", spread)
+	}
+
+	// kill -9 of w1.
+	w1.kill(t)
+	retries := f.check(t)
+	if n := f.count(); n["w2@127.0.0.1"] != len(f.clients) {
+		t.Fatalf("after w1 was killed, agents run on %v; want all on w2", n)
+	}
+	t.Logf("kill -9: retryable errors per client %v", retries)
+
+	// w1 comes back, w3 joins late: new clients go to them, the least
+	// loaded.
+	w1 = runNode(t, cfg, "w1")
+	w3 := runNode(t, cfg, "w3")
+	w1.waitLog(t, "node started", 60*time.Second)
+	w3.waitLog(t, "node started", 60*time.Second)
+	// New clients, one at a time, until both have agents: least loaded
+	// first, once gossip shows them (w1's new incarnation, w3's join).
+	late := &fleet{}
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		one := newFleet(t, addr, 1)
+		late.clients = append(late.clients, one.clients...)
+		late.sessions = append(late.sessions, one.sessions...)
+		late.nodes = append(late.nodes, one.nodes...)
+		n := late.count()
+		if n["w1@127.0.0.1"] == 0 || n["w3@127.0.0.1"] == 0 {
+			return fmt.Errorf("new agents run on %v; want w1 and w3 used", n)
+		}
+		return nil
+	})
+	t.Logf("late clients' agents: %v", late.count())
+
+	// SIGTERM on w2: its agents move before it exits, and it exits 0.
+	if err := w2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w2.done:
+		if w2.err != nil {
+			t.Fatalf("w2 exited with %v", w2.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("w2 did not stop")
+	}
+	retries = f.check(t)
+	if n := f.count(); n["w2@127.0.0.1"] != 0 {
+		t.Fatalf("after w2 drained, agents run on %v", n)
+	}
+	t.Logf("drain: retryable errors per client %v; agents now on %v", retries, f.count())
+	late.check(t)
+}

@@ -1,0 +1,266 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/proto"
+)
+
+// checkFor polls f until it returns nil or timeout passes.
+func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after %v: %v", timeout, err)
+		}
+		time.Sleep(every)
+	}
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// clusterFile writes a cluster description: a gate node gate1 whose demo
+// listener (returned address) places agents on role "agent", and workers
+// with that role. extra is appended to [cluster].
+func clusterFile(t testing.TB, workers []string, extra string) (path, addr string) {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gossip := freePort(t)
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+[cluster]
+cookie = "cluster-proc-test"
+seeds = ["127.0.0.1:%d"]
+gossip_key = "c2t5bm9kZS10ZXN0LWsxNg=="
+%s
+[auth.users]
+admin = %q
+[[node]]
+name = "gate1"
+roles = ["gate"]
+gossip_port = %d
+  [[node.listener]]
+  name = "agent"
+  addr = %q
+  agents_on = "agent"
+`, gossip, extra, hash, gossip, addr)
+	for _, w := range workers {
+		// A fixed gossip port: a restarted node at a new address would
+		// conflict with its dead self until gossip forgets it.
+		fmt.Fprintf(&b, "[[node]]\nname = %q\nroles = [\"agent\"]\ngossip_port = %d\n", w, freePort(t))
+	}
+	path = filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, addr
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running node process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  syncBuffer
+	done chan struct{}
+	err  error // valid once done is closed
+}
+
+// runNode starts `node run --config cfg --node name`; it is killed at
+// cleanup.
+func runNode(t testing.TB, cfg, name string, env ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(nodeBin, "run", "--config", cfg, "--node", name), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.WaitDelay = 5 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill(t testing.TB) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// waitLog waits until the process's output contains s.
+func (p *proc) waitLog(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	checkFor(t, timeout, 20*time.Millisecond, func() error {
+		if strings.Contains(p.out.String(), s) {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited (%v) before logging %q", p.name, p.err, s)
+		default:
+		}
+		return fmt.Errorf("%s has not logged %q", p.name, s)
+	})
+}
+
+// client speaks the seed's agent protocol (len16 + msgpack).
+type client struct {
+	conn net.Conn
+	r    *frame.Reader
+	next int
+}
+
+func dial(addr string) (*client, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &client{conn: conn, r: frame.NewReader(conn, frame.Options{})}, nil
+}
+
+func (c *client) recv(timeout time.Duration) (map[string]any, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	b, err := c.r.Next()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// call sends one request and returns its response.
+func (c *client) call(cmd string, data map[string]any) (map[string]any, error) {
+	c.next++
+	req := map[string]any{"cmd": cmd, "id": c.next}
+	if data != nil {
+		req["data"] = data
+	}
+	b, err := proto.Msgpack().Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if b, err = frame.Append(nil, frame.Options{}, b); err != nil {
+		return nil, err
+	}
+	if _, err := c.conn.Write(b); err != nil {
+		return nil, err
+	}
+	resp, err := c.recv(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := proto.Int(resp["id"]); id != int64(c.next) {
+		return nil, fmt.Errorf("response id %v to request %d: %v", resp["id"], c.next, resp)
+	}
+	return resp, nil
+}
+
+// errRetry is a response "agent unavailable, retry".
+var errRetry = errors.New("agent unavailable, retry")
+
+// whoami asks who serves the session; errRetry for the retryable error.
+func (c *client) whoami() (node string, session int64, user string, err error) {
+	resp, err := c.call("whoami", nil)
+	if err != nil {
+		return "", 0, "", err
+	}
+	if resp["status"] != "ok" {
+		if resp["message"] == errRetry.Error() {
+			return "", 0, "", errRetry
+		}
+		return "", 0, "", fmt.Errorf("whoami: %v", resp)
+	}
+	session, _ = proto.Int(resp["session"])
+	node, _ = resp["node"].(string)
+	user, _ = resp["user"].(string)
+	return node, session, user, nil
+}
+
+// loggedIn connects and logs in as admin.
+func loggedIn(addr string) (*client, error) {
+	c, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	welcome, err := c.recv(15 * time.Second)
+	if err != nil {
+		c.conn.Close()
+		return nil, fmt.Errorf("welcome: %w", err)
+	}
+	if welcome["message"] != "Welcome to server" {
+		c.conn.Close()
+		return nil, fmt.Errorf("welcome: %v", welcome)
+	}
+	resp, err := c.call("login", map[string]any{"username": "admin", "password": "secret"})
+	if err == nil && resp["status"] != "ok" {
+		err = fmt.Errorf("login: %v", resp)
+	}
+	if err != nil {
+		c.conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
