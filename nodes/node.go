@@ -29,6 +29,7 @@ import (
 	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/outbox"
 )
 
 // Names of the top of every node's supervision tree.
@@ -64,6 +65,7 @@ type Node struct {
 	listeners []*gate.Listener
 	store     *watchdog.Store
 	remote    *remote // remote sends of this node's processes
+	outbox    *outbox.Outbox
 	log       *slog.Logger
 
 	cancel   context.CancelFunc
@@ -119,20 +121,29 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		n.leave()
 		return nil, err
 	}
-	if n.members != nil {
-		// A member declared dead is disconnected at once, so monitors fire
-		// at the failure detector's speed, not after Ergo's 60 s keepalive.
-		n.members.OnLeave(func(name string) { n.disconnect(name) })
-	}
-	sender, err := n.ergo.Spawn("", gen.ProcessOptions{}, &idle{})
+	// Remote sends go through per-peer queues: no process of this node
+	// ever blocks on a peer (ERGO_V2.md §9.3, §9.4), and only registered
+	// envelopes cross a link (§8).
+	ob, err := outbox.New(n.ergo, outbox.Options{Allowed: envelope, Logger: n.log})
 	if err != nil {
 		n.leave()
 		n.ergo.Stop()
 		return nil, err
 	}
-	n.remote.set(directRemote{sender})
+	n.outbox = ob
+	n.remote.set(ob)
+	if n.members != nil {
+		// A member declared dead is disconnected at once, so monitors fire
+		// at the failure detector's speed, not after Ergo's 60 s keepalive,
+		// and its send queue is dropped.
+		n.members.OnLeave(func(name string) {
+			n.disconnect(name)
+			ob.Drop(name) // what was queued for it is lost with it
+		})
+	}
 	if err := n.startTree(cfg, nc, kinds); err != nil {
 		n.leave()
+		ob.Close()
 		n.ergo.Stop()
 		return nil, err
 	}
@@ -328,7 +339,7 @@ func (n *Node) candidates(role string) []watchdog.Candidate {
 	var out []watchdog.Candidate
 	for _, m := range n.members.Members() {
 		if m.Alive && m.ErgoPort > 0 && slices.Contains(m.Roles, role) {
-			out = append(out, watchdog.Candidate{Node: m.Name, Load: m.Load, Creation: m.Creation})
+			out = append(out, watchdog.Candidate{Node: m.Name, Load: m.Load, Creation: m.Creation, Since: m.Since})
 		}
 	}
 	return out
@@ -472,6 +483,7 @@ func (n *Node) Stop(ctx context.Context) error {
 			n.disconnect(peer)
 		}
 		n.cancel()
+		n.outbox.Close()
 		n.ergo.Stop()
 		n.wg.Wait()
 		n.log.Info("node stopped")

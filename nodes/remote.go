@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 
 	"github.com/ergo-services/ergo/etf"
-	"github.com/ergo-services/ergo/gen"
 
 	"github.com/skynode/skynode/sup"
 )
@@ -32,11 +31,3 @@ func (r *remote) Send(to any, msg etf.Term) error {
 	}
 	return ref.r.Send(to, msg)
 }
-
-// directRemote sends straight through Ergo from a process of its own: the
-// stand-in until the node has an outbox.
-type directRemote struct{ p gen.Process }
-
-func (d directRemote) Send(to any, msg etf.Term) error { return d.p.Send(to, msg) }
-
-type idle struct{ gen.Server }

@@ -20,6 +20,7 @@ type Record struct {
 	Restarts []time.Time
 	Placing  string // node asked to start the session's agent, until it announces itself
 	Attempt  uint64 // counts placements, so a stale timer is recognised
+	Moving   bool   // its agent's node is gone: the next agent is a move, not a restart
 }
 
 // Store holds the sessions of one node. It outlives watchdog processes.

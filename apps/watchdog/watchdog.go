@@ -44,9 +44,10 @@ type Placement struct {
 
 // Candidate is a live node that can run agents, as gossip sees it.
 type Candidate struct {
-	Node     string // Ergo node name
-	Load     int    // agents it runs, as it last reported
-	Creation uint32 // Ergo creation of the node's current incarnation
+	Node     string    // Ergo node name
+	Load     int       // agents it runs, as it last reported
+	Creation uint32    // Ergo creation of the node's current incarnation
+	Since    time.Time // when gossip last saw it come alive
 }
 
 // Options configure the watchdog process.
@@ -108,7 +109,15 @@ type state struct {
 	load     map[string]int       // agents watched, per node
 	spawning map[string]int       // agents asked for and not up yet, per node
 	down     map[string]time.Time // nodes that failed to start an agent, and when
-	gone     map[string]uint32    // nodes whose link dropped: the creation that is gone
+	gone     map[string]goneNode  // nodes whose link dropped
+}
+
+// goneNode is a node incarnation the watchdog lost its link to. It gets
+// agents again once gossip shows a new incarnation, or shows it come alive
+// again after a partition.
+type goneNode struct {
+	creation uint32
+	at       time.Time
 }
 
 // checkAgent is a timer message: is the session's agent back? attempt is
@@ -121,7 +130,7 @@ type checkAgent struct {
 func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st := &state{
 		byAgent: map[etf.Pid]uint64{}, load: map[string]int{},
-		spawning: map[string]int{}, down: map[string]time.Time{}, gone: map[string]uint32{},
+		spawning: map[string]int{}, down: map[string]time.Time{}, gone: map[string]goneNode{},
 	}
 	p.State = st
 	// After a restart of the watchdog: watch every agent again and re-send
@@ -235,11 +244,11 @@ func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) 
 func (s *server) pick(st *state, role string) string {
 	best, bestLoad := "", 0
 	for _, c := range s.opts.Candidates(role) {
-		if creation, ok := st.gone[c.Node]; ok {
-			if c.Creation == creation {
+		if g, ok := st.gone[c.Node]; ok {
+			if c.Creation == g.creation && !c.Since.After(g.at) {
 				continue // gossip has not noticed yet
 			}
-			delete(st.gone, c.Node) // a new incarnation
+			delete(st.gone, c.Node) // a new incarnation, or back after a partition
 		}
 		if t, ok := st.down[c.Node]; ok {
 			if time.Since(t) < downFor {
@@ -315,7 +324,12 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 			resumed = true // handed over when it was started
 			return
 		}
-		if r.Agent != m.Agent {
+		if r.Agent != m.Agent && r.Moving {
+			// Moved off a node that is gone: not a crash of the agent.
+			r.Moving = false
+			replaced = r.Agent
+			r.Agent = m.Agent
+		} else if r.Agent != m.Agent {
 			restarted = r.Started
 			now := time.Now()
 			r.Restarts = append(r.Restarts, now)
@@ -377,6 +391,7 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 	current := s.opts.Store.update(session, func(r *Record) {
 		if r.Agent == dead {
 			r.Agent = proto.PID{}
+			r.Moving = m.Reason == "noconnection"
 			rec = *r
 		}
 	})
@@ -393,7 +408,7 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 		// Its node is gone (killed, or cut off and declared dead by
 		// gossip): no supervisor will restart it. Place it anew now, not
 		// on that incarnation of the node.
-		st.gone[dead.Node] = dead.Creation
+		st.gone[dead.Node] = goneNode{creation: dead.Creation, at: time.Now()}
 		s.opts.Logger.Info("agent's node is gone; placing the agent on another node", "session", session, "node", dead.Node)
 		s.start(p, st, rec)
 	default:

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/skynode/skynode/sup/ergotest"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/net/frame"
@@ -102,6 +104,11 @@ func start(t *testing.T, stdin string, args ...string) *proc {
 	p.cmd.Stdin = strings.NewReader(stdin)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.WaitDelay = 5 * time.Second
+	gorace, err := ergotest.ChildGorace(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Env = append(os.Environ(), gorace) // Ergo's own races in -race node binaries
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

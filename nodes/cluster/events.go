@@ -107,7 +107,7 @@ func (e eventDelegate) NotifyLeave(n *memberlist.Node) {
 	now := time.Now()
 	m.mu.Lock()
 	if s, ok := m.members[n.Name]; ok && s.Alive {
-		s.Alive, s.since = false, now
+		s.Alive, s.since, s.Since = false, now, now
 	}
 	m.mu.Unlock()
 	m.cfg.Logger.Info("cluster: member left or dead", "node", n.Name, "state", n.State)
@@ -133,7 +133,7 @@ func (m *Membership) upsert(n *memberlist.Node) {
 	}
 	s.Member = Member{
 		Name: n.Name, Addr: n.Addr.String(), ErgoPort: md.ErgoPort,
-		Roles: md.Roles, Load: md.Load, Alive: true, Creation: md.Creation,
+		Roles: md.Roles, Load: md.Load, Alive: true, Creation: md.Creation, Since: s.since,
 	}
 	s.creation = md.Creation
 	s.gossipAddr = n.Address()

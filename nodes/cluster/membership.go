@@ -14,13 +14,14 @@ import (
 
 // Member is one cluster member as this node sees it.
 type Member struct {
-	Name     string   // Ergo node name and memberlist member name
-	Addr     string   // advertised host (IP) of the member
-	ErgoPort int      // Ergo distribution port; 0 until its node registered
-	Roles    []string // roles from its Config
-	Load     int      // load from its last SetLoad
-	Alive    bool     // false once memberlist declared it dead or it left
-	Creation uint32   // Ergo creation (incarnation) of its node; 0 until registered
+	Name     string    // Ergo node name and memberlist member name
+	Addr     string    // advertised host (IP) of the member
+	ErgoPort int       // Ergo distribution port; 0 until its node registered
+	Roles    []string  // roles from its Config
+	Load     int       // load from its last SetLoad
+	Alive    bool      // false once memberlist declared it dead or it left
+	Creation uint32    // Ergo creation (incarnation) of its node; 0 until registered
+	Since    time.Time // when it was last seen coming alive (or dying, when not Alive)
 }
 
 // memberState is a Member plus what resolution needs.

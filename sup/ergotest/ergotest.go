@@ -52,7 +52,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 // process: it adds MultiNodeSuppression.
 func MainMultiNode(m *testing.M, opts ...goleak.Option) {
 	if RaceEnabled && os.Getenv(reexecEnv) == "" {
-		os.Exit(reexec(Suppression + MultiNodeSuppression))
+		os.Exit(reexec(Suppression + MultiNodeSuppression + TeardownSuppression))
 	}
 	goleak.VerifyTestMain(m, opts...)
 }
@@ -63,6 +63,29 @@ func MainMultiNode(m *testing.M, opts ...goleak.Option) {
 // to seconds). nodes/cluster's own tests wait for it instead.
 func MemberlistProbe() goleak.Option {
 	return goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")
+}
+
+// StatsSuppression covers Ergo's system metrics process, which every
+// minute reads each link's counters without the atomics their writers use
+// (dist.(*distConnection).Stats): a race in Ergo's bookkeeping, reported in
+// any node that runs longer than a minute with links.
+const StatsSuppression = "race:ergo/proto/dist.(*distConnection).Stats\n"
+
+// TeardownSuppression covers Ergo's link teardown: Terminate clears a
+// link's sender slots without the lock that a concurrent send reads them
+// under (found by sup/outbox's flood tests). Any link that closes while
+// messages flow, a node killed or cut off, reports it.
+const TeardownSuppression = "race:ergo/proto/dist.(*distProto).Terminate\n"
+
+// ChildGorace writes the suppressions for a node process started by a test
+// (Suppression, StatsSuppression and TeardownSuppression) into dir and returns the GORACE
+// environment entry that names them, for node binaries built with -race.
+func ChildGorace(dir string) (string, error) {
+	supp := filepath.Join(dir, "ergo-child.supp")
+	if err := os.WriteFile(supp, []byte(Suppression+StatsSuppression+TeardownSuppression), 0o644); err != nil {
+		return "", err
+	}
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" suppressions="+supp), nil
 }
 
 // reexec runs this test binary again with GORACE naming the suppression

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -156,4 +157,57 @@ func TestWorkerLossAndReturn(t *testing.T) {
 	}
 	t.Logf("drain: retryable errors per client %v; agents now on %v", retries, f.count())
 	late.check(t)
+}
+
+// A frozen worker (SIGSTOP: alive to the kernel, silent to its peers) is
+// declared dead by gossip, and its sessions move to the other worker. When
+// it wakes up (SIGCONT), its old agents end by themselves, so no session is
+// ever served by two agents, and it rejoins the cluster.
+func TestFrozenWorker(t *testing.T) {
+	cfg, addr := clusterFile(t, []string{"w1", "w2"}, "")
+	gate := runNode(t, cfg, "gate1")
+	gate.waitLog(t, "node started", 60*time.Second)
+	w1 := runNode(t, cfg, "w1")
+	runNode(t, cfg, "w2")
+	for _, w := range []string{"w1@", "w2@"} {
+		gate.waitLog(t, "node="+w, 60*time.Second)
+	}
+	f := newFleet(t, addr, 10)
+	onW1 := f.count()["w1@127.0.0.1"]
+	if onW1 == 0 {
+		t.Fatalf("no agent on w1: %v", f.count())
+	}
+
+	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	retries := f.check(t)
+	t.Logf("frozen: every session answered again after %v; retryable errors %v", time.Since(frozen).Round(time.Millisecond), retries)
+	if n := f.count(); n["w2@127.0.0.1"] != len(f.clients) {
+		t.Fatalf("with w1 frozen, agents run on %v; want all on w2", n)
+	}
+
+	if err := w1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Its agents learn that their sessions' node is gone for them, and end.
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := strings.Count(w1.out.String(), "agent ends: the node of its session is gone"); n < onW1 {
+			return fmt.Errorf("%d of %d agents on w1 ended", n, onW1)
+		}
+		return nil
+	})
+	f.check(t)
+	if n := f.count(); n["w2@127.0.0.1"] != len(f.clients) {
+		t.Fatalf("after w1 woke up, agents run on %v; want all still on w2", n)
+	}
+	// It rejoins and takes new agents again.
+	checkFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		one := newFleet(t, addr, 1)
+		if one.nodes[0] != "w1@127.0.0.1" {
+			return fmt.Errorf("new agent on %s", one.nodes[0])
+		}
+		return nil
+	})
 }

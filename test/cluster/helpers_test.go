@@ -18,6 +18,7 @@ import (
 
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // checkFor polls f until it returns nil or timeout passes.
@@ -121,7 +122,11 @@ func runNode(t testing.TB, cfg, name string, env ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(nodeBin, "run", "--config", cfg, "--node", name), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.Env = append(os.Environ(), env...)
+	gorace, err := ergotest.ChildGorace(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Env = append(append(os.Environ(), gorace), env...)
 	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,194 @@
+package outbox
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+)
+
+// item is a queued message.
+type item struct {
+	to  any
+	msg etf.Term
+}
+
+// The states of a peer goroutine, which tell Drop and Close whether Ergo
+// holds it.
+const (
+	stateIdle      int32 = iota // not inside Ergo
+	stateSending                // inside the hidden process's Send
+	stateAbandoned              // inside it, and given up by Drop, Close or Send
+)
+
+// peer is the queue of one peer node and the state of the goroutine that
+// drains it.
+type peer struct {
+	name     string
+	q        chan item
+	stop     chan struct{} // closed by Drop or Close
+	done     chan struct{} // closed when the goroutine returns
+	state    atomic.Int32
+	since    atomic.Int64  // when the send in progress began, in Unix ns
+	failing  bool          // the last send failed; touched by the goroutine only
+	replaced chan struct{} // done of the stuck peer this one replaced, if any
+}
+
+// start registers a new peer, which replaces old (if not nil), and starts
+// its goroutine. The caller holds o.mu for writing.
+func (o *Outbox) start(name string, old *peer) *peer {
+	p := &peer{
+		name: name,
+		q:    make(chan item, o.opts.QueueLen),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if old != nil {
+		p.replaced = old.done
+	}
+	o.peers[name] = p
+	o.live[p] = struct{}{}
+	go o.run(p)
+	return p
+}
+
+// run drains p's queue in order until p is stopped or has been idle for
+// Options.IdleTimeout.
+func (o *Outbox) run(p *peer) {
+	defer o.exit(p)
+	idle := time.NewTimer(o.opts.IdleTimeout)
+	defer idle.Stop()
+	for {
+		select { // the busy path: no timer to reset
+		case it := <-p.q:
+			if !o.deliver(p, it) {
+				return
+			}
+			continue
+		default:
+		}
+		idle.Reset(o.opts.IdleTimeout)
+		select {
+		case it := <-p.q:
+			if !o.deliver(p, it) {
+				return
+			}
+		case <-p.stop:
+			o.discard(p)
+			return
+		case <-idle.C:
+			if o.retire(p) {
+				return
+			}
+		}
+	}
+}
+
+// deliver hands it to Ergo, unless p was stopped: then it discards it and
+// the rest of the queue, and returns false.
+func (o *Outbox) deliver(p *peer, it item) bool {
+	select {
+	case <-p.stop:
+		o.discarded.Add(1)
+		o.discard(p)
+		return false
+	default:
+	}
+	p.since.Store(time.Now().UnixNano())
+	p.state.Store(stateSending)
+	err := o.proc.Send(it.to, it.msg)
+	if !p.state.CompareAndSwap(stateSending, stateIdle) {
+		o.stuck.Add(-1)
+		o.log.Info("abandoned outbox sender got out of Ergo's send", "node", p.name)
+	}
+	if err != nil {
+		o.failed.Add(1)
+		if !p.failing {
+			o.log.Warn("outbox could not send to a node", "node", p.name, "err", err)
+		}
+		p.failing = true
+		return true
+	}
+	o.sent.Add(1)
+	p.failing = false
+	return true
+}
+
+// retire removes an idle peer and reports whether its goroutine may exit:
+// not if a message came in meanwhile. Send queues under o.mu, so nothing
+// reaches the queue of a retired peer.
+func (o *Outbox) retire(p *peer) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(p.q) > 0 {
+		return false
+	}
+	if o.peers[p.name] == p {
+		delete(o.peers, p.name)
+	}
+	return true
+}
+
+// exit records that p's goroutine has returned.
+func (o *Outbox) exit(p *peer) {
+	o.mu.Lock()
+	delete(o.live, p)
+	o.mu.Unlock()
+	close(p.done)
+}
+
+// isStuck reports whether p's goroutine has been inside one Ergo send for
+// longer than Options.StuckAfter.
+func (o *Outbox) isStuck(p *peer) bool {
+	return p.state.Load() == stateSending &&
+		time.Since(time.Unix(0, p.since.Load())) > o.opts.StuckAfter
+}
+
+// replaceable reports whether Send may replace p: p is stuck, and did
+// not replace a peer that is still inside Ergo.
+func (o *Outbox) replaceable(p *peer) bool {
+	if !o.isStuck(p) {
+		return false
+	}
+	if p.replaced == nil {
+		return true
+	}
+	select {
+	case <-p.replaced:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop tells the goroutine of p, which is no longer in o.peers, to stop,
+// discards its queue and abandons the goroutine if Ergo holds it.
+func (o *Outbox) stop(p *peer, reason string) {
+	close(p.stop)
+	o.discard(p)
+	o.abandon(p, reason)
+}
+
+// discard empties p's queue, counting the messages.
+func (o *Outbox) discard(p *peer) {
+	for {
+		select {
+		case <-p.q:
+			o.discarded.Add(1)
+		default:
+			return
+		}
+	}
+}
+
+// abandon gives up p's goroutine if it is inside Ergo's send: it is not
+// waited for, and is counted and logged once.
+func (o *Outbox) abandon(p *peer, reason string) {
+	if !p.state.CompareAndSwap(stateSending, stateAbandoned) {
+		return
+	}
+	o.abandoned.Add(1)
+	o.stuck.Add(1)
+	o.log.Warn("outbox abandons a sender inside Ergo's send; it may never return (ERGO_V2.md §9.3)",
+		"node", p.name, "reason", reason)
+}
