@@ -346,14 +346,15 @@ func (n *Node) candidates(role string) []watchdog.Candidate {
 }
 
 // agentMailbox sizes an agent's mailbox: the gate never has more than window
-// frames in flight to it, each in at most ceil(maxFrame/proto.MaxChunk)
-// messages, plus room for control messages (session state, stop) and
-// pushes. Ergo allocates three channels of this size per process, so it is
-// the largest part of an idle client's memory; a full mailbox loses
-// messages (ERGO_V2.md §2).
+// messages in flight to it (a frame split into parts of proto.MaxChunk takes
+// one token per part, at most the whole window, so one frame alone may need
+// ceil(maxFrame/proto.MaxChunk) slots), plus room for control messages
+// (session state, stop) and pushes. Ergo allocates three channels of this
+// size per process, so it is the largest part of an idle client's memory;
+// a full mailbox loses messages (ERGO_V2.md §2).
 func agentMailbox(window, maxFrame int) uint16 {
 	parts := max((maxFrame+proto.MaxChunk-1)/proto.MaxChunk, 1)
-	return uint16(min(max(window*parts+8, 16), 65535))
+	return uint16(min(max(max(window, parts)+8, 16), 65535))
 }
 
 // maxFrame is a listener's largest frame payload.

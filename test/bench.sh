@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Produces the figures of BENCHMARKS.md on this machine: builds cmd/node,
-# starts a fresh node from cluster.toml for each figure, drives it with
+# Produces the single-node figures of BENCHMARKS.md on this machine: builds
+# cmd/node, starts a fresh node gate1 for each figure, drives it with
 # `node bench` (which also starts the plain Go echo server as the baseline),
-# and stops it. Usage: bash test/bench.sh [seconds per run, default 10]
+# and stops it. The node is cluster.toml's gate1 with every agent on its own
+# node (the committed file places port 8888's agents on the workers; the
+# cluster figures come from test/bench_cluster.sh).
+# Usage: bash test/bench.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
-bin=$(mktemp -d)/node
+dir=$(mktemp -d)
+bin=$dir/node
 go build -o "$bin" ./cmd/node
+# One node, no gossip, agents local.
+sed -e '/^seeds = /d' -e '/^gossip_key = /d' -e '/^gossip_port = /d' -e '/^  agents_on = /d' cluster.toml >"$dir/single.toml"
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD)"
 
 node_pid=""
 start_node() {
-  "$bin" run --node gate1 --log-level error &
+  "$bin" run --config "$dir/single.toml" --node gate1 --log-level error &
   node_pid=$!
   for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/8889) 2>/dev/null && return 0

@@ -14,7 +14,7 @@ import (
 type client struct {
 	session uint64
 	conn    *socket.Conn
-	window  chan struct{} // one token per frame in flight
+	window  chan struct{} // one token per message in flight to the agent (see tokens)
 
 	mu      sync.Mutex // guards the fields below
 	agent   proto.PID  // zero: no agent yet, or it died
@@ -28,6 +28,25 @@ type client struct {
 type inflight struct {
 	seq     uint64
 	payload []byte
+	tokens  int // window tokens the frame holds
+}
+
+// tokens is how many window tokens a frame of n bytes takes: one per
+// message it crosses in (proto.MaxChunk), at most the whole window. The
+// agent's mailbox holds a full window plus control messages, so split
+// frames cannot overflow it (a full mailbox loses messages silently
+// between nodes).
+func (c *client) tokens(n int) int {
+	return min(max((n+proto.MaxChunk-1)/proto.MaxChunk, 1), cap(c.window))
+}
+
+// held sums the window tokens of frames.
+func held(frames []inflight) int {
+	n := 0
+	for _, f := range frames {
+		n += f.tokens
+	}
+	return n
 }
 
 func newClient(session uint64, c *socket.Conn, window int) *client {
@@ -71,7 +90,7 @@ func (c *client) remove(seq uint64) bool {
 	for i, f := range c.flight {
 		if f.seq == seq {
 			c.flight = append(c.flight[:i], c.flight[i+1:]...)
-			<-c.window
+			c.release(f.tokens)
 			return true
 		}
 	}

@@ -36,7 +36,7 @@ type Options struct {
 	Addr     string         // host:port to listen on
 	Socket   socket.Options // framing, timeouts, write queue limits
 	Codec    proto.Codec    // to answer requests no agent can; nil or raw means no answer
-	Window   int            // frames in flight per client; 0 means DefaultWindow
+	Window   int            // frames in flight per client (a frame over proto.MaxChunk counts once per part); 0 means DefaultWindow
 	Watchdog string         // registered name of the watchdog on this node; "" means DefaultWatchdog
 	// ForwardTimeout closes a connection whose agent is not ready in time
 	// (its Connect or Forward was lost with a crashing process); 0 means

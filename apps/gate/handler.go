@@ -49,23 +49,27 @@ func (l *Listener) Open(c *socket.Conn) error {
 // agent, waiting while the client's window is full.
 func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl := c.Value().(*client)
-	select {
-	case cl.window <- struct{}{}:
-	case <-c.Done():
-		return socket.ErrClosed
+	tokens := cl.tokens(len(payload))
+	for i := range tokens {
+		select {
+		case cl.window <- struct{}{}:
+		case <-c.Done():
+			cl.release(i)
+			return socket.ErrClosed
+		}
 	}
 	cl.mu.Lock()
 	agent := cl.agent
 	p := l.process()
 	if agent.IsZero() || p == nil {
 		cl.mu.Unlock()
-		<-cl.window
+		cl.release(tokens)
 		l.unavailable(cl, payload)
 		return nil
 	}
 	cl.seq++
 	seq := cl.seq
-	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload})
+	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload, tokens: tokens})
 	cl.mu.Unlock()
 
 	if err := l.send(p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload}); err != nil {
@@ -154,7 +158,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 	}
 	done := cl.take(m.Ack)
 	cl.mu.Unlock()
-	defer cl.release(len(done))
+	defer cl.release(held(done))
 	if m.Write {
 		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
 			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
@@ -184,7 +188,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	for _, f := range lost {
 		l.unavailable(cl, f.payload)
 	}
-	cl.release(len(lost))
+	cl.release(held(lost))
 	if start {
 		cl.conn.Start()
 	}
@@ -207,7 +211,7 @@ func (l *Listener) failAll(cl *client, agent proto.PID) {
 	for _, f := range lost {
 		l.unavailable(cl, f.payload)
 	}
-	cl.release(len(lost))
+	cl.release(held(lost))
 }
 
 // unavailable answers a frame that no agent will handle.
