@@ -13,6 +13,7 @@ import (
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
 )
 
 // clusterConfig is a gate node and two workers gossiping on loopback; the
@@ -101,7 +102,8 @@ func startCluster(t *testing.T, prefix string) (gate *nodes.Node, workers map[st
 }
 
 // A client of the gate is served by an agent on a worker. Its session
-// survives a crash of that agent and the worker's stop: the next request is
+// survives a crash of that agent (restarted on the same worker) and the
+// worker's stop: the next request is
 // answered by an agent on the other worker, still logged in.
 func TestAgentsOnWorkersSurviveWorkerStop(t *testing.T) {
 	t.Parallel()
@@ -118,6 +120,32 @@ func TestAgentsOnWorkersSurviveWorkerStop(t *testing.T) {
 	// Long requests and replies cross the link in parts (proto.MaxChunk).
 	text := strings.Repeat("x", 65400)
 	want(t, c.call(3, "echo", map[string]any{"text": text}), "status", "ok", "echo", text)
+
+	// The agent crashes: its worker's supervisor restarts it, and the
+	// watchdog on the gate's node hands it the session again.
+	session, _ := proto.Int(who["session"])
+	r, _ := gate.Sessions().Get(uint64(session))
+	old := sup.ToPid(r.Agent)
+	workers[first].Ergo().ProcessByPid(old).Kill()
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		r, _ := gate.Sessions().Get(uint64(session))
+		if r.Agent.IsZero() || sup.ToPid(r.Agent) == old {
+			return fmt.Errorf("agent not restarted yet")
+		}
+		return nil
+	})
+	for id := 4; ; id++ {
+		again := c.call(id, "whoami", nil)
+		if again["status"] == "ok" {
+			want(t, again, "user", "admin", "session", session, "node", first)
+			break
+		}
+		want(t, again, "message", "agent unavailable, retry")
+		if id > 1000 {
+			t.Fatal("session not served after the agent crash")
+		}
+		time.Sleep(20 * time.Millisecond) // a client's retry pause, not synchronisation
+	}
 
 	// The worker stops: the session moves to the other worker.
 	stopNow(t, workers[first])
