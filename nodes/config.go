@@ -1,6 +1,8 @@
 package nodes
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -44,6 +46,43 @@ type ClusterConfig struct {
 	GossipKey     string `toml:"gossip_key"`
 	GossipKeyEnv  string `toml:"gossip_key_env"`
 	GossipKeyFile string `toml:"gossip_key_file"`
+	// TLSCertFile and TLSKeyFile (PEM) turn on TLS for node links: every
+	// node presents this certificate and accepts only peers whose
+	// certificate TLSCAFile's authority signed (mutual TLS). The
+	// certificate must name each node's host (an IP SAN for addresses).
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	TLSCAFile   string `toml:"tls_ca_file"`
+}
+
+// TLS returns the node links' TLS configuration, or nil when the cluster
+// has none. The same config serves both sides of a link.
+func (c ClusterConfig) TLS() (*tls.Config, error) {
+	if c.TLSCertFile == "" && c.TLSKeyFile == "" && c.TLSCAFile == "" {
+		return nil, nil
+	}
+	if c.TLSCertFile == "" || c.TLSKeyFile == "" || c.TLSCAFile == "" {
+		return nil, fmt.Errorf("%w: tls_cert_file, tls_key_file and tls_ca_file go together", ErrConfig)
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tls: %v", ErrConfig, err)
+	}
+	pem, err := os.ReadFile(c.TLSCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tls: %v", ErrConfig, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: tls: no certificate in %s", ErrConfig, c.TLSCAFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS13,
+	}, nil
 }
 
 // AuthConfig holds the credentials of the demo agent.

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,10 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if err != nil {
 		return nil, err
 	}
+	linkTLS, err := cfg.Cluster.TLS()
+	if err != nil {
+		return nil, err
+	}
 	kinds := map[string]*agent.Agent{"demo": demo.New(demo.Credentials(cfg.Auth.Users)), "echo": agent.Echo()}
 	for k, a := range o.Agents {
 		kinds[k] = a
@@ -113,11 +118,11 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		n.listeners = append(n.listeners, l)
 	}
 	if cfg.Gossip(nc) {
-		if err := n.join(ctx, cfg); err != nil {
+		if err := n.join(ctx, cfg, linkTLS); err != nil {
 			return nil, err
 		}
 	}
-	if err := n.startErgo(cookie); err != nil {
+	if err := n.startErgo(cookie, linkTLS); err != nil {
 		n.leave()
 		return nil, err
 	}
@@ -189,7 +194,7 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.
 }
 
 // join starts this node's gossip membership.
-func (n *Node) join(ctx context.Context, cfg *Config) error {
+func (n *Node) join(ctx context.Context, cfg *Config, linkTLS *tls.Config) error {
 	key, err := cfg.Cluster.GossipKeyValue()
 	if err != nil {
 		return err
@@ -200,6 +205,7 @@ func (n *Node) join(ctx context.Context, cfg *Config) error {
 		BindPort:  n.cfg.GossipPort,
 		Seeds:     cfg.Cluster.Seeds,
 		SecretKey: key,
+		TLS:       linkTLS,
 		Roles:     n.cfg.Roles,
 		Logger:    n.log,
 	})
@@ -220,7 +226,7 @@ func (n *Node) leave() {
 	}
 }
 
-func (n *Node) startErgo(cookie string) error {
+func (n *Node) startErgo(cookie string, linkTLS *tls.Config) error {
 	if err := registerTypes(); err != nil {
 		return err
 	}
@@ -242,6 +248,7 @@ func (n *Node) startErgo(cookie string) error {
 		// within a second and stale pids would reach new processes.
 		Creation: uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<20,
 		System:   node.System{DisableAnonMetrics: true},
+		TLS:      linkTLS, // nil: plain TCP, authenticated by the cookie only
 	}
 	ergoStart.Lock()
 	en, err := ergo.StartNode(n.cfg.Name+"@"+n.cfg.Host, cookie, opts)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,6 +78,10 @@ type Config struct {
 	// SecretKey enables AES-GCM gossip encryption when set (16, 24 or 32
 	// bytes). nil means plaintext. Every member must use the same key.
 	SecretKey []byte
+	// TLS, when set, is the client side of node links: Resolve hands Ergo
+	// a clone with ServerName set to the member's address, so every link
+	// this node dials is TLS, verified against TLS.RootCAs.
+	TLS *tls.Config
 	// Roles are gossiped in the member metadata (for example "gate",
 	// "game"). Together they must fit in memberlist.MetaMaxSize.
 	Roles []string

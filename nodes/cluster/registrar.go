@@ -55,12 +55,18 @@ func (r registrar) Resolve(name string) (node.Route, error) {
 	if !ok || !mb.Alive || mb.ErgoPort == 0 {
 		return node.Route{}, lib.ErrNoRoute
 	}
-	return node.Route{
+	route := node.Route{
 		Node:    name,
 		Host:    mb.Addr,
 		Port:    uint16(mb.ErgoPort),
 		Options: node.RouteOptions{IsErgo: true}, // empty cookie: the node's own
-	}, nil
+	}
+	if m.cfg.TLS != nil {
+		// A clone per dial: Ergo writes to the route's config.
+		route.Options.TLS = m.cfg.TLS.Clone()
+		route.Options.TLS.ServerName = mb.Addr
+	}
+	return route, nil
 }
 
 // ResolveProxy must fail for Ergo to connect directly.
