@@ -119,7 +119,9 @@ const MaxChunk = 56 << 10
 // close the connection once Payload is written. A Payload longer than
 // MaxChunk is split as a Frame's is: every part but the last has More set
 // and carries only bytes. From names the agent that sent it: a gate ignores
-// output from an agent that no longer serves the session.
+// output from an agent that no longer serves the session. N numbers an
+// agent's Outputs from 1 upwards, so that the gate notices one lost on the
+// way (Ergo drops a message to a full mailbox on another node silently).
 type Output struct {
 	Session uint64
 	Ack     uint64
@@ -128,6 +130,7 @@ type Output struct {
 	Write   bool
 	More    bool
 	From    PID
+	N       uint64
 }
 
 // Resync is sent by a gate process that (re)started to its watchdog: the

@@ -482,3 +482,20 @@ func TestAgentRepeatsAgentUp(t *testing.T) {
 	case <-time.After(1500 * time.Millisecond):
 	}
 }
+
+// Outputs carry consecutive numbers; a frame that skips a seq (one lost on
+// the way) ends the session, whose missing request would never be
+// answered.
+func TestLostFrameEndsSession(t *testing.T) {
+	t.Parallel()
+	a := newPeers(t).spawn(agent.Echo(), proto.Raw(), 1, gen.ProcessOptions{})
+	a.ready(true, nil)
+	a.sendSeq(1, []byte("one"))
+	if o := a.output(); o.N != 1 || o.Close {
+		t.Fatalf("first output %+v", o)
+	}
+	a.sendSeq(3, []byte("three")) // seq 2 never came
+	if o := a.output(); o.N != 2 || !o.Close {
+		t.Fatalf("output after the gap %+v; want N 2 and Close", o)
+	}
+}

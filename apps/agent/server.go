@@ -69,6 +69,7 @@ type state struct {
 	pending  []proto.Frame  // frames that arrived before the session state
 	partial  []byte         // leading parts of a frame split across messages
 	partSeq  uint64         // the Seq of partial
+	outN     uint64         // Outputs sent (proto.Output.N)
 	ack      uint64         // highest frame seq handled
 	bad      int            // consecutive undecodable frames
 	log      *slog.Logger
@@ -214,6 +215,14 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	if f.Seq <= st.ack {
 		return gen.ServerStatusOK // a duplicate: already handled
 	}
+	if st.ack > 0 && f.Seq != st.ack+1 {
+		// Frames of a session arrive in order, and the gate's window keeps
+		// them within the mailbox: a gap means one was lost on the way
+		// (a full mailbox drops silently between nodes). Its request would
+		// never be answered, so the session ends rather than go on silently.
+		st.log.Error("agent lost a frame; closing the session", "expected", st.ack+1, "got", f.Seq)
+		st.sess.Close()
+	}
 	if st.sess.closed {
 		s.flush(p, st, f.Seq) // the session is over: acknowledge, do not handle
 		return gen.ServerStatusOK
@@ -346,6 +355,8 @@ func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
 }
 
 func (s *server) sendOne(p *gen.ServerProcess, st *state, m proto.Output) bool {
+	st.outN++
+	m.N = st.outN
 	if s.opts.Remote != nil && !sup.IsLocal(p, st.gate) {
 		if err := s.opts.Remote.Send(st.gate, m); err != nil {
 			st.log.Warn("agent output lost", "err", err, "ack", m.Ack)

@@ -23,6 +23,7 @@ type client struct {
 	seq     uint64
 	flight  []inflight
 	partial []byte // leading parts of an output split across messages
+	outN    uint64 // the last proto.Output.N seen from agent
 }
 
 type inflight struct {

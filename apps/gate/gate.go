@@ -61,9 +61,10 @@ type Listener struct {
 	srv  *socket.Server
 	log  *slog.Logger
 
-	proc     atomic.Pointer[procRef] // the running gate process, nil between restarts
-	attached atomic.Int64            // how many gate processes attached so far
-	counter  atomic.Uint64
+	proc        atomic.Pointer[procRef] // the running gate process, nil between restarts
+	lostOutputs atomic.Uint64           // agent outputs found missing (see LostOutputs)
+	attached    atomic.Int64            // how many gate processes attached so far
+	counter     atomic.Uint64
 
 	mu      sync.Mutex // guards clients and lost
 	clients map[uint64]*client
@@ -107,6 +108,11 @@ func (l *Listener) ProcessName() string { return "gate." + l.opts.Name }
 
 // Addr returns the bound address.
 func (l *Listener) Addr() net.Addr { return l.srv.Addr() }
+
+// LostOutputs returns how many agent outputs never reached this listener's
+// gate process (a full mailbox drops messages between nodes silently; each
+// loss is noticed by its number and closes that client).
+func (l *Listener) LostOutputs() uint64 { return l.lostOutputs.Load() }
 
 // Len returns the number of open client connections.
 func (l *Listener) Len() int { return l.srv.Len() }

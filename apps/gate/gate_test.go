@@ -346,3 +346,35 @@ func TestOutputWithoutAckKeepsRequestsInFlight(t *testing.T) {
 	unavailable(t, codec, c.recv(), 1)
 	unavailable(t, codec, c.recv(), 2)
 }
+
+// Outputs are numbered by their agent: one missing on the way (Ergo drops
+// a message to a full mailbox on another node silently) closes the client,
+// which would otherwise wait for a reply forever, and is counted.
+func TestLostOutputClosesClient(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, a := h.dialForward()
+	a.output(proto.Output{Session: c.session, Payload: []byte("one"), Write: true, From: a.pid, N: 1})
+	if got := c.recv(); string(got) != "one" {
+		t.Fatalf("client got %q", got)
+	}
+	a.output(proto.Output{Session: c.session, Payload: []byte("three"), Write: true, From: a.pid, N: 3})
+	c.expectClosed()
+	if n := h.l.LostOutputs(); n != 1 {
+		t.Fatalf("LostOutputs = %d, want 1", n)
+	}
+}
+
+// Output from an agent that no longer serves the session is ignored.
+func TestOutputOfReplacedAgentIgnored(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, a := h.dialForward()
+	b := h.agent()
+	h.toGate(proto.Forward{Session: c.session, Agent: b.pid})
+	a.output(proto.Output{Session: c.session, Payload: []byte("stale"), Write: true, From: a.pid, N: 1})
+	b.output(proto.Output{Session: c.session, Payload: []byte("current"), Write: true, From: b.pid, N: 1})
+	if got := c.recv(); string(got) != "current" {
+		t.Fatalf("client got %q, want the current agent's output", got)
+	}
+}

@@ -142,6 +142,20 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		l.log.Debug("gate ignores output of a replaced agent", "session", cl.session)
 		return
 	}
+	if m.N != 0 {
+		if m.N != cl.outN+1 {
+			// An output was lost on the way (a full mailbox drops silently
+			// between nodes): a reply is missing, so the client is closed
+			// rather than left waiting.
+			cl.mu.Unlock()
+			l.lostOutputs.Add(1)
+			l.log.Error("gate lost an agent's output; closing the client", "session", cl.session,
+				"expected", cl.outN+1, "got", m.N)
+			cl.conn.Close(socket.ReasonServer)
+			return
+		}
+		cl.outN = m.N
+	}
 	if m.More || len(cl.partial) > 0 {
 		if len(cl.partial)+len(m.Payload) > maxJoined {
 			cl.mu.Unlock()
@@ -177,7 +191,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	var lost []inflight
 	if old != agent {
 		lost = cl.takeAll() // sent to an earlier agent that is gone
-		cl.partial = nil
+		cl.partial, cl.outN = nil, 0
 	}
 	start := !cl.started
 	cl.started = true
