@@ -2,7 +2,9 @@
 # Produces the cluster figures of BENCHMARKS.md on this machine:
 #  1. protocol echo through an agent on another node beside the same load
 #     through an agent on the gate's own node, in one run of one cluster;
-#  2. failover times (kill -9, and a frozen node) over TRIALS trials each.
+#  2. failover times (kill -9, and a frozen node) over TRIALS trials each;
+#  3. failover time after a network cut over TRIALS trials (network
+#     namespaces: run as root, through sudo for another user).
 # Usage: bash test/bench_cluster.sh [seconds per load run, default 10] [trials, default 20]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +37,12 @@ kill -INT $launch_pid; wait $launch_pid || true
 trap - EXIT
 
 echo "## failover: loss of the agent's node -> first answer from the new agent ($trials trials each)"
-SKYNODE_FAILOVER_TRIALS=$trials go test -count=1 -run FailoverFigures -v ./test/cluster 2>&1 | grep -E 'failover (kill|freeze)|FAIL|ok'
+SKYNODE_FAILOVER_TRIALS=$trials go test -count=1 -run '^TestFailoverFigures$' -v ./test/cluster 2>&1 | grep -E 'failover (kill|freeze|cut)|FAIL|ok'
+echo "## failover: network cut of the agent's node -> first answer from the new agent ($trials trials)"
+asroot=()
+if [ "$(id -u)" -ne 0 ]; then
+  # sudo resets PATH and HOME: keep this user's go and its caches.
+  asroot=(sudo env "PATH=$PATH" "GOCACHE=$(go env GOCACHE)" "GOMODCACHE=$(go env GOMODCACHE)")
+fi
+"${asroot[@]}" env SKYNODE_FAILOVER_TRIALS="$trials" SKYNODE_REQUIRE_NETNS=1 \
+  go test -count=1 -run '^TestPartitionFailoverFigures$' -v ./test/cluster 2>&1 | grep -E 'failover (kill|freeze|cut)|FAIL|ok'

@@ -24,6 +24,26 @@ type client struct {
 	flight  []inflight
 	partial []byte // leading parts of an output split across messages
 	outN    uint64 // the last proto.Output.N seen from agent
+	// back is closed when the session gets an agent again; non-nil
+	// while agent is zero after its agent died.
+	back chan struct{}
+}
+
+// lose forgets the session's agent (it died): requests wait on back.
+func (c *client) lose() {
+	c.agent = proto.PID{}
+	if c.back == nil {
+		c.back = make(chan struct{})
+	}
+}
+
+// regain sets the session's agent and releases the requests waiting.
+func (c *client) regain(agent proto.PID) {
+	c.agent = agent
+	if c.back != nil {
+		close(c.back)
+		c.back = nil
+	}
 }
 
 type inflight struct {

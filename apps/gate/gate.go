@@ -25,6 +25,10 @@ const (
 	// DefaultForwardTimeout is how long a new connection may wait for its
 	// agent before it is closed.
 	DefaultForwardTimeout = 10 * time.Second
+	// DefaultHoldFor is how long a request waits for the session's next
+	// agent, after its agent died, before it is answered with the
+	// retryable error.
+	DefaultHoldFor = 5 * time.Second
 	// MailboxSize is the gate process's mailbox: it receives every agent's
 	// output for its listener.
 	MailboxSize = 65535
@@ -42,6 +46,11 @@ type Options struct {
 	// (its Connect or Forward was lost with a crashing process); 0 means
 	// DefaultForwardTimeout.
 	ForwardTimeout time.Duration
+	// HoldFor: a request read while the session's agent is being
+	// restarted or moved waits this long for the new agent, so a client
+	// sees errors only for requests that were in flight to the lost one;
+	// 0 means DefaultHoldFor.
+	HoldFor time.Duration
 	// NextSession returns a new session id, unique on this node across all
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
@@ -83,6 +92,9 @@ func Listen(o Options) (*Listener, error) {
 	}
 	if o.ForwardTimeout <= 0 {
 		o.ForwardTimeout = DefaultForwardTimeout
+	}
+	if o.HoldFor <= 0 {
+		o.HoldFor = DefaultHoldFor
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

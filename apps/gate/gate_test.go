@@ -138,24 +138,21 @@ func TestAgentDownFailsRequestsInFlight(t *testing.T) {
 				unavailable(t, codec, c.recv(), 2)
 				unavailable(t, codec, c.recv(), 3)
 			}
-			// No agent now: a new request is answered at once, not sent
-			// (and not given a seq). A raw client gets no answer, so it
-			// could not tell when the gate has read the request.
-			if answers {
-				c.send(request(t, codec, 4))
-				unavailable(t, codec, c.recv(), 4)
-			}
-			// A new agent gets the next request with the next seq.
+			// No agent now: a new request waits for the session's next
+			// agent (the watchdog is restarting or moving it), then goes
+			// to it with the next seq.
+			c.send(request(t, codec, 4))
+			quiet(t, other.ch)
 			h.toGate(proto.Forward{Session: c.session, Agent: other.pid})
-			h.sync(c, 3)
-			c.send(request(t, codec, 5))
-			if f := other.frame(c.session, 4); !bytes.Equal(f.Payload, request(t, codec, 5)) {
+			if f := other.frame(c.session, 4); !bytes.Equal(f.Payload, request(t, codec, 4)) {
 				t.Fatalf("new agent got %q", f.Payload)
 			}
 			other.output(proto.Output{Session: c.session, Ack: 4, Payload: []byte("served"), Write: true})
 			if got := c.recv(); string(got) != "served" {
 				t.Fatalf("client got %q, want the new agent's output", got)
 			}
+			c.send(request(t, codec, 5))
+			other.frame(c.session, 5)
 			quiet(t, a.ch) // the dead agent got nothing more
 		})
 	}
@@ -377,4 +374,18 @@ func TestOutputOfReplacedAgentIgnored(t *testing.T) {
 	if got := c.recv(); string(got) != "current" {
 		t.Fatalf("client got %q, want the current agent's output", got)
 	}
+}
+
+// A request read while no agent comes back is answered with the retryable
+// error once HoldFor has passed.
+func TestRequestHeldThenFailed(t *testing.T) {
+	t.Parallel()
+	codec := proto.Msgpack()
+	h := startGate(t, gate.Options{Codec: codec, HoldFor: 100 * time.Millisecond})
+	c, a := h.dialForward()
+	h.toGate(proto.AgentDown{Session: c.session, Agent: a.pid})
+	h.sync(c, 0)
+	c.send(request(t, codec, 7))
+	unavailable(t, codec, c.recv(), 7)
+	quiet(t, a.ch)
 }

@@ -59,6 +59,23 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 		}
 	}
 	cl.mu.Lock()
+	if back := cl.back; back != nil {
+		// The agent died and the watchdog is bringing the session's next
+		// one (a restart, or a move to another node): wait for it rather
+		// than fail a request the new agent can serve.
+		cl.mu.Unlock()
+		hold := time.NewTimer(l.opts.HoldFor)
+		select {
+		case <-back:
+		case <-hold.C:
+		case <-c.Done():
+			hold.Stop()
+			cl.release(tokens)
+			return socket.ErrClosed
+		}
+		hold.Stop()
+		cl.mu.Lock()
+	}
 	agent := cl.agent
 	p := l.process()
 	if agent.IsZero() || p == nil {
@@ -187,7 +204,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 func (l *Listener) forward(cl *client, agent proto.PID) {
 	cl.mu.Lock()
 	old := cl.agent
-	cl.agent = agent
+	cl.regain(agent)
 	var lost []inflight
 	if old != agent {
 		lost = cl.takeAll() // sent to an earlier agent that is gone
@@ -217,7 +234,7 @@ func (l *Listener) failAll(cl *client, agent proto.PID) {
 			cl.mu.Unlock()
 			return // a stale notice about an agent already replaced
 		}
-		cl.agent = proto.PID{}
+		cl.lose()
 		cl.partial = nil
 	}
 	lost := cl.takeAll()

@@ -62,7 +62,10 @@ func newFleet(t *testing.T, addr string, n int) *fleet {
 }
 
 // check has every client answered again, concurrently, and records where.
-// It returns the retryable errors seen per client.
+// It returns the retryable errors seen per client. A client has one
+// request in flight at a time, so after one loss it may see one such error
+// (for the request in flight to the lost agent), never more: requests read
+// while the agent is being replaced wait for the new one.
 func (f *fleet) check(t *testing.T) []int {
 	t.Helper()
 	retries := make([]int, len(f.clients))
@@ -76,6 +79,11 @@ func (f *fleet) check(t *testing.T) []int {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
+	}
+	for i, n := range retries {
+		if n > 1 {
+			t.Errorf("session %d got %d retryable errors; want at most 1", f.sessions[i], n)
+		}
 	}
 	return retries
 }

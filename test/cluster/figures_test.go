@@ -16,7 +16,7 @@ import (
 // and a frozen node: SIGSTOP, silent to gossip like a node cut off). The
 // client asks whoami in a closed loop. Run without -race for the figures:
 //
-//	SKYNODE_FAILOVER_TRIALS=20 go test -run FailoverFigures -v ./test/cluster
+//	SKYNODE_FAILOVER_TRIALS=20 go test -run '^TestFailoverFigures$' -v ./test/cluster
 func TestFailoverFigures(t *testing.T) {
 	trials, _ := strconv.Atoi(os.Getenv("SKYNODE_FAILOVER_TRIALS"))
 	if trials <= 0 {
