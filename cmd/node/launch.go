@@ -94,8 +94,9 @@ type launcher struct {
 }
 
 // run starts the seeds, waits until their gossip is up, starts the other
-// nodes, and stops them all when ctx ends or a node exits. It returns once
-// every node has exited, with the errors of those that failed.
+// nodes, and stops them all when ctx ends. A node that exits while the
+// seeds start stops them all; later, the others keep running. It returns
+// once every node has exited, with the errors of those that failed.
 func (l *launcher) run(ctx context.Context, cfg *nodes.Config) (err error) {
 	var seeds, others []*child
 	for _, nc := range cfg.Nodes {
@@ -137,7 +138,18 @@ func (l *launcher) run(ctx context.Context, cfg *nodes.Config) (err error) {
 	if err := start(others); err != nil {
 		return err
 	}
-	l.await(ctx, nil, exits, len(started))
+	// Once the cluster is up, a node that exits (killed, say, to watch
+	// its agents move) is reported and the others keep running, until
+	// ctx ends or none is left.
+	for running := len(started); running > 0; running-- {
+		select {
+		case <-ctx.Done():
+			l.con.printf("[launch] stopping %d nodes\n", running)
+			return nil
+		case c := <-exits:
+			l.con.printf("[launch] %s exited; %d nodes still running\n", c.st.name, running-1)
+		}
+	}
 	return nil
 }
 
