@@ -207,8 +207,42 @@ func TestLaunchCluster(t *testing.T) {
 		c.Close()
 	}
 
-	stopLaunch(t, p, pids...)
-	for _, name := range []string{"gate", "worker1", "worker2"} {
+	// A worker killed once the cluster is up is reported; the others keep
+	// running.
+	if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(p.out.String(), "[launch] worker1 exited; 2 nodes still running") {
+			return fmt.Errorf("launch has not reported worker1's exit")
+		}
+		return nil
+	})
+	for _, pid := range []int{pids[0], pids[2]} {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Fatalf("pid %d stopped with worker1: %v", pid, err)
+		}
+	}
+
+	// Ctrl-C stops the rest; launch's status reports the killed node.
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, exitWait); err == nil {
+		t.Fatal("launch exited 0 although worker1 was killed")
+	}
+	if !strings.Contains(p.out.String(), "node worker1: signal: killed") {
+		t.Error("launch's error does not name the killed node")
+	}
+	for _, pid := range []int{pids[0], pids[2]} {
+		checkFor(t, exitWait, 20*time.Millisecond, func() error {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("node pid %d: kill 0: %v", pid, err)
+			}
+			return nil
+		})
+	}
+	for _, name := range []string{"gate", "worker2"} {
 		s := steps(p.out.String())[name]
 		if last := s[len(s)-1]; last.what != "exited" || last.rest != " code=0" {
 			t.Errorf("%s: last step %q, want exited code=0", name, last.what+last.rest)
