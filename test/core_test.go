@@ -2,9 +2,11 @@ package test
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/net/frame"
@@ -177,4 +179,51 @@ func TestManyConcurrentClients(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Connection churn: every client of a burst of short connections gets its
+// welcome. (A watchdog once handed an agent its session before pointing
+// the gate at it; the gate then dropped the agent's welcome as coming from
+// an unknown agent, about once in a thousand connects under churn.)
+func TestChurnEveryClientWelcomed(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "churn", demoListeners), nil)
+	addr := n.Addr("agent").String()
+	const workers, cycles = 20, 100
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := range cycles {
+				if err := welcomed(addr); err != nil {
+					errs <- fmt.Errorf("worker %d cycle %d: %w", w, i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// welcomed connects, waits for the welcome and closes.
+func welcomed(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := frame.NewReader(conn, frame.Options{}).Next()
+	if err != nil {
+		return fmt.Errorf("no welcome: %w", err)
+	}
+	var m map[string]any
+	if err := proto.Msgpack().Unmarshal(b, &m); err != nil || m["message"] != "Welcome to server" {
+		return fmt.Errorf("welcome %q: %v", b, err)
+	}
+	return nil
 }

@@ -138,6 +138,7 @@ func TestAgentDownFailsRequestsInFlight(t *testing.T) {
 				unavailable(t, codec, c.recv(), 2)
 				unavailable(t, codec, c.recv(), 3)
 			}
+			h.sync(c, 0) // the gate has handled AgentDown (raw gets no answers)
 			// No agent now: a new request waits for the session's next
 			// agent (the watchdog is restarting or moving it), then goes
 			// to it with the next seq.

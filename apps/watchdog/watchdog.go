@@ -372,12 +372,16 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 	s.resume(p, rec)
 }
 
-// resume hands the session to its current agent and points the gate at it.
+// resume points the gate at the session's current agent, then hands the
+// agent the session. In that order: the gate ignores output from an agent
+// other than the one it was pointed at, and the agent's first output (its
+// start hook's) follows the session state. The gate is on this node, so
+// the Forward is in its mailbox before the agent can answer.
 func (s *server) resume(p *gen.ServerProcess, r Record) {
-	s.send(p, sup.ToPid(r.Agent), proto.SessionState{Session: r.Session, Fresh: !r.Started, Values: r.Values})
 	if err := p.Send(r.Gate, proto.Forward{Session: r.Session, Agent: r.Agent}); err != nil {
 		s.opts.Logger.Warn("watchdog could not reach the gate", "session", r.Session, "err", err)
 	}
+	s.send(p, sup.ToPid(r.Agent), proto.SessionState{Session: r.Session, Fresh: !r.Started, Values: r.Values})
 }
 
 func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
