@@ -220,7 +220,9 @@ func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) 
 	s.opts.Store.update(r.Session, func(r *Record) { r.Attempt++; attempt = r.Attempt })
 	node := s.pick(st, pl.Role)
 	if node == "" {
-		s.opts.Logger.Warn("no live node can run an agent; retrying", "role", pl.Role, "session", r.Session)
+		if attempt%40 == 1 { // once, then every ten seconds or so
+			s.opts.Logger.Warn("no live node can run an agent; retrying", "role", pl.Role, "session", r.Session)
+		}
 		p.SendAfter(p.Self(), checkAgent{r.Session, attempt}, retryPlace)
 		return
 	}
