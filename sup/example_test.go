@@ -6,6 +6,7 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
+	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
 )
@@ -45,4 +46,37 @@ func ExamplePoolSpec() {
 	// Output:
 	// started for client 42
 	// restarted for client 42
+}
+
+// A node's spawner starts workers on behalf of other nodes: a proto.Spawn
+// names the pool and carries the start argument; the started agent then
+// announces itself to its watchdog (here the greeter just reports it).
+func ExampleSpawner() {
+	n, err := ergotest.NewNode()
+	if err != nil {
+		panic(err)
+	}
+	defer n.Stop()
+
+	g := &greeter{started: make(chan etf.Term, 1)}
+	pool := sup.PoolSpec{Name: "agents.demo.msgpack", Shards: 1, Behavior: g}
+	if _, err := n.Spawn(pool.Name, gen.ProcessOptions{}, pool.Supervisor()); err != nil {
+		panic(err)
+	}
+	pools := map[string]sup.PoolSpec{pool.Name: pool}
+	if _, err := n.Spawn(sup.SpawnerName, gen.ProcessOptions{}, sup.Spawner(pools, nil, nil)); err != nil {
+		panic(err)
+	}
+	// What a watchdog on another node sends, here from a local process.
+	from, err := n.Spawn("", gen.ProcessOptions{}, &gen.Server{})
+	if err != nil {
+		panic(err)
+	}
+	start := proto.AgentStart{Session: 7, Gate: "gate.agent", Watchdog: "watchdog", GateNode: n.Name(), Listener: "agent"}
+	if err := from.Send(sup.SpawnerName, proto.Spawn{Pool: pool.Name, Start: start}); err != nil {
+		panic(err)
+	}
+	fmt.Printf("started for session %d\n", (<-g.started).(proto.AgentStart).Session)
+	// Output:
+	// started for session 7
 }
