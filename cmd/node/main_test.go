@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/proctest"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/net/frame"
@@ -36,17 +33,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	nodeBin = filepath.Join(dir, "node")
-	args := []string{"build", "-o", nodeBin}
-	if bi, ok := debug.ReadBuildInfo(); ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"}) {
-		args = append(args, "-race")
-	}
 	exit := func(code int) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if nodeBin, err = proctest.BuildNode(dir, "."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		exit(2)
 	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(exit))
@@ -68,29 +60,10 @@ func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
 	}
 }
 
-// syncBuffer collects a process's output; it is written by exec's copy
-// goroutines while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running node binary.
 type proc struct {
 	cmd  *exec.Cmd
-	out  syncBuffer // stdout and stderr
+	out  proctest.Buffer // stdout and stderr
 	done chan struct{}
 	err  error // how it ended; valid once done is closed
 }

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/proctest"
 )
 
 // checkFor polls f until it returns nil or timeout passes.
@@ -89,29 +88,11 @@ gossip_port = %d
 	return path, addr
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running node process.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  proctest.Buffer
 	done chan struct{}
 	err  error // valid once done is closed
 }
@@ -120,7 +101,15 @@ type proc struct {
 // cleanup.
 func runNode(t testing.TB, cfg, name string, env ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(nodeBin, "run", "--config", cfg, "--node", name), done: make(chan struct{})}
+	return startProc(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name), env...)
+}
+
+// startProc starts cmd, a node process called name, with Ergo's race
+// suppressions (ergotest.ChildGorace) and env; it is killed at cleanup,
+// which logs its output if the test failed.
+func startProc(t testing.TB, name string, cmd *exec.Cmd, env ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	gorace, err := ergotest.ChildGorace(t.TempDir())
 	if err != nil {

@@ -5,13 +5,11 @@ package cluster
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime/debug"
-	"slices"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/skynode/skynode/test/proctest"
 )
 
 // nodeBin is the node binary built by TestMain; set once before any test.
@@ -25,17 +23,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	nodeBin = filepath.Join(dir, "node")
-	args := []string{"build", "-o", nodeBin}
-	if bi, ok := debug.ReadBuildInfo(); ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"}) {
-		args = append(args, "-race")
-	}
 	exit := func(code int) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	if out, err := exec.Command("go", append(args, "../../cmd/node")...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if nodeBin, err = proctest.BuildNode(dir, "../../cmd/node"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		exit(2)
 	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(exit))

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/nodes/cluster"
-	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // A worker cut off from the network (its link to the bridge goes down: no
@@ -504,29 +503,7 @@ func (l *netLab) runNode(t *testing.T, cfg, name string) *proc {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", l.netns(name), nodeBin, "run", "--config", cfg, "--node", name)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	gorace, err := ergotest.ChildGorace(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Env = append(os.Environ(), gorace)
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, p.out.String())
-		}
-	})
-	return p
+	return startProc(t, name, cmd)
 }
 
 // memberStatus is one line of `node status`.

@@ -1,0 +1,51 @@
+// Package proctest helps tests that run skynode's node binary as child
+// processes (cmd/node's own tests and the whole-cluster tests in
+// test/cluster): it builds the binary once and collects a child's output.
+package proctest
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sync"
+)
+
+// BuildNode builds the cmd/node package at pkg (a path as `go build` takes
+// it, relative to the test's directory) into dir and returns the binary's
+// path. The binary has the race detector when the calling test binary has
+// it, so a -race test run checks the children too.
+func BuildNode(dir, pkg string) (string, error) {
+	bin := filepath.Join(dir, "node")
+	args := []string{"build", "-o", bin}
+	if bi, ok := debug.ReadBuildInfo(); ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"}) {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, pkg)...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Buffer collects a process's output: exec's copy goroutines write it
+// while the test reads it. The zero value is ready to use.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
