@@ -12,14 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
-	"github.com/skynode/skynode/sup/ergotest"
-	"github.com/skynode/skynode/test/proctest"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/proctest"
 )
 
 // nodeBin is the node binary built by TestMain; set once before any test.
@@ -27,38 +25,7 @@ var nodeBin string
 
 // TestMain builds the node binary once (with -race when the tests run with
 // it), then runs the tests, which start it as child processes.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "node-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	exit := func(code int) {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	if nodeBin, err = proctest.BuildNode(dir, "."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		exit(2)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(exit))
-}
-
-// checkFor polls f until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
-}
+func TestMain(m *testing.M) { proctest.Main(m, ".", &nodeBin) }
 
 // proc is a running node binary.
 type proc struct {
@@ -300,4 +267,10 @@ func want(t *testing.T, m map[string]any, kv ...string) {
 			t.Fatalf("%s = %q, want %q (in %v)", kv[i], got, kv[i+1], m)
 		}
 	}
+}
+
+// checkFor polls f until it returns nil or timeout passes.
+func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
+	t.Helper()
+	ergotest.CheckFor(t, timeout, every, f)
 }

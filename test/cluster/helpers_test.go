@@ -23,17 +23,7 @@ import (
 // checkFor polls f until it returns nil or timeout passes.
 func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
+	ergotest.CheckFor(t, timeout, every, f)
 }
 
 // freePort returns a TCP port that was free a moment ago.

@@ -6,11 +6,15 @@ package proctest
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // BuildNode builds the cmd/node package at pkg (a path as `go build` takes
@@ -48,4 +52,24 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Main builds the cmd/node package at pkg into a temporary directory, sets
+// *bin to the binary, runs the tests under goleak and removes the
+// directory. Call it from TestMain.
+func Main(m *testing.M, pkg string, bin *string) {
+	dir, err := os.MkdirTemp("", "node-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	exit := func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	if *bin, err = BuildNode(dir, pkg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		exit(2)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(exit))
 }
