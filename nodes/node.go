@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	// Remote sends go through per-peer queues: no process of this node
 	// ever blocks on a peer (ERGO_V2.md §9.3, §9.4), and only registered
 	// envelopes cross a link (§8).
-	ob, err := outbox.New(n.ergo, outbox.Options{Allowed: envelope, Logger: n.log})
+	ob, err := outbox.New(n.ergo, outbox.Options{Allowed: envelopes(), Logger: n.log})
 	if err != nil {
 		n.leave()
 		n.ergo.Stop()
@@ -319,6 +319,7 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 		Behavior: watchdog.Behavior(watchdog.Options{
 			Pools: pools, Store: n.store, Logger: n.log,
 			Placement: placement, Candidates: n.candidates, Remote: n.remote,
+			Live: n.connections,
 		}),
 		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
 	})
@@ -336,6 +337,15 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 	}
 	n.root = p
 	return nil
+}
+
+// connections returns the open client connections of every listener.
+func (n *Node) connections() []proto.Connect {
+	var out []proto.Connect
+	for _, l := range n.listeners {
+		out = append(out, l.Connections()...)
+	}
+	return out
 }
 
 // candidates returns the live members of a role that can run agents.

@@ -1,10 +1,12 @@
 package nodes
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 
 	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
 
 	"github.com/skynode/skynode/sup"
 )
@@ -30,4 +32,31 @@ func (r *remote) Send(to any, msg etf.Term) error {
 		return errNoRemote
 	}
 	return ref.r.Send(to, msg)
+}
+
+// SendWait implements sup.Remote.
+func (r *remote) SendWait(ctx context.Context, to any, msg etf.Term) error {
+	ref := r.to.Load()
+	if ref == nil {
+		return errNoRemote
+	}
+	return ref.r.SendWait(ctx, to, msg)
+}
+
+// MonitorProcess implements sup.Remote.
+func (r *remote) MonitorProcess(by gen.Process, pid etf.Pid) error {
+	ref := r.to.Load()
+	if ref == nil {
+		return errNoRemote
+	}
+	return ref.r.MonitorProcess(by, pid)
+}
+
+// MonitorNode implements sup.Remote.
+func (r *remote) MonitorNode(by gen.Process, name string) error {
+	ref := r.to.Load()
+	if ref == nil {
+		return errNoRemote
+	}
+	return ref.r.MonitorNode(by, name)
 }

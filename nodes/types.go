@@ -3,6 +3,7 @@ package nodes
 import (
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/lib"
@@ -17,14 +18,7 @@ import (
 // Ergo's registry is process-wide: a second node in the same process finds
 // the types registered already, which is fine.
 func registerTypes() error {
-	types := []any{
-		proto.PID{}, // a field of several messages: first
-		proto.AgentStart{}, proto.AgentUp{}, proto.SessionState{}, proto.SessionSave{},
-		proto.Connect{}, proto.Disconnect{}, proto.Forward{}, proto.AgentDown{},
-		proto.Kick{}, proto.StopAgent{}, proto.Frame{}, proto.Output{}, proto.Resync{},
-		proto.Spawn{}, proto.SpawnFailed{}, // Spawn holds an AgentStart: after it
-	}
-	for _, t := range types {
+	for _, t := range proto.Messages() {
 		name := fmt.Sprintf("skynode.%T", t)
 		if _, err := etf.RegisterType(t, etf.RegisterTypeOptions{Name: etf.Atom(name), Strict: true}); err != nil && !errors.Is(err, lib.ErrTaken) {
 			return fmt.Errorf("failed to register %s: %w", name, err)
@@ -33,15 +27,12 @@ func registerTypes() error {
 	return nil
 }
 
-// envelope reports whether msg is one of the registered process messages:
-// the only terms skynode sends to other nodes.
-func envelope(msg etf.Term) bool {
-	switch msg.(type) {
-	case proto.AgentStart, proto.AgentUp, proto.SessionState, proto.SessionSave,
-		proto.Connect, proto.Disconnect, proto.Forward, proto.AgentDown,
-		proto.Kick, proto.StopAgent, proto.Frame, proto.Output, proto.Resync,
-		proto.Spawn, proto.SpawnFailed:
-		return true
+// envelopes returns the check that msg is one of proto.Messages: the only
+// terms skynode sends to other nodes.
+func envelopes() func(msg etf.Term) bool {
+	types := map[reflect.Type]bool{}
+	for _, t := range proto.Messages() {
+		types[reflect.TypeOf(t)] = true
 	}
-	return false
+	return func(msg etf.Term) bool { return types[reflect.TypeOf(msg)] }
 }

@@ -28,17 +28,24 @@ type AgentStart struct {
 	GateNode string // node of the gate and the watchdog
 	Listener string // listener name the client came in on
 	Remote   string // client address
+	// Attempt numbers the watchdog's placements of the session's agent;
+	// restarts of the agent by its supervisor keep it. Only an agent of
+	// the session's latest placement serves it.
+	Attempt uint64
 }
 
 // AgentUp is sent by an agent to its watchdog from Init, on the first start
 // and on every restart, so the watchdog learns the agent's current pid.
+// Attempt is its AgentStart's: an agent of an earlier placement is stopped.
 type AgentUp struct {
 	Session uint64
 	Agent   PID
+	Attempt uint64
 }
 
 // SessionState is sent by the watchdog to an agent that announced itself with
-// AgentUp. Fresh is true on the first start of the session only. Values is
+// AgentUp. Fresh is true until an agent of the session has reported
+// SessionStarted: the agent runs its start hook (the welcome) only then. Values is
 // the session's saved key/value state, msgpack-encoded (may be empty).
 type SessionState struct {
 	Session uint64
@@ -51,6 +58,16 @@ type SessionState struct {
 type SessionSave struct {
 	Session uint64
 	Values  []byte
+}
+
+// SessionStarted is sent by an agent to its watchdog after it ran its start
+// hook and sent that hook's output to the gate. It travels after that output
+// on the same link, so once the watchdog has it, later agents of the session
+// get Fresh false; an agent lost before it is sent leaves its successor to
+// start the session (and send the welcome) again.
+type SessionStarted struct {
+	Session uint64
+	Agent   PID
 }
 
 // Connect is sent by a gate to its watchdog for every accepted connection.
@@ -154,4 +171,19 @@ type SpawnFailed struct {
 	Session uint64
 	Node    string
 	Reason  string
+	Attempt uint64 // the AgentStart's
+}
+
+// Messages returns one value of every message type above: the only types
+// skynode's processes send to other nodes. Field types come before the
+// types that hold them (Ergo registers them in this order).
+func Messages() []any {
+	return []any{
+		PID{}, // a field of several messages: first
+		AgentStart{}, AgentUp{}, SessionState{}, SessionSave{},
+		Connect{}, Disconnect{}, Forward{}, AgentDown{},
+		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
+		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
+		SessionStarted{},
+	}
 }

@@ -45,7 +45,7 @@ func (s *spawner) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatu
 	if err != nil {
 		s.log.Warn("spawner could not start an agent", "pool", m.Pool, "session", m.Start.Session, "err", err)
 		to := gen.ProcessID{Name: m.Start.Watchdog, Node: m.Start.GateNode}
-		_ = Send(p, s.remote, to, proto.SpawnFailed{Session: m.Start.Session, Node: p.NodeName(), Reason: err.Error()})
+		_ = Send(p, s.remote, to, proto.SpawnFailed{Session: m.Start.Session, Node: p.NodeName(), Reason: err.Error(), Attempt: m.Start.Attempt})
 	}
 	return gen.ServerStatusOK
 }

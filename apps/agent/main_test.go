@@ -94,6 +94,13 @@ func (a *testAgent) ready(fresh bool, values []byte) {
 	if err := a.watchdog.Send(a.proc.Self(), proto.SessionState{Session: a.session, Fresh: fresh, Values: values}); err != nil {
 		a.t.Fatal(err)
 	}
+	if fresh {
+		// A fresh session's agent reports that it started it.
+		want := proto.SessionStarted{Session: a.session, Agent: sup.FromPid(a.proc.Self())}
+		if got := next[proto.SessionStarted](a.t, a.watchdogCh); got != want {
+			a.t.Fatalf("SessionStarted = %+v, want %+v", got, want)
+		}
+	}
 }
 
 // send sends payload as the next frame, as the gate does, and returns its seq.

@@ -22,6 +22,28 @@ const announceEvery = time.Second
 // announce is the agent's timer message to itself.
 type announce struct{}
 
+// monitorGate is the agent's timer message to ask again for the monitor of
+// its gate's node, which a full queue refused.
+type monitorGate struct{}
+
+// flushOut is the agent's timer message to send the outputs that a full
+// queue (or the gate's full mailbox) held back.
+type flushOut struct{}
+
+const (
+	// retryMonitor is how soon a refused monitor is asked for again.
+	retryMonitor = 20 * time.Millisecond
+	// Outputs held back by a full queue are tried again after a pause
+	// that doubles from minFlush up to maxFlush while the queue stays full.
+	minFlush = 200 * time.Microsecond
+	maxFlush = 50 * time.Millisecond
+	// maxBacklog bounds the outputs held back. The gate's flow-control
+	// window bounds the replies in flight, so only an agent that pushes
+	// far faster than its gate's node takes reaches it: the excess is
+	// dropped, which the gate notices (Output.N) and closes the client.
+	maxBacklog = 4096
+)
+
 // maxPending bounds the frames an agent holds while it waits for its session
 // state after a (re)start. The gate's flow-control window is far smaller.
 const maxPending = 1024
@@ -72,6 +94,9 @@ type state struct {
 	outN     uint64         // Outputs sent (proto.Output.N)
 	ack      uint64         // highest frame seq handled
 	bad      int            // consecutive undecodable frames
+	backlog  []proto.Output // outputs held back by a full queue, in order
+	flushing bool           // a flushOut is scheduled
+	pause    time.Duration  // the pause before that flushOut
 	log      *slog.Logger
 }
 
@@ -93,17 +118,30 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		// (or cut off and declared dead) its watchdog places the session
 		// on another agent: this one must end, so that two agents never
 		// serve one session.
-		p.MonitorNode(st.start.GateNode)
+		s.monitorGate(p, st)
 	}
 	// Announce ourselves; the watchdog answers with the session state.
 	s.announce(p, st)
 	return nil
 }
 
+// monitorGate asks, through the per-peer path, for a monitor of the gate's
+// node, and again shortly if the queue to it is full.
+func (s *server) monitorGate(p *gen.ServerProcess, st *state) {
+	err := sup.MonitorNode(p, s.opts.Remote, st.start.GateNode)
+	switch {
+	case err == nil:
+	case errors.Is(err, sup.ErrQueueFull):
+		p.SendAfter(p.Self(), monitorGate{}, retryMonitor)
+	default:
+		st.log.Warn("agent could not monitor its gate's node", "node", st.start.GateNode, "err", err)
+	}
+}
+
 // announce sends AgentUp and checks back later: until the session state
 // arrives, the agent keeps announcing itself.
 func (s *server) announce(p *gen.ServerProcess, st *state) {
-	if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self())}); err != nil {
+	if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self()), Attempt: st.start.Attempt}); err != nil {
 		st.log.Warn("agent could not announce itself", "err", err)
 	}
 	st.stopAnn = p.SendAfter(p.Self(), announce{}, announceEvery)
@@ -135,6 +173,11 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		if !st.ready {
 			s.announce(p, st)
 		}
+	case monitorGate:
+		s.monitorGate(p, st)
+	case flushOut:
+		st.flushing = false
+		s.flushBacklog(p, st)
 	case gen.MessageNodeDown:
 		st.log.Info("agent ends: the node of its session is gone", "node", m.Name)
 		return gen.ServerStatusStop
@@ -181,6 +224,11 @@ func (s *server) Terminate(p *gen.ServerProcess, reason string) {
 }
 
 func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) gen.ServerStatus {
+	if st.ready {
+		// Sent again (a restarted watchdog re-sends every session's
+		// state): this agent's own values are newer.
+		return gen.ServerStatusOK
+	}
 	if len(m.Values) > 0 {
 		var values map[string]any
 		if err := proto.Msgpack().Unmarshal(m.Values, &values); err != nil {
@@ -199,6 +247,14 @@ func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) 
 			st.sess.Close()
 		}
 		s.flush(p, st, st.ack)
+	}
+	if m.Fresh {
+		// After the start hook's output, on the same path: once the
+		// watchdog has this, that output has reached the gate's node.
+		started := proto.SessionStarted{Session: st.sess.id, Agent: sup.FromPid(p.Self())}
+		if err := sup.Send(p, s.opts.Remote, st.watchdog, started); err != nil {
+			st.log.Warn("agent could not report its session started", "err", err)
+		}
 	}
 	pending := st.pending
 	st.pending = nil
@@ -354,25 +410,70 @@ func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
 	s.sendOne(p, st, m)
 }
 
+// sendOne numbers m and sends it, or holds it back behind outputs a full
+// queue refused: outputs reach the gate in order, and a full queue is
+// back-pressure (the gate's window stops the client's frames), never a
+// lost reply. It returns false when m was lost.
 func (s *server) sendOne(p *gen.ServerProcess, st *state, m proto.Output) bool {
 	st.outN++
 	m.N = st.outN
-	if s.opts.Remote != nil && !sup.IsLocal(p, st.gate) {
-		if err := s.opts.Remote.Send(st.gate, m); err != nil {
-			st.log.Warn("agent output lost", "err", err, "ack", m.Ack)
-			return false
-		}
+	if len(st.backlog) > 0 {
+		return s.holdBack(p, st, m)
+	}
+	switch err := s.deliver(p, st, m); {
+	case err == nil:
 		return true
+	case full(err):
+		return s.holdBack(p, st, m)
+	default:
+		st.log.Warn("agent output lost", "err", err, "ack", m.Ack)
+		return false
 	}
-	for delay := 50 * time.Microsecond; ; delay *= 2 {
-		err := p.Send(st.gate, m)
-		if err == nil {
-			return true
-		}
-		if !errors.Is(err, lib.ErrProcessMailboxFull) || delay > 100*time.Millisecond {
-			st.log.Warn("agent output lost", "err", err, "ack", m.Ack)
-			return false
-		}
-		time.Sleep(delay)
+}
+
+// deliver sends m to the gate: on another node through the non-blocking
+// Remote, on this one directly (Ergo does not block on a local send).
+func (s *server) deliver(p *gen.ServerProcess, st *state, m proto.Output) error {
+	return sup.Send(p, s.opts.Remote, st.gate, m)
+}
+
+// full reports whether err says the way to the gate is full for now.
+func full(err error) bool {
+	return errors.Is(err, sup.ErrQueueFull) || errors.Is(err, lib.ErrProcessMailboxFull)
+}
+
+// holdBack queues m behind the outputs held back, and schedules a try.
+func (s *server) holdBack(p *gen.ServerProcess, st *state, m proto.Output) bool {
+	if len(st.backlog) >= maxBacklog {
+		st.log.Warn("agent output lost: too many held back by a full queue", "held", len(st.backlog), "ack", m.Ack)
+		return false
 	}
+	st.backlog = append(st.backlog, m)
+	if !st.flushing {
+		st.flushing, st.pause = true, minFlush
+		p.SendAfter(p.Self(), flushOut{}, st.pause)
+	}
+	return true
+}
+
+// flushBacklog sends the outputs held back, in order, until the way is full
+// again; then it tries later, pausing longer each time.
+func (s *server) flushBacklog(p *gen.ServerProcess, st *state) {
+	for len(st.backlog) > 0 {
+		err := s.deliver(p, st, st.backlog[0])
+		if full(err) {
+			break
+		}
+		if err != nil {
+			st.log.Warn("agent output lost", "err", err, "ack", st.backlog[0].Ack)
+		}
+		st.backlog[0] = proto.Output{}
+		st.backlog = st.backlog[1:]
+	}
+	if len(st.backlog) == 0 {
+		st.backlog = nil
+		return
+	}
+	st.flushing, st.pause = true, min(2*st.pause, maxFlush)
+	p.SendAfter(p.Self(), flushOut{}, st.pause)
 }

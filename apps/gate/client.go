@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -116,4 +117,20 @@ func (c *client) remove(seq uint64) bool {
 		}
 	}
 	return false
+}
+
+// connContext is the context of a client connection: done once it closes.
+type connContext struct{ c *socket.Conn }
+
+func (connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (cc connContext) Done() <-chan struct{}    { return cc.c.Done() }
+func (connContext) Value(any) any               { return nil }
+
+func (cc connContext) Err() error {
+	select {
+	case <-cc.c.Done():
+		return context.Canceled
+	default:
+		return nil
+	}
 }

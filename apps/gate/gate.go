@@ -75,9 +75,11 @@ type Listener struct {
 	attached    atomic.Int64            // how many gate processes attached so far
 	counter     atomic.Uint64
 
-	mu      sync.Mutex // guards clients and lost
+	mu      sync.Mutex // guards clients, lost and retry
 	clients map[uint64]*client
-	lost    []proto.Disconnect // disconnects seen while no gate process ran
+	lost    []proto.Disconnect // disconnects the watchdog did not take yet
+	retry   *time.Timer        // sends lost again; nil when none is parked
+	shut    bool               // Shutdown ran: no more retries
 }
 
 type procRef struct{ p gen.Process }
@@ -133,8 +135,19 @@ func (l *Listener) Len() int { return l.srv.Len() }
 func (l *Listener) Serve(ctx context.Context) error { return l.srv.Serve(ctx) }
 
 // Shutdown stops accepting, closes every client and waits for them, or
-// until ctx ends.
-func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
+// until ctx ends. Disconnects the watchdog has not taken by then are
+// retried no more.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	err := l.srv.Shutdown(ctx)
+	l.mu.Lock()
+	l.shut = true
+	if l.retry != nil {
+		l.retry.Stop()
+		l.retry = nil
+	}
+	l.mu.Unlock()
+	return err
+}
 
 // Behavior returns the gen.Server for this listener's gate process. Run it
 // under a supervisor with the name ProcessName and
@@ -179,13 +192,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 			l.failAll(c, proto.PID{})
 		}
 	}
-	l.mu.Lock()
-	lost := l.lost
-	l.lost = nil
-	l.mu.Unlock()
-	for _, d := range lost {
-		_ = p.Send(l.opts.Watchdog, d)
-	}
+	l.flushLost()
 	if l.attached.Load() > 1 {
 		// Forwards sent while no gate process ran were lost: ask again.
 		_ = p.Send(l.opts.Watchdog, proto.Resync{Gate: l.ProcessName()})

@@ -89,9 +89,15 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload, tokens: tokens})
 	cl.mu.Unlock()
 
-	if err := l.send(p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload}); err != nil {
+	sent, err := l.send(c, p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload})
+	if err != nil {
 		cl.mu.Lock()
 		removed := cl.remove(seq)
+		if sent == 0 && cl.seq == seq {
+			// Nothing of it left: the next frame takes its number, so the
+			// agent sees no gap (frames are read one at a time).
+			cl.seq--
+		}
 		cl.mu.Unlock()
 		if removed {
 			l.unavailable(cl, payload)
@@ -101,18 +107,35 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 }
 
 // send sends a frame to an agent, in parts when it is longer than
-// proto.MaxChunk; one on another node through the non-blocking Remote.
-func (l *Listener) send(p gen.Process, agent proto.PID, f proto.Frame) error {
+// proto.MaxChunk, and returns how many messages it sent. A part for another
+// node goes through the Remote, waiting while the node's queue is full: that
+// stops reading this client (back-pressure), until the queue has room, the
+// connection closes or the node is declared dead.
+func (l *Listener) send(c *socket.Conn, p gen.Process, agent proto.PID, f proto.Frame) (int, error) {
 	to := pid(agent)
+	sent := 0
+	one := func(m proto.Frame) error {
+		if sup.IsLocal(p, to) {
+			return sup.Send(p, l.opts.Remote, to, m)
+		}
+		if l.opts.Remote == nil {
+			return sup.ErrNoRemote
+		}
+		return l.opts.Remote.SendWait(connContext{c}, to, m)
+	}
 	for len(f.Payload) > proto.MaxChunk {
 		part := f
 		part.Payload, part.More = f.Payload[:proto.MaxChunk], true
-		if err := sup.Send(p, l.opts.Remote, to, part); err != nil {
-			return err
+		if err := one(part); err != nil {
+			return sent, err
 		}
+		sent++
 		f.Payload = f.Payload[proto.MaxChunk:]
 	}
-	return sup.Send(p, l.opts.Remote, to, f)
+	if err := one(f); err != nil {
+		return sent, err
+	}
+	return sent + 1, nil
 }
 
 // Warning implements socket.Handler (Skynet's handlers.warning).
@@ -143,10 +166,51 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 		l.log.Debug("client disconnected", "session", cl.session, "reason", reason.String(), "err", err)
 	}
 	if p := l.process(); p == nil || p.Send(l.opts.Watchdog, d) != nil {
-		l.mu.Lock()
-		l.lost = append(l.lost, d)
-		l.mu.Unlock()
+		l.park(d)
 	}
+}
+
+// retryLost is how often disconnects the watchdog did not take are sent
+// again.
+const retryLost = 100 * time.Millisecond
+
+// park keeps a disconnect the watchdog did not take (it was restarting, or
+// no gate process ran) and retries it until it is taken.
+func (l *Listener) park(d proto.Disconnect) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lost = append(l.lost, d)
+	if l.retry == nil && !l.shut {
+		l.retry = time.AfterFunc(retryLost, l.flushLost)
+	}
+}
+
+// flushLost sends the parked disconnects, parking again those refused.
+func (l *Listener) flushLost() {
+	l.mu.Lock()
+	lost := l.lost
+	l.lost, l.retry = nil, nil
+	l.mu.Unlock()
+	p := l.process()
+	for _, d := range lost {
+		if p == nil || p.Send(l.opts.Watchdog, d) != nil {
+			l.park(d)
+		}
+	}
+}
+
+// Connections returns a Connect for every open client of the listener: a
+// restarted watchdog reconciles its sessions with them.
+func (l *Listener) Connections() []proto.Connect {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]proto.Connect, 0, len(l.clients))
+	for _, cl := range l.clients {
+		out = append(out, proto.Connect{
+			Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: cl.conn.RemoteAddr().String(),
+		})
+	}
+	return out
 }
 
 // output writes an agent's output and frees the acknowledged window.

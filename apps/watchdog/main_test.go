@@ -59,12 +59,13 @@ type fakeAgent struct {
 
 func (a *fakeAgent) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	start, _ := args[0].(proto.AgentStart)
+	p.State = start
 	a.events <- agentEvent{p.Self(), start}
 	if a.silent.Add(-1) >= 0 {
 		return nil
 	}
 	_ = p.Send(gen.ProcessID{Name: start.Watchdog, Node: start.GateNode},
-		proto.AgentUp{Session: start.Session, Agent: sup.FromPid(p.Self())})
+		proto.AgentUp{Session: start.Session, Agent: sup.FromPid(p.Self()), Attempt: start.Attempt})
 	return nil
 }
 
@@ -85,8 +86,15 @@ func (a *fakeAgent) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerSta
 	case a.events <- agentEvent{p.Self(), msg}:
 	case <-p.Context().Done():
 	}
-	if _, ok := msg.(proto.StopAgent); ok {
+	switch m := msg.(type) {
+	case proto.StopAgent:
 		return gen.ServerStatusStop
+	case proto.SessionState:
+		if m.Fresh { // as the real agent, once its start hook ran
+			start := p.State.(proto.AgentStart)
+			_ = p.Send(gen.ProcessID{Name: start.Watchdog, Node: start.GateNode},
+				proto.SessionStarted{Session: start.Session, Agent: sup.FromPid(p.Self())})
+		}
 	}
 	return gen.ServerStatusOK
 }
@@ -194,10 +202,12 @@ func (h *harness) sendFrom(pid etf.Pid, msg etf.Term) {
 	}
 }
 
-func (h *harness) start(session uint64) proto.AgentStart {
+// start is the AgentStart of a session's placement attempt.
+func (h *harness) start(session, attempt uint64) proto.AgentStart {
 	return proto.AgentStart{
 		Session: session, Gate: gateName, Watchdog: watchdog.DefaultName, GateNode: h.node.Name(),
 		Listener: listener, Remote: "client", // as in connect's Connect
+		Attempt: attempt,
 	}
 }
 
@@ -207,20 +217,28 @@ func (h *harness) connect(session uint64) etf.Pid {
 	h.t.Helper()
 	h.send(proto.Connect{Session: session, Gate: gateName, Listener: listener, Remote: "client"})
 	pid, start := nextAgent[proto.AgentStart](h.t, h.agents)
-	if start != h.start(session) {
-		h.t.Fatalf("agent started with %+v, want %+v", start, h.start(session))
+	if start != h.start(session, 1) {
+		h.t.Fatalf("agent started with %+v, want %+v", start, h.start(session, 1))
 	}
 	h.resumed(session, pid, true, nil)
 	return pid
 }
 
-// restarted expects the restart of session's agent: a new Init with the
-// same argument, whose pid it returns.
+// restarted expects the restart of session's agent by its supervisor: a
+// new Init with the same argument (placement attempt 1), whose pid it
+// returns.
 func (h *harness) restarted(session uint64, old etf.Pid) etf.Pid {
 	h.t.Helper()
+	return h.placed(session, 1, old)
+}
+
+// placed expects a new agent of session's placement attempt, other than
+// old, and returns its pid.
+func (h *harness) placed(session, attempt uint64, old etf.Pid) etf.Pid {
+	h.t.Helper()
 	pid, start := nextAgent[proto.AgentStart](h.t, h.agents)
-	if start != h.start(session) || pid == old {
-		h.t.Fatalf("agent %s started with %+v, want a new one with %+v", pid, start, h.start(session))
+	if start != h.start(session, attempt) || pid == old {
+		h.t.Fatalf("agent %s started with %+v, want a new one with %+v", pid, start, h.start(session, attempt))
 	}
 	return pid
 }

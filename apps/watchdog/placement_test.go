@@ -43,6 +43,7 @@ func TestPlacementOnRole(t *testing.T) {
 	}
 	want := proto.Spawn{Pool: "agents.demo.msgpack", Start: proto.AgentStart{
 		Session: 9, Gate: gateName, Watchdog: watchdog.DefaultName, GateNode: n.Name(), Listener: listener, Remote: "client",
+		Attempt: 2, // the first went to ghost, which could not be reached
 	}}
 	// ghost is the least loaded but unreachable: the local node is asked.
 	if s := next[proto.Spawn](t, spawns); s != want {
@@ -51,15 +52,21 @@ func TestPlacementOnRole(t *testing.T) {
 	// No agent comes up: after SpawnTimeout and a pause for the node, it is
 	// asked again (the only reachable candidate).
 	start := time.Now()
-	if s := next[proto.Spawn](t, spawns); s != want {
-		t.Fatalf("second Spawn = %+v", s)
+	// Each retry while no node can take the agent is a new placement.
+	s := next[proto.Spawn](t, spawns)
+	if s.Start.Attempt <= want.Start.Attempt {
+		t.Fatalf("second Spawn = %+v, want a later attempt than %d", s, want.Start.Attempt)
+	}
+	want.Start.Attempt = s.Start.Attempt
+	if s != want {
+		t.Fatalf("second Spawn = %+v, want %+v", s, want)
 	}
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("asked again after %v, before SpawnTimeout", d)
 	}
 	// An agent announces itself: it gets the session, the gate a Forward.
 	agent, inbox := ergotest.Recorder(t, n, "")
-	if err := agent.Send(watchdog.DefaultName, proto.AgentUp{Session: 9, Agent: sup.FromPid(agent.Self())}); err != nil {
+	if err := agent.Send(watchdog.DefaultName, proto.AgentUp{Session: 9, Agent: sup.FromPid(agent.Self()), Attempt: want.Start.Attempt}); err != nil {
 		t.Fatal(err)
 	}
 	if f := next[proto.Forward](t, gateCh); f.Agent != sup.FromPid(agent.Self()) {

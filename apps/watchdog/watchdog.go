@@ -1,6 +1,7 @@
 package watchdog
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,30 +26,13 @@ const (
 	// DefaultSpawnTimeout is how long a node has to bring up an agent the
 	// watchdog asked it for before the agent is placed elsewhere.
 	DefaultSpawnTimeout = 2 * time.Second
-	// downFor is how long a node whose link failed is not given agents,
-	// unless gossip declares it dead and alive again sooner.
-	downFor = 5 * time.Second
-	// retryPlace is how soon placement is retried when no node can take
-	// an agent.
-	retryPlace = 250 * time.Millisecond
+	// DefaultStopRetry is how often a stop is sent again to an agent not
+	// known to be gone.
+	DefaultStopRetry = time.Second
+	// retryMonitor is how soon a monitor refused by a full queue is asked
+	// for again.
+	retryMonitor = 20 * time.Millisecond
 )
-
-// Placement says where the agents of a listener run.
-type Placement struct {
-	// Role names the nodes that run the agents, least loaded first; ""
-	// means this node, in Options.Pools[listener].
-	Role string
-	// Pool is the agent pool on those nodes (see sup.Spawner).
-	Pool string
-}
-
-// Candidate is a live node that can run agents, as gossip sees it.
-type Candidate struct {
-	Node     string    // Ergo node name
-	Load     int       // agents it runs, as it last reported
-	Creation uint32    // Ergo creation of the node's current incarnation
-	Since    time.Time // when gossip last saw it come alive
-}
 
 // Options configure the watchdog process.
 type Options struct {
@@ -63,11 +47,20 @@ type Options struct {
 	Placement map[string]Placement
 	// Candidates returns the live nodes with a role (from gossip).
 	Candidates func(role string) []Candidate
-	// Remote carries messages to other nodes without blocking the
-	// watchdog (sup/outbox); nil sends directly.
+	// Remote carries every operation on another node (messages to agents
+	// and spawners, monitors of agents) without blocking the watchdog
+	// (sup/outbox). nil allows local agents only.
 	Remote sup.Remote
 	// SpawnTimeout; 0 means DefaultSpawnTimeout.
 	SpawnTimeout time.Duration
+	// StopRetry: a stopped agent not known gone is told again this often;
+	// 0 means DefaultStopRetry.
+	StopRetry time.Duration
+	// Live returns a Connect for every client connection open on this
+	// node's gates. A watchdog that restarts reconciles its sessions with
+	// it: sessions without a connection end, connections without a session
+	// get one. nil skips reconciliation.
+	Live func() []proto.Connect
 }
 
 // Behavior returns the watchdog's gen.Server. Run it under a supervisor as
@@ -91,6 +84,9 @@ func Behavior(o Options) gen.ServerBehavior {
 	if o.SpawnTimeout <= 0 {
 		o.SpawnTimeout = DefaultSpawnTimeout
 	}
+	if o.StopRetry <= 0 {
+		o.StopRetry = DefaultStopRetry
+	}
 	if o.Candidates == nil {
 		o.Candidates = func(string) []Candidate { return nil }
 	}
@@ -112,20 +108,15 @@ type state struct {
 	gone     map[string]goneNode  // nodes whose link dropped
 }
 
-// goneNode is a node incarnation the watchdog lost its link to. It gets
-// agents again once gossip shows a new incarnation, or shows it come alive
-// again after a partition.
-type goneNode struct {
-	creation uint32
-	at       time.Time
-}
-
 // checkAgent is a timer message: is the session's agent back? attempt is
 // the session's Attempt when the timer was set.
 type checkAgent struct {
 	session uint64
 	attempt uint64
 }
+
+// rewatch is a timer message: ask again for a monitor a full queue refused.
+type rewatch struct{ agent etf.Pid }
 
 func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st := &state{
@@ -143,6 +134,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		s.watch(p, st, r.Agent, r.Session)
 		s.resume(p, r)
 	}
+	s.reconcile(p, st)
 	return nil
 }
 
@@ -155,12 +147,26 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.agentUp(p, st, m)
 	case proto.SessionSave:
 		s.opts.Store.update(m.Session, func(r *Record) { r.Values = m.Values })
+	case proto.SessionStarted:
+		s.opts.Store.update(m.Session, func(r *Record) {
+			if r.Agent == m.Agent {
+				r.Started = true
+			}
+		})
 	case proto.Disconnect:
 		s.disconnect(p, st, m)
 	case gen.MessageDown:
 		s.agentDown(p, st, m)
 	case checkAgent:
 		s.check(p, st, m)
+	case rewatch:
+		if session, ok := st.byAgent[m.agent]; ok {
+			s.monitor(p, m.agent, session)
+		} else if _, ok := s.opts.Store.isStopping(sup.FromPid(m.agent)); ok {
+			s.monitor(p, m.agent, 0)
+		}
+	case retryStop:
+		s.retryStop(p, m)
 	case proto.SpawnFailed:
 		s.spawnFailed(p, st, m)
 	case proto.Resync:
@@ -171,27 +177,36 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	return gen.ServerStatusOK
 }
 
+// connect creates a session for a new connection. A session that exists
+// already (a Connect the watchdog learned of by reconciling) is left alone.
 func (s *server) connect(p *gen.ServerProcess, st *state, m proto.Connect) {
 	r := &Record{Session: m.Session, Gate: m.Gate, Listener: m.Listener, Remote: m.Remote}
-	s.opts.Store.put(r)
-	s.start(p, st, *r)
+	if s.opts.Store.add(r) {
+		s.start(p, st, *r)
+	}
 }
 
-// start starts an agent for a session. The agent announces itself with
-// AgentUp, which completes the hand-over.
+// start starts a new placement of a session's agent: the agent announces
+// itself with AgentUp, which completes the hand-over. Only an agent of the
+// session's latest placement (its Attempt) is ever adopted.
 func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
+	s.opts.Store.update(r.Session, func(rec *Record) {
+		rec.Attempt++
+		rec.Served, rec.Placing = false, ""
+		r.Attempt = rec.Attempt
+	})
+	arg := proto.AgentStart{
+		Session: r.Session, Gate: r.Gate, Watchdog: s.opts.Name, GateNode: p.NodeName(),
+		Listener: r.Listener, Remote: r.Remote, Attempt: r.Attempt,
+	}
 	if pl := s.opts.Placement[r.Listener]; pl.Role != "" {
-		s.place(p, st, r, pl)
+		s.place(p, st, r, pl, arg)
 		return
 	}
 	pool, ok := s.opts.Pools[r.Listener]
 	if !ok {
 		s.kick(p, r, "no agent pool for listener "+r.Listener)
 		return
-	}
-	arg := proto.AgentStart{
-		Session: r.Session, Gate: r.Gate, Watchdog: s.opts.Name, GateNode: p.NodeName(),
-		Listener: r.Listener, Remote: r.Remote,
 	}
 	proc, err := pool.Start(p, r.Session, arg)
 	if err != nil {
@@ -204,7 +219,7 @@ func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
 	s.opts.Store.update(r.Session, func(r *Record) {
 		r.Agent = agent
 		rec = *r
-		r.Started, r.Resumed = true, agent
+		r.Served, r.Resumed = true, agent
 	})
 	s.watch(p, st, agent, r.Session)
 	// Hand over at once rather than on the agent's AgentUp, which is
@@ -212,84 +227,7 @@ func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
 	s.resume(p, rec)
 }
 
-// place asks the least loaded live node of the placement's role to start
-// the session's agent. If it has not announced itself within SpawnTimeout,
-// check places it again.
-func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) {
-	var attempt uint64
-	s.opts.Store.update(r.Session, func(r *Record) { r.Attempt++; attempt = r.Attempt })
-	node := s.pick(st, pl.Role)
-	if node == "" {
-		if attempt%40 == 1 { // once, then every ten seconds or so
-			s.opts.Logger.Warn("no live node can run an agent; retrying", "role", pl.Role, "session", r.Session)
-		}
-		p.SendAfter(p.Self(), checkAgent{r.Session, attempt}, retryPlace)
-		return
-	}
-	arg := proto.AgentStart{
-		Session: r.Session, Gate: r.Gate, Watchdog: s.opts.Name, GateNode: p.NodeName(),
-		Listener: r.Listener, Remote: r.Remote,
-	}
-	to := gen.ProcessID{Name: sup.SpawnerName, Node: node}
-	if err := sup.Send(p, s.opts.Remote, to, proto.Spawn{Pool: pl.Pool, Start: arg}); err != nil {
-		s.opts.Logger.Warn("watchdog could not reach a node to start an agent", "node", node, "err", err)
-		st.down[node] = time.Now()
-		p.SendAfter(p.Self(), checkAgent{r.Session, attempt}, 0)
-		return
-	}
-	s.opts.Store.update(r.Session, func(r *Record) { r.Placing = node })
-	st.spawning[node]++
-	p.SendAfter(p.Self(), checkAgent{r.Session, attempt}, s.opts.SpawnTimeout)
-}
-
-// pick returns the live node of role with the fewest agents, or "".
-func (s *server) pick(st *state, role string) string {
-	best, bestLoad := "", 0
-	for _, c := range s.opts.Candidates(role) {
-		if g, ok := st.gone[c.Node]; ok {
-			if c.Creation == g.creation && !c.Since.After(g.at) {
-				continue // gossip has not noticed yet
-			}
-			delete(st.gone, c.Node) // a new incarnation, or back after a partition
-		}
-		if t, ok := st.down[c.Node]; ok {
-			if time.Since(t) < downFor {
-				continue
-			}
-			delete(st.down, c.Node)
-		}
-		// Gossiped load lags; what this watchdog placed itself is exact.
-		load := max(c.Load, st.load[c.Node]+st.spawning[c.Node])
-		if best == "" || load < bestLoad || (load == bestLoad && c.Node < best) {
-			best, bestLoad = c.Node, load
-		}
-	}
-	return best
-}
-
-// spawnFailed places the agent elsewhere when a node could not start it.
-func (s *server) spawnFailed(p *gen.ServerProcess, st *state, m proto.SpawnFailed) {
-	s.opts.Logger.Warn("a node could not start an agent", "node", m.Node, "session", m.Session, "reason", m.Reason)
-	st.down[m.Node] = time.Now()
-	var rec Record
-	placing := s.opts.Store.update(m.Session, func(r *Record) {
-		if r.Placing == m.Node && r.Agent.IsZero() {
-			r.Placing = ""
-			rec = *r
-		}
-	})
-	if placing && rec.Session != 0 {
-		s.unspawn(st, m.Node)
-		s.start(p, st, rec)
-	}
-}
-
-func (s *server) unspawn(st *state, node string) {
-	if st.spawning[node] > 0 {
-		st.spawning[node]--
-	}
-}
-
+// watch monitors an agent serving session.
 func (s *server) watch(p *gen.ServerProcess, st *state, agent proto.PID, session uint64) {
 	pid := sup.ToPid(agent)
 	if _, ok := st.byAgent[pid]; ok {
@@ -297,7 +235,20 @@ func (s *server) watch(p *gen.ServerProcess, st *state, agent proto.PID, session
 	}
 	st.byAgent[pid] = session
 	st.load[agent.Node]++
-	p.MonitorProcess(pid)
+	s.monitor(p, pid, session)
+}
+
+// monitor asks for a monitor of pid through the per-peer path, and again
+// shortly when the peer's queue is full.
+func (s *server) monitor(p *gen.ServerProcess, pid etf.Pid, session uint64) {
+	err := sup.Monitor(p, s.opts.Remote, pid)
+	switch {
+	case err == nil:
+	case errors.Is(err, sup.ErrQueueFull):
+		p.SendAfter(p.Self(), rewatch{pid}, retryMonitor)
+	default:
+		s.opts.Logger.Warn("watchdog could not monitor an agent", "session", session, "pid", pid.String(), "err", err)
+	}
 }
 
 // unwatch forgets a monitored agent.
@@ -312,58 +263,69 @@ func (s *server) unwatch(st *state, pid etf.Pid) {
 	}
 }
 
+// agentUp adopts an agent that announced itself if it belongs to the
+// session's latest placement, and stops it otherwise.
 func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
-	var restarted, kick bool
-	var rec Record
-	var resumed bool
-	var replaced proto.PID
-	var placing string
+	var (
+		rec                     Record
+		current, known, restart bool
+		kick                    bool
+		replaced                proto.PID
+		placing                 string
+	)
 	found := s.opts.Store.update(m.Session, func(r *Record) {
+		if m.Attempt != r.Attempt {
+			return // an agent of an earlier placement
+		}
+		current = true
 		if r.Placing != "" && r.Placing == m.Agent.Node {
 			placing, r.Placing = r.Placing, ""
 		}
 		if r.Resumed == m.Agent {
-			resumed = true // handed over when it was started
+			known = true // handed over already
 			return
 		}
-		if r.Agent != m.Agent && r.Moving {
-			// Moved off a node that is gone: not a crash of the agent.
-			r.Moving = false
-			replaced = r.Agent
-			r.Agent = m.Agent
-		} else if r.Agent != m.Agent {
-			restarted = r.Started
+		if r.Served {
+			// The supervisor restarted the agent of this placement.
+			restart = true
 			now := time.Now()
 			r.Restarts = append(r.Restarts, now)
 			for len(r.Restarts) > 0 && now.Sub(r.Restarts[0]) > s.opts.RestartWindow {
 				r.Restarts = r.Restarts[1:]
 			}
 			kick = len(r.Restarts) > s.opts.MaxRestarts
-			replaced = r.Agent
-			r.Agent = m.Agent
 		}
+		if r.Agent != m.Agent {
+			replaced = r.Agent
+		}
+		r.Agent = m.Agent
 		rec = *r
-		r.Started, r.Resumed = true, m.Agent
+		r.Served, r.Resumed = true, m.Agent
 	})
 	if placing != "" {
 		s.unspawn(st, placing)
 	}
-	if resumed {
-		return
-	}
-	if !found {
+	switch {
+	case !found:
 		// The client left before its agent came up (or came back).
-		s.send(p, sup.ToPid(m.Agent), proto.StopAgent{Session: m.Session, Reason: "no session"})
+		s.stopAgent(p, m.Agent, m.Session, "no session", false)
+		return
+	case !current:
+		s.opts.Logger.Info("watchdog stops an agent of an earlier placement", "session", m.Session,
+			"pid", sup.ToPid(m.Agent).String(), "attempt", m.Attempt)
+		s.stopAgent(p, m.Agent, m.Session, "replaced", false)
+		return
+	case known:
 		return
 	}
 	if !replaced.IsZero() {
-		// Usually dead already; if not (an agent the watchdog started while
-		// this one's announcement was lost, or one placed on a node that
-		// was slow to start it), two agents must not serve one session.
-		s.send(p, sup.ToPid(replaced), proto.StopAgent{Session: m.Session, Reason: "replaced"})
+		// Usually dead already; if not, two agents must not serve one
+		// session.
+		s.unwatch(st, sup.ToPid(replaced))
+		s.stopAgent(p, replaced, m.Session, "replaced", true)
 	}
 	s.watch(p, st, m.Agent, m.Session)
-	if restarted {
+	if restart {
 		s.opts.Logger.Info("agent restarted", "session", m.Session, "pid", sup.ToPid(m.Agent).String())
 	}
 	if kick {
@@ -387,17 +349,19 @@ func (s *server) resume(p *gen.ServerProcess, r Record) {
 }
 
 func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
+	dead := sup.FromPid(m.Pid)
+	if s.opts.Store.stopped(dead) {
+		return // a stopped agent is gone, as it should be
+	}
 	session, ok := st.byAgent[m.Pid]
 	if !ok {
 		return
 	}
 	s.unwatch(st, m.Pid)
-	dead := sup.FromPid(m.Pid)
 	var rec Record
 	current := s.opts.Store.update(session, func(r *Record) {
 		if r.Agent == dead {
 			r.Agent = proto.PID{}
-			r.Moving = m.Reason == "noconnection"
 			rec = *r
 		}
 	})
@@ -429,15 +393,12 @@ func (s *server) check(p *gen.ServerProcess, st *state, m checkAgent) {
 	if !ok || !r.Agent.IsZero() || r.Attempt != m.attempt {
 		return
 	}
-	if r.Placing != "" {
+	switch {
+	case r.Placing != "":
 		s.opts.Logger.Warn("a node did not start an agent in time; placing it elsewhere", "node", r.Placing, "session", m.session)
 		st.down[r.Placing] = time.Now()
 		s.unspawn(st, r.Placing)
-		s.opts.Store.update(m.session, func(r *Record) { r.Placing = "" })
-		s.start(p, st, r)
-		return
-	}
-	if r.Started {
+	case r.Served:
 		s.opts.Logger.Warn("agent was not restarted by its supervisor; starting a new one", "session", m.session)
 	}
 	s.start(p, st, r)
@@ -450,22 +411,6 @@ func (s *server) resync(p *gen.ServerProcess, gate string) {
 			_ = p.Send(gate, proto.Forward{Session: r.Session, Agent: r.Agent})
 		}
 	}
-}
-
-func (s *server) disconnect(p *gen.ServerProcess, st *state, m proto.Disconnect) {
-	r, ok := s.opts.Store.remove(m.Session)
-	if !ok {
-		return
-	}
-	if r.Placing != "" {
-		s.unspawn(st, r.Placing) // its AgentUp will find no session
-	}
-	if r.Agent.IsZero() {
-		return
-	}
-	pid := sup.ToPid(r.Agent)
-	s.unwatch(st, pid)
-	s.send(p, pid, proto.StopAgent(m))
 }
 
 // send sends to an agent, through Remote when it is on another node.

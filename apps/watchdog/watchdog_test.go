@@ -17,11 +17,15 @@ func TestConnectStartsAgent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 0, 0)
 	pid := h.connect(1) // checks AgentStart, SessionState and Forward
-	r, ok := h.store.Get(1)
-	if !ok || r.Session != 1 || r.Gate != gateName || r.Listener != listener || r.Remote != "client" ||
-		r.Agent != sup.FromPid(pid) || !r.Started || len(r.Values) != 0 || len(r.Restarts) != 0 {
-		t.Fatalf("record %+v, %v; want session 1 of %s, started, with agent %s", r, ok, gateName, pid)
-	}
+	// Started once the agent reports SessionStarted.
+	checkFor(t, waitTime, 5*time.Millisecond, func() error {
+		r, ok := h.store.Get(1)
+		if !ok || r.Session != 1 || r.Gate != gateName || r.Listener != listener || r.Remote != "client" ||
+			r.Agent != sup.FromPid(pid) || !r.Started || len(r.Values) != 0 || len(r.Restarts) != 0 || r.Attempt != 1 {
+			return fmt.Errorf("record %+v, %v; want session 1 of %s, started, with agent %s", r, ok, gateName, pid)
+		}
+		return nil
+	})
 	h.connect(2)
 	if n := h.store.Len(); n != 2 {
 		t.Fatalf("Len() = %d, want 2", n)
@@ -151,7 +155,7 @@ func spawnWatcher(t *testing.T, h *harness) (gen.Process, <-chan etf.Term) {
 func TestAgentUpForUnknownSessionStopsAgent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 0, 0)
-	p, err := h.node.Spawn("", gen.ProcessOptions{}, h.agent, h.start(42))
+	p, err := h.node.Spawn("", gen.ProcessOptions{}, h.agent, h.start(42, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +218,7 @@ func TestAgentNotRestartedBySupervisor(t *testing.T) {
 	// a new agent itself.
 	h.node.ProcessByName(h.pool.Shard(0)).Kill()
 	h.crashed(1, old)
-	pid := h.restarted(1, old)
+	pid := h.placed(1, 2, old) // a new placement
 	h.resumed(1, pid, false, values)
 }
 
@@ -235,16 +239,14 @@ func TestLostAgentUp(t *testing.T) {
 	h.resumed(1, pid, false, nil)
 }
 
-// TestAgentRestartedWhileWatchdogDownIsNotOrphaned: with a fake agent that
-// announces itself once, this case orphans an agent; an agent
-// restarted by its supervisor while no watchdog is registered cannot
-// announce itself (its AgentUp fails and is not retried). The next
-// watchdog finds the old pid dead and, after RestartGrace, starts another
-// agent for the session; the supervisor's restart keeps running with no
-// session, and no StopAgent ever reaches it.
-func TestAgentRestartedWhileWatchdogDownIsNotOrphaned(t *testing.T) {
-	t.Skip("the fix is in the real agent, which repeats AgentUp until it gets its session " +
-		"(apps/agent TestAgentRepeatsAgentUp); this fake agent announces itself once")
+// An agent restarted by its supervisor while no watchdog runs announces
+// itself into the void. The next watchdog finds the old pid dead and, after
+// RestartGrace, places a new agent; the restarted one, of the earlier
+// placement, is stopped when its repeated AgentUp arrives (the real agent
+// repeats it until it gets its session: apps/agent
+// TestAgentRepeatsAgentUp), never adopted: only the agent the watchdog
+// placed last serves the session.
+func TestAgentOfEarlierPlacementIsStopped(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 0, 0)
 	old := h.connect(1)
@@ -254,16 +256,32 @@ func TestAgentRestartedWhileWatchdogDownIsNotOrphaned(t *testing.T) {
 	h.spawnWatchdog()
 	h.forwarded(1, old) // the new watchdog's resume still names the dead agent
 	h.agentDown(1, old)
-	pid := h.restarted(1, orphan) // after RestartGrace
+	pid := h.placed(1, 2, orphan) // after RestartGrace
 	h.resumed(1, pid, false, nil)
+	// The orphan's repeated AgentUp, late: stopped, and the gate is not
+	// pointed at it.
+	h.sendFrom(orphan, proto.AgentUp{Session: 1, Agent: sup.FromPid(orphan), Attempt: 1})
+	if to, stop := nextAgent[proto.StopAgent](t, h.agents); to != orphan || stop.Reason != "replaced" {
+		t.Fatalf("agent %s got %+v, want the orphan %s stopped as replaced", to, stop, orphan)
+	}
 	h.send(proto.Disconnect{Session: 1, Reason: "client"})
-	nextAgent[proto.StopAgent](t, h.agents)
+	if to, _ := nextAgent[proto.StopAgent](t, h.agents); to != pid {
+		t.Fatalf("StopAgent went to %s, want %s", to, pid)
+	}
 	checkFor(t, waitTime, 5*time.Millisecond, func() error {
 		for _, p := range []etf.Pid{orphan, pid} {
 			if h.node.ProcessByPid(p) != nil {
 				return fmt.Errorf("agent %s of the ended session still runs", p)
 			}
 		}
+		if n := h.store.Stopping(); n != 0 {
+			return fmt.Errorf("%d agents still being stopped", n)
+		}
 		return nil
 	})
+	select {
+	case m := <-h.gateCh:
+		t.Fatalf("gate got %T %+v after the session ended", m, m)
+	default:
+	}
 }

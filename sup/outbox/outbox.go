@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,17 +12,23 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
+
+	"github.com/skynode/skynode/sup"
 )
 
 // Errors returned by [Outbox.Send].
 var (
 	// ErrQueueFull means the destination node's queue is full: the message
 	// was not sent, and the caller treats it as lost.
-	ErrQueueFull = errors.New("outbox: queue of the peer node is full")
+	// It wraps sup.ErrQueueFull.
+	ErrQueueFull = fmt.Errorf("outbox: %w", sup.ErrQueueFull)
 	// ErrNotAllowed means Options.Allowed refused the message.
 	ErrNotAllowed = errors.New("outbox: message type not allowed")
 	// ErrClosed means the Outbox is closed.
 	ErrClosed = errors.New("outbox: closed")
+	// ErrDropped means the destination node was dropped (declared dead)
+	// while SendWait waited for room in its queue.
+	ErrDropped = errors.New("outbox: peer node dropped")
 )
 
 const (
@@ -102,6 +109,7 @@ type Stats struct {
 	Stuck     int64  // abandoned goroutines still inside Ergo's send now
 	Peers     int    // peer nodes with a queue (and a goroutine) now
 	Queued    int    // messages waiting in the peers' queues now
+	Waiting   int    // SendWait calls waiting for room now
 }
 
 // Outbox sends messages to remote processes through a bounded queue per
@@ -169,15 +177,118 @@ func (o *Outbox) Send(to any, msg etf.Term) error {
 	}
 	name, to := o.route(to)
 	if name == "" {
-		o.mu.RLock()
-		closed := o.closed
-		o.mu.RUnlock()
-		if closed {
-			return ErrClosed
-		}
-		return o.proc.Send(to, msg)
+		return o.sendLocal(to, msg)
+	}
+	return o.refuse(o.enqueue(name, item{to: to, msg: msg}))
+}
+
+// SendWait is Send for a caller that may wait for room: a goroutine of
+// its own, such as a client connection's reader, never a process's
+// callback. When the node's queue is full it waits until the queue has
+// room, ctx ends (it returns ctx's error), or the node is dropped or the
+// Outbox closed (ErrDropped, ErrClosed). Waiting is back-pressure on the
+// caller alone: other callers' Sends are not slowed.
+func (o *Outbox) SendWait(ctx context.Context, to any, msg etf.Term) error {
+	if o.opts.Allowed != nil && !o.opts.Allowed(msg) {
+		return ErrNotAllowed
+	}
+	name, to := o.route(to)
+	if name == "" {
+		return o.sendLocal(to, msg)
 	}
 	it := item{to: to, msg: msg}
+	for {
+		err := o.enqueue(name, it)
+		if !errors.Is(err, ErrQueueFull) {
+			return err
+		}
+		if err := o.wait(ctx, name, it); !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+}
+
+// errRetry means the peer SendWait waited on was replaced: try again.
+var errRetry = errors.New("outbox: retry")
+
+// wait blocks until it is queued for the node name, or returns why not.
+func (o *Outbox) wait(ctx context.Context, name string, it item) error {
+	o.mu.RLock()
+	p, closed := o.peers[name], o.closed
+	if p != nil {
+		p.waiters.Add(1) // under o.mu: p cannot be retired meanwhile
+	}
+	o.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if p == nil {
+		return errRetry
+	}
+	defer p.waiters.Add(-1)
+	select {
+	case p.q <- it:
+		select {
+		case <-p.stop: // queued after the drop emptied the queue: lost
+			o.discarded.Add(1)
+		default:
+			return nil
+		}
+	case <-p.stop:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if o.isClosed() {
+		return ErrClosed
+	}
+	return ErrDropped
+}
+
+// MonitorProcess asks Ergo to monitor the remote process pid on behalf of
+// by, from the goroutine of pid's node, in order with the messages queued
+// for that node; by gets a gen.MessageDown when pid ends or its node's link
+// is lost, as with by.MonitorProcess. It returns at once: nil once queued,
+// ErrQueueFull when the node's queue is full (no monitor: ask again later),
+// ErrClosed after Close. If the request is discarded (Drop, Close) or
+// abandoned inside Ergo, by gets a gen.MessageDown with reason
+// "noconnection" at once, as Ergo gives when the link is gone; by may then
+// get a second DOWN for pid, if Ergo lets go of an abandoned request after
+// all. A pid on this node is monitored directly.
+func (o *Outbox) MonitorProcess(by gen.Process, pid etf.Pid) error {
+	if string(pid.Node) == o.local {
+		by.MonitorProcess(pid)
+		return nil
+	}
+	return o.refuse(o.enqueue(string(pid.Node), item{op: opMonitor, to: pid, by: by}))
+}
+
+// MonitorNode asks Ergo to monitor the node name on behalf of by, as
+// MonitorProcess does for a process: by gets a gen.MessageNodeDown when the
+// link to name is lost, or at once if the request is discarded or
+// abandoned. Monitoring the local node does nothing.
+func (o *Outbox) MonitorNode(by gen.Process, name string) error {
+	if name == o.local {
+		return nil
+	}
+	return o.refuse(o.enqueue(name, item{op: opMonitorNode, to: name, by: by}))
+}
+
+// sendLocal sends msg to a process on this node; Ergo does not block.
+func (o *Outbox) sendLocal(to any, msg etf.Term) error {
+	if o.isClosed() {
+		return ErrClosed
+	}
+	return o.proc.Send(to, msg)
+}
+
+func (o *Outbox) isClosed() bool {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.closed
+}
+
+// enqueue queues it for the node name without waiting.
+func (o *Outbox) enqueue(name string, it item) error {
 	o.mu.RLock()
 	p, closed := o.peers[name], o.closed
 	queued := p != nil && o.put(p, it)
@@ -188,10 +299,17 @@ func (o *Outbox) Send(to any, msg etf.Term) error {
 	case closed:
 		return ErrClosed
 	case p != nil && !o.replaceable(p):
-		o.full.Add(1)
 		return ErrQueueFull
 	}
 	return o.sendSlow(name, it)
+}
+
+// refuse counts a refusal for a full queue.
+func (o *Outbox) refuse(err error) error {
+	if errors.Is(err, ErrQueueFull) {
+		o.full.Add(1)
+	}
+	return err
 }
 
 // sendSlow queues it for the node name, starting its peer goroutine, or
@@ -210,7 +328,6 @@ func (o *Outbox) sendSlow(name string, it item) error {
 	old := p
 	if old != nil && !o.replaceable(old) {
 		o.mu.Unlock()
-		o.full.Add(1)
 		return ErrQueueFull
 	}
 	p = o.start(name, old)
@@ -288,6 +405,7 @@ func (o *Outbox) Stats() Stats {
 	s.Peers = len(o.peers)
 	for _, p := range o.peers {
 		s.Queued += len(p.q)
+		s.Waiting += int(p.waiters.Load())
 	}
 	return s
 }

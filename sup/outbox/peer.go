@@ -5,12 +5,36 @@ import (
 	"time"
 
 	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
 )
 
-// item is a queued message.
+// op is what a queued item asks of Ergo.
+type op uint8
+
+const (
+	opSend        op = iota // send msg to to
+	opMonitor               // by monitors the process to (an etf.Pid)
+	opMonitorNode           // by monitors the node to (a string)
+)
+
+// item is a queued message or monitor request.
 type item struct {
+	op  op
 	to  any
 	msg etf.Term
+	by  gen.Process // the monitoring process, for opMonitor and opMonitorNode
+}
+
+// down is what Ergo would tell it.by had the link been gone when the
+// monitor was asked for: the monitor it asked for will never be set up.
+func (it item) down() etf.Term {
+	switch it.op {
+	case opMonitor:
+		return gen.MessageDown{Pid: it.to.(etf.Pid), Reason: "noconnection"}
+	case opMonitorNode:
+		return gen.MessageNodeDown{Name: it.to.(string)}
+	}
+	return nil
 }
 
 // The states of a peer goroutine, which tell Drop and Close whether Ergo
@@ -32,6 +56,14 @@ type peer struct {
 	since    atomic.Int64  // when the send in progress began, in Unix ns
 	failing  bool          // the last send failed; touched by the goroutine only
 	replaced chan struct{} // done of the stuck peer this one replaced, if any
+	// cur is the item being handed to Ergo: written by the goroutine
+	// before state becomes stateSending, read by abandon after it moved
+	// state from stateSending to stateAbandoned.
+	cur item
+	// waiters counts SendWait calls blocked on q: a peer with waiters is
+	// not retired. Changed under o.mu (read lock) and read under its write
+	// lock.
+	waiters atomic.Int32
 }
 
 // start registers a new peer, which replaces old (if not nil), and starts
@@ -89,14 +121,15 @@ func (o *Outbox) run(p *peer) {
 func (o *Outbox) deliver(p *peer, it item) bool {
 	select {
 	case <-p.stop:
-		o.discarded.Add(1)
+		o.lose(it)
 		o.discard(p)
 		return false
 	default:
 	}
+	p.cur = it
 	p.since.Store(time.Now().UnixNano())
 	p.state.Store(stateSending)
-	err := o.proc.Send(it.to, it.msg)
+	err := o.call(it)
 	if !p.state.CompareAndSwap(stateSending, stateIdle) {
 		o.stuck.Add(-1)
 		o.log.Info("abandoned outbox sender got out of Ergo's send", "node", p.name)
@@ -114,13 +147,44 @@ func (o *Outbox) deliver(p *peer, it item) bool {
 	return true
 }
 
+// call hands it to Ergo, which may block.
+func (o *Outbox) call(it item) error {
+	switch it.op {
+	case opMonitor:
+		if !it.by.IsAlive() {
+			return nil // Ergo would keep a monitor for a dead process
+		}
+		it.by.MonitorProcess(it.to) // a lost link comes back as a DOWN
+		return nil
+	case opMonitorNode:
+		if !it.by.IsAlive() {
+			return nil
+		}
+		it.by.MonitorNode(it.to.(string))
+		return nil
+	}
+	return o.proc.Send(it.to, it.msg)
+}
+
+// lose counts an item that will never reach Ergo; a monitor request gets
+// the DOWN Ergo would have sent for a lost link, so the process that asked
+// never waits for a monitor that does not exist.
+func (o *Outbox) lose(it item) {
+	o.discarded.Add(1)
+	if d := it.down(); d != nil && it.by.IsAlive() {
+		if err := o.proc.Send(it.by.Self(), d); err != nil {
+			o.log.Warn("outbox could not report a lost monitor", "pid", it.by.Self().String(), "err", err)
+		}
+	}
+}
+
 // retire removes an idle peer and reports whether its goroutine may exit:
 // not if a message came in meanwhile. Send queues under o.mu, so nothing
 // reaches the queue of a retired peer.
 func (o *Outbox) retire(p *peer) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(p.q) > 0 {
+	if len(p.q) > 0 || p.waiters.Load() > 0 {
 		return false
 	}
 	if o.peers[p.name] == p {
@@ -173,8 +237,8 @@ func (o *Outbox) stop(p *peer, reason string) {
 func (o *Outbox) discard(p *peer) {
 	for {
 		select {
-		case <-p.q:
-			o.discarded.Add(1)
+		case it := <-p.q:
+			o.lose(it)
 		default:
 			return
 		}
@@ -189,6 +253,11 @@ func (o *Outbox) abandon(p *peer, reason string) {
 	}
 	o.abandoned.Add(1)
 	o.stuck.Add(1)
+	if d := p.cur.down(); d != nil && p.cur.by.IsAlive() {
+		// The monitor may never be set up; if Ergo lets go after all, the
+		// process gets a second DOWN for it, which it must tolerate.
+		_ = o.proc.Send(p.cur.by.Self(), d)
+	}
 	o.log.Warn("outbox abandons a sender inside Ergo's send; it may never return (ERGO_V2.md §9.3)",
 		"node", p.name, "reason", reason)
 }

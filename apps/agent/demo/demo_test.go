@@ -71,6 +71,9 @@ func (c *client) spawn(creds demo.Credentials, fresh bool, values []byte) {
 	if err := c.peer.Send(c.agent, proto.SessionState{Session: 9, Fresh: fresh, Values: values}); err != nil {
 		c.t.Fatal(err)
 	}
+	if fresh {
+		next[proto.SessionStarted](c.t, c.watchdogCh)
+	}
 }
 
 // recv returns the next output written to the client, decoded.

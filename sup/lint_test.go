@@ -1,0 +1,234 @@
+package sup_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/importer"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Ergo's packages whose methods can touch a node link.
+const (
+	ergoGen  = "github.com/ergo-services/ergo/gen"
+	ergoNode = "github.com/ergo-services/ergo/node"
+)
+
+// linkCall reports whether the Ergo method name can touch a node link
+// whatever its arguments: see the list in sup/remote.go.
+func linkCall(name string) bool {
+	switch name {
+	case "MonitorProcess", "MonitorNode", "DemonitorProcess", "DemonitorNode",
+		"Link", "Unlink", "RemoteSpawn", "RemoteSpawnWithTimeout",
+		"Call", "CallWithTimeout", "CallRPC", "CallRPCWithTimeout",
+		"Cast", "Connect", "SendExit":
+		return true
+	}
+	return false
+}
+
+// sendCall reports whether the Ergo method name touches a node link when
+// its destination (the first argument) is on another node.
+func sendCall(name string) bool {
+	return name == "Send" || name == "SendAfter" || name == "CastAfter"
+}
+
+// The one rule of the Ergo layer (sup/remote.go): no process of skynode
+// calls an Ergo operation that can touch a node link except through the
+// per-peer path (sup.Send, sup.Monitor, sup.MonitorNode and their Remote).
+// This test type-checks every non-test file under apps/, nodes/ and sup/
+// (but sup/outbox and sup/remote.go, which are that path, and the test
+// helpers of sup/ergotest) and fails on any call of such an Ergo method,
+// and on any Send whose destination is a pid, process id or alias (which
+// may name another node) rather than a registered name (always local) or
+// the process itself.
+func TestNoDirectLinkCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("type-checks the module: not in -short")
+	}
+	pkgs := listPackages(t)
+	exports := map[string]string{}
+	for _, p := range pkgs {
+		exports[p.ImportPath] = p.Export
+	}
+	fset := token.NewFileSet()
+	imp := importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		f, ok := exports[path]
+		if !ok || f == "" {
+			return nil, fmt.Errorf("no export data for %s", path)
+		}
+		return os.Open(f)
+	})
+	var found []string
+	checked := 0
+	for _, p := range pkgs {
+		if !strings.HasPrefix(p.ImportPath, module+"/") || p.DepOnly {
+			continue
+		}
+		rel := strings.TrimPrefix(p.ImportPath, module+"/")
+		if !inScope(rel) {
+			continue
+		}
+		files := parse(t, fset, p)
+		info := &types.Info{Selections: map[*ast.SelectorExpr]*types.Selection{}, Types: map[ast.Expr]types.TypeAndValue{}}
+		conf := types.Config{Importer: importerFor(imp, p.ImportMap)}
+		if _, err := conf.Check(p.ImportPath, fset, files, info); err != nil {
+			t.Fatalf("type-check %s: %v", p.ImportPath, err)
+		}
+		checked++
+		for _, f := range files {
+			name := filepath.ToSlash(fset.File(f.Pos()).Name())
+			if strings.HasSuffix(name, "/sup/remote.go") {
+				continue
+			}
+			found = append(found, violations(fset, f, info)...)
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("checked %d packages: the listing is wrong", checked)
+	}
+	if len(found) > 0 {
+		t.Fatalf("Ergo operations that can touch a node link, called directly (use sup.Send, sup.Monitor or sup.MonitorNode):\n%s",
+			strings.Join(found, "\n"))
+	}
+}
+
+const module = "github.com/skynode/skynode"
+
+// inScope reports whether the package at rel (path in the module) holds
+// processes the rule covers.
+func inScope(rel string) bool {
+	switch {
+	case rel == "sup/outbox" || strings.HasPrefix(rel, "sup/ergotest"):
+		return false
+	}
+	for _, top := range []string{"apps", "nodes", "sup"} {
+		if rel == top || strings.HasPrefix(rel, top+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// violations lists the calls in f that break the rule.
+func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		s := info.Selections[sel]
+		if s == nil || s.Obj().Pkg() == nil {
+			return true
+		}
+		pkg, name := s.Obj().Pkg().Path(), s.Obj().Name()
+		if pkg != ergoGen && pkg != ergoNode {
+			return true
+		}
+		at := fset.Position(call.Pos())
+		switch {
+		case linkCall(name):
+			out = append(out, fmt.Sprintf("%s: %s", at, name))
+		case sendCall(name) && len(call.Args) > 0 && mayBeRemote(call.Args[0], info):
+			out = append(out, fmt.Sprintf("%s: %s to a destination that may be on another node", at, name))
+		}
+		return true
+	})
+	return out
+}
+
+// mayBeRemote reports whether a Send destination may name another node:
+// anything but a registered name (a string or atom: always this node) or
+// the process's own pid.
+func mayBeRemote(dest ast.Expr, info *types.Info) bool {
+	if call, ok := dest.(*ast.CallExpr); ok {
+		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Self" && len(call.Args) == 0 {
+			return false
+		}
+	}
+	tv, ok := info.Types[dest]
+	if !ok {
+		return true
+	}
+	if b, ok := tv.Type.Underlying().(*types.Basic); ok && b.Info()&types.IsString != 0 {
+		return false // a string, or an etf.Atom
+	}
+	return true
+}
+
+// listed is what `go list -json` says of a package.
+type listed struct {
+	ImportPath string
+	Dir        string
+	GoFiles    []string
+	Export     string
+	DepOnly    bool
+	ImportMap  map[string]string
+}
+
+// listPackages lists the packages in scope with their dependencies and the
+// compiler's export data for each.
+func listPackages(t *testing.T) []listed {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-export", "-deps", "-json=ImportPath,Dir,GoFiles,Export,DepOnly,ImportMap",
+		module+"/apps/...", module+"/nodes/...", module+"/sup/...")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []listed
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p listed
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func parse(t *testing.T, fset *token.FileSet, p listed) []*ast.File {
+	t.Helper()
+	var files []*ast.File
+	for _, name := range p.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
+}
+
+// importerFor resolves a package's imports through its ImportMap (vendored
+// or replaced paths) before the export data lookup.
+func importerFor(imp types.Importer, m map[string]string) types.Importer {
+	return importerFunc(func(path string) (*types.Package, error) {
+		if to, ok := m[path]; ok {
+			path = to
+		}
+		return imp.Import(path)
+	})
+}
+
+type importerFunc func(path string) (*types.Package, error)
+
+func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }
