@@ -53,6 +53,11 @@ type ClusterConfig struct {
 	TLSCertFile string `toml:"tls_cert_file"`
 	TLSKeyFile  string `toml:"tls_key_file"`
 	TLSCAFile   string `toml:"tls_ca_file"`
+	// LinkQueue is how many messages a node queues for one peer node
+	// (sup/outbox) before the senders feel back-pressure: a client's
+	// reader stops reading, an agent holds its replies back. 0 means
+	// outbox.DefaultQueueLen.
+	LinkQueue int `toml:"link_queue"`
 }
 
 // TLS returns the node links' TLS configuration, or nil when the cluster
@@ -181,6 +186,9 @@ func ParseConfig(data []byte) (*Config, error) {
 func (c *Config) Validate() error {
 	if len(c.Nodes) == 0 {
 		return fmt.Errorf("%w: no [[node]]", ErrConfig)
+	}
+	if c.Cluster.LinkQueue < 0 {
+		return fmt.Errorf("%w: link_queue %d is negative", ErrConfig, c.Cluster.LinkQueue)
 	}
 	seen := map[string]bool{}
 	for i := range c.Nodes {

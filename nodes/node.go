@@ -127,9 +127,12 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		return nil, err
 	}
 	// Remote sends go through per-peer queues: no process of this node
-	// ever blocks on a peer (ERGO_V2.md §9.3, §9.4), and only registered
-	// envelopes cross a link (§8).
-	ob, err := outbox.New(n.ergo, outbox.Options{Allowed: envelopes(), Logger: n.log})
+	// ever blocks on a peer (sup/ERGO.md E1, E2), and only registered
+	// envelopes cross a link (E3). Control messages do not wait behind
+	// queued data.
+	ob, err := outbox.New(n.ergo, outbox.Options{
+		Allowed: envelopes(), Urgent: urgent, Logger: n.log, QueueLen: cfg.Cluster.LinkQueue,
+	})
 	if err != nil {
 		n.leave()
 		n.ergo.Stop()
@@ -235,7 +238,7 @@ func (n *Node) startErgo(cookie string, linkTLS *tls.Config) error {
 		registrar = n.members.Registrar()
 	}
 	// One reader and one writer goroutine per node link: Ergo v2 reorders
-	// messages between two nodes with more (ERGO_V2.md §9.1), and its
+	// messages between two nodes with more (sup/ERGO.md E5), and its
 	// receivers race on the link's atom cache when several decode at once.
 	protoOpts := node.DefaultProtoOptions()
 	protoOpts.NumHandlers = 1
@@ -368,7 +371,7 @@ func (n *Node) candidates(role string) []watchdog.Candidate {
 // ceil(maxFrame/proto.MaxChunk) slots), plus room for control messages
 // (session state, stop) and pushes. Ergo allocates three channels of this
 // size per process, so it is the largest part of an idle client's memory;
-// a full mailbox loses messages (ERGO_V2.md §2).
+// a full mailbox loses messages (sup/ERGO.md E7).
 func agentMailbox(window, maxFrame int) uint16 {
 	parts := max((maxFrame+proto.MaxChunk-1)/proto.MaxChunk, 1)
 	return uint16(min(max(max(window, parts)+8, 16), 65535))
@@ -510,7 +513,7 @@ func (n *Node) Stop(ctx context.Context) error {
 }
 
 // disconnectWait bounds a Disconnect: Ergo v2's can hang behind a send
-// blocked on a dead peer (ERGO_V2.md §9.3).
+// blocked on a dead peer (sup/ERGO.md E1).
 const disconnectWait = 2 * time.Second
 
 // disconnect drops the Ergo link to a node, so monitors of its processes

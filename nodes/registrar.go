@@ -10,7 +10,7 @@ import (
 
 // staticRegistrar resolves no peers. Ergo needs a Registrar even with
 // StaticRoutesOnly: with none it panics on the first outgoing connection
-// (ERGO_V2.md §1), and with the default it would start EPMD on port 4369.
+// (sup/ERGO.md E10), and with the default it would start EPMD on port 4369.
 type staticRegistrar struct{}
 
 func (staticRegistrar) Register(context.Context, string, node.RegisterOptions) error { return nil }

@@ -13,7 +13,7 @@ import (
 
 // registerTypes registers skynode's process messages with Ergo's encoder,
 // so each crosses a node link as one registered struct, decoded into the
-// same Go type on the other side (ERGO_V2.md §8): never as a bare list or
+// same Go type on the other side (sup/ERGO.md E3): never as a bare list or
 // map, which Ergo mangles or, when empty, loops on. Field types first.
 // Ergo's registry is process-wide: a second node in the same process finds
 // the types registered already, which is fine.
@@ -35,4 +35,17 @@ func envelopes() func(msg etf.Term) bool {
 		types[reflect.TypeOf(t)] = true
 	}
 	return func(msg etf.Term) bool { return types[reflect.TypeOf(msg)] }
+}
+
+// urgent reports whether msg may overtake the data queued for its node
+// (sup/outbox's urgent queue): every control message may. Frames and
+// outputs are data; SessionSave and SessionStarted stay behind the outputs
+// sent before them (SessionStarted says the start hook's output has gone
+// ahead, see proto.SessionStarted).
+func urgent(msg etf.Term) bool {
+	switch msg.(type) {
+	case proto.Frame, proto.Output, proto.SessionSave, proto.SessionStarted:
+		return false
+	}
+	return true
 }

@@ -4,7 +4,7 @@ package proto
 // agent) exchange. They are plain structs with no Ergo types so that this
 // package stays free of Ergo; nodes registers them with Ergo's ETF encoder so
 // they cross node links as one registered envelope each (never a bare slice,
-// list or nil: see ERGO_V2.md §8).
+// list or nil: see sup/ERGO.md E3).
 //
 // ONLY APPEND fields: values are wire protocol between nodes of a cluster.
 
@@ -117,7 +117,7 @@ type StopAgent struct {
 //
 // A payload longer than MaxChunk crosses node links in several Frames with
 // the same Seq: all but the last have More set, and the receiver joins them
-// (ERGO_V2.md §9.2: a message over 64000 bytes corrupts a busy link).
+// (sup/ERGO.md E4: a message over 64000 bytes corrupts a busy link).
 type Frame struct {
 	Session uint64
 	Seq     uint64

@@ -1,6 +1,6 @@
 // Package sup holds skynode's thin helpers over Ergo's gen.Supervisor: child
 // specs with explicit restart strategies, worker pools for per-client agents,
-// and the guards that Ergo v2's supervisor needs (see ../shared/ERGO_V2.md §3).
+// and the guards that Ergo v2's supervisor needs (sup/ERGO.md E8).
 //
 // It is the only package that builds gen.SupervisorSpec values. The helpers
 // refuse the settings that make Ergo v2 misbehave silently: a zero restart

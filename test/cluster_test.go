@@ -169,7 +169,7 @@ func TestAgentsOnWorkersSurviveWorkerStop(t *testing.T) {
 
 // Raw frames of up to a MiB reach a remote echo agent and come back whole,
 // while other clients keep the same node links busy with short frames: Ergo
-// v2 corrupts a busy link with a message over 64000 bytes (ERGO_V2.md §9.2),
+// v2 corrupts a busy link with a message over 64000 bytes (sup/ERGO.md E4),
 // so long payloads cross in parts of proto.MaxChunk.
 func TestRemoteEchoOfLongFrames(t *testing.T) {
 	t.Parallel()

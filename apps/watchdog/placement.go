@@ -16,6 +16,9 @@ const (
 	// retryPlace is how soon placement is retried when no node can take
 	// an agent.
 	retryPlace = 250 * time.Millisecond
+	// unplacedWarn: a session no node can take is warned about once, then
+	// at most this often.
+	unplacedWarn = 10 * time.Second
 )
 
 // Placement says where the agents of a listener run.
@@ -44,19 +47,24 @@ type goneNode struct {
 }
 
 // place asks the least loaded live node of the placement's role to start
-// the session's agent (placement r.Attempt). If it has not announced
-// itself within SpawnTimeout, check places it again.
-func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement, arg proto.AgentStart) {
+// the session's agent, as a new placement. If it has not announced itself
+// within SpawnTimeout, check places it again. While no node can take it,
+// it waits (the placement number stays: an agent of the last placement
+// that comes up late is still adopted).
+func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) {
 	node := s.pick(st, pl.Role)
 	if node == "" {
-		if r.Attempt%40 == 1 { // once, then every ten seconds or so
+		if t, ok := st.unplaced[r.Session]; !ok || time.Since(t) > unplacedWarn {
 			s.opts.Logger.Warn("no live node can run an agent; retrying", "role", pl.Role, "session", r.Session)
+			st.unplaced[r.Session] = time.Now()
 		}
 		p.SendAfter(p.Self(), checkAgent{r.Session, r.Attempt}, retryPlace)
 		return
 	}
+	delete(st.unplaced, r.Session)
+	r.Attempt = s.newAttempt(r.Session)
 	to := gen.ProcessID{Name: sup.SpawnerName, Node: node}
-	if err := sup.Send(p, s.opts.Remote, to, proto.Spawn{Pool: pl.Pool, Start: arg}); err != nil {
+	if err := sup.Send(p, s.opts.Remote, to, proto.Spawn{Pool: pl.Pool, Start: s.startArg(p, r)}); err != nil {
 		s.opts.Logger.Warn("watchdog could not reach a node to start an agent", "node", node, "err", err)
 		st.down[node] = time.Now()
 		p.SendAfter(p.Self(), checkAgent{r.Session, r.Attempt}, 0)

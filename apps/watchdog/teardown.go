@@ -20,6 +20,7 @@ func (s *server) disconnect(p *gen.ServerProcess, st *state, m proto.Disconnect)
 	if !ok {
 		return
 	}
+	delete(st.unplaced, m.Session)
 	if r.Placing != "" {
 		s.unspawn(st, r.Placing) // its AgentUp will find no session
 	}

@@ -106,6 +106,7 @@ type state struct {
 	spawning map[string]int       // agents asked for and not up yet, per node
 	down     map[string]time.Time // nodes that failed to start an agent, and when
 	gone     map[string]goneNode  // nodes whose link dropped
+	unplaced map[uint64]time.Time // sessions waiting for a node, and when that was last logged
 }
 
 // checkAgent is a timer message: is the session's agent back? attempt is
@@ -122,6 +123,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st := &state{
 		byAgent: map[etf.Pid]uint64{}, load: map[string]int{},
 		spawning: map[string]int{}, down: map[string]time.Time{}, gone: map[string]goneNode{},
+		unplaced: map[uint64]time.Time{},
 	}
 	p.State = st
 	// After a restart of the watchdog: watch every agent again and re-send
@@ -190,19 +192,12 @@ func (s *server) connect(p *gen.ServerProcess, st *state, m proto.Connect) {
 // itself with AgentUp, which completes the hand-over. Only an agent of the
 // session's latest placement (its Attempt) is ever adopted.
 func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
-	s.opts.Store.update(r.Session, func(rec *Record) {
-		rec.Attempt++
-		rec.Served, rec.Placing = false, ""
-		r.Attempt = rec.Attempt
-	})
-	arg := proto.AgentStart{
-		Session: r.Session, Gate: r.Gate, Watchdog: s.opts.Name, GateNode: p.NodeName(),
-		Listener: r.Listener, Remote: r.Remote, Attempt: r.Attempt,
-	}
 	if pl := s.opts.Placement[r.Listener]; pl.Role != "" {
-		s.place(p, st, r, pl, arg)
+		s.place(p, st, r, pl)
 		return
 	}
+	r.Attempt = s.newAttempt(r.Session)
+	arg := s.startArg(p, r)
 	pool, ok := s.opts.Pools[r.Listener]
 	if !ok {
 		s.kick(p, r, "no agent pool for listener "+r.Listener)
@@ -225,6 +220,26 @@ func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
 	// Hand over at once rather than on the agent's AgentUp, which is
 	// already queued here: that saves a round trip on every connect.
 	s.resume(p, rec)
+}
+
+// newAttempt numbers a new placement of session's agent: agents of earlier
+// ones are no longer adopted.
+func (s *server) newAttempt(session uint64) uint64 {
+	var attempt uint64
+	s.opts.Store.update(session, func(r *Record) {
+		r.Attempt++
+		r.Served, r.Placing = false, ""
+		attempt = r.Attempt
+	})
+	return attempt
+}
+
+// startArg is the start argument of the agent of r's placement.
+func (s *server) startArg(p *gen.ServerProcess, r Record) proto.AgentStart {
+	return proto.AgentStart{
+		Session: r.Session, Gate: r.Gate, Watchdog: s.opts.Name, GateNode: p.NodeName(),
+		Listener: r.Listener, Remote: r.Remote, Attempt: r.Attempt,
+	}
 }
 
 // watch monitors an agent serving session.
@@ -398,6 +413,8 @@ func (s *server) check(p *gen.ServerProcess, st *state, m checkAgent) {
 		s.opts.Logger.Warn("a node did not start an agent in time; placing it elsewhere", "node", r.Placing, "session", m.session)
 		st.down[r.Placing] = time.Now()
 		s.unspawn(st, r.Placing)
+		s.opts.Store.update(m.session, func(r *Record) { r.Placing = "" })
+		r.Placing = ""
 	case r.Served:
 		s.opts.Logger.Warn("agent was not restarted by its supervisor; starting a new one", "session", m.session)
 	}

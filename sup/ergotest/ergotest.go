@@ -31,7 +31,7 @@ const Suppression = "race:ergo/node.(*core).spawn.func2\n"
 // core pid in a package variable (corePID) that StartNode writes and every
 // node's network goroutines read when a link comes up or goes down: with
 // several nodes in one process, starting one races with the links of the
-// others (ERGO_V2.md §1, one node per OS process). Production runs one node
+// others (sup/ERGO.md E11, one node per OS process). Production runs one node
 // per process; tests that start a cluster in one process suppress exactly
 // those two readers.
 const MultiNodeSuppression = "race:ergo/node.(*network).registerConnection\n" +

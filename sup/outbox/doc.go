@@ -4,7 +4,7 @@
 // Ergo v2 can block a remote send forever: when a peer node dies while the
 // connection's send queue is full, distConnection.send waits on that queue
 // while holding a mutex that the connection's own teardown needs, so the
-// sending process hangs for good (ERGO_V2.md §9.3). A send to a node that is
+// sending process hangs for good (sup/ERGO.md E1). A send to a node that is
 // down also dials it again, synchronously, for every message (§9.4). A gate
 // or agent process must never wait on either, so skynode sends remote
 // messages through an Outbox:

@@ -27,7 +27,7 @@ import (
 	"github.com/skynode/skynode/sup/outbox"
 )
 
-// The regression tests for ERGO_V2.md §9.3: a process floods a peer node,
+// The regression tests for sup/ERGO.md E1: a process floods a peer node,
 // the peer is SIGKILLed mid-flood, and without a guard the flooding
 // process stays blocked inside Ergo's send forever. Ergo's goroutines stay
 // blocked too, whatever we do, so both sides run in child processes of the
@@ -104,7 +104,7 @@ func TestErgoHangsWithoutOutbox(t *testing.T) {
 }
 
 // A plain SIGKILL mid-flood hangs a process that sends with Ergo's Send in
-// most runs, not all (ERGO_V2.md §9.3: 8 of 8, and 2 of 3): this repeats
+// most runs, not all (sup/ERGO.md E1; 8 of 8, and 2 of 3 in the field guide): this repeats
 // until a run hangs. Set SKYNODE_PROVE_ERGO=1 to run it.
 func TestErgoHangsWithoutOutboxOnKill(t *testing.T) {
 	if os.Getenv("SKYNODE_PROVE_ERGO") != "1" {
@@ -132,7 +132,7 @@ func runChild(t *testing.T, helper string, env ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0])
 	// Ergo races when a connection it sends on is torn down (Terminate
-	// clears the connection's senders without a lock, ERGO_V2.md §9.3):
+	// clears the connection's senders without a lock, sup/ERGO.md E1):
 	// children run with that suppressed too.
 	supp := filepath.Join(t.TempDir(), "ergo.supp")
 	if err := os.WriteFile(supp, []byte(ergotest.Suppression+ergotest.TeardownSuppression), 0o644); err != nil {

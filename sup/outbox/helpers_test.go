@@ -90,7 +90,7 @@ func newNode(name string) (node.Node, uint16, error) {
 
 // nodesMu lets one test at a time run nodes in this process. Ergo's
 // StartNode writes a package variable (the core pid of EventNetwork,
-// ERGO_V2.md §1) that every node reads, without synchronisation, when one
+// sup/ERGO.md E11) that every node reads, without synchronisation, when one
 // of its connections comes or goes: one test's new node would race with
 // another's closing links.
 var nodesMu sync.Mutex

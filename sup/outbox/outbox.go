@@ -47,16 +47,23 @@ const (
 
 // Options configure an Outbox. The zero value works.
 type Options struct {
-	// QueueLen is how many messages are queued per peer node; 0 means
-	// DefaultQueueLen.
+	// QueueLen is how many messages are queued per peer node, in each of
+	// its two queues (ordinary and urgent); 0 means DefaultQueueLen.
 	QueueLen int
 	// Allowed reports whether msg may be sent; nil allows everything. It
 	// is called by Send, concurrently, and must not block. skynode passes
 	// a check that msg is one of its registered envelope structs: a
 	// top-level empty slice or nil sends Ergo's connection writer into an
-	// endless loop (ERGO_V2.md §8). It applies to local destinations too,
+	// endless loop (sup/ERGO.md E3). It applies to local destinations too,
 	// so that a message refused between nodes is refused in one-node tests.
 	Allowed func(msg etf.Term) bool
+	// Urgent reports whether msg goes in the peer's urgent queue, whose
+	// messages are handed to Ergo before those of the ordinary queue:
+	// control messages need not wait behind a backlog of data. Messages
+	// of one queue keep their order; an urgent one may overtake ordinary
+	// ones. Monitor requests are always urgent. nil means none is. Called
+	// like Allowed.
+	Urgent func(msg etf.Term) bool
 	// IdleTimeout is how long a peer goroutine with nothing to send waits
 	// before it exits (the next Send starts it again); 0 means
 	// DefaultIdleTimeout.
@@ -166,7 +173,8 @@ func (*sender) HandleInfo(*gen.ServerProcess, etf.Term) gen.ServerStatus { retur
 // Ergo's error: Ergo does not block on a local send. Send returns
 // ErrNotAllowed if Options.Allowed refuses msg, and ErrClosed after Close.
 //
-// Messages to one node are handed to Ergo in the order Send queued them.
+// Messages to one node are handed to Ergo in the order Send queued them,
+// but urgent ones (Options.Urgent) go first.
 // A nil error means queued, not delivered: Ergo reports neither a lost
 // connection nor a full mailbox at the receiver. When the queue is full
 // and its goroutine has been inside one Ergo send for Options.StuckAfter,
@@ -179,7 +187,12 @@ func (o *Outbox) Send(to any, msg etf.Term) error {
 	if name == "" {
 		return o.sendLocal(to, msg)
 	}
-	return o.refuse(o.enqueue(name, item{to: to, msg: msg}))
+	return o.refuse(o.enqueue(name, item{to: to, msg: msg, urgent: o.urgent(msg)}))
+}
+
+// urgent reports whether msg goes in the urgent queue.
+func (o *Outbox) urgent(msg etf.Term) bool {
+	return o.opts.Urgent != nil && o.opts.Urgent(msg)
 }
 
 // SendWait is Send for a caller that may wait for room: a goroutine of
@@ -196,7 +209,7 @@ func (o *Outbox) SendWait(ctx context.Context, to any, msg etf.Term) error {
 	if name == "" {
 		return o.sendLocal(to, msg)
 	}
-	it := item{to: to, msg: msg}
+	it := item{to: to, msg: msg, urgent: o.urgent(msg)}
 	for {
 		err := o.enqueue(name, it)
 		if !errors.Is(err, ErrQueueFull) {
@@ -227,7 +240,7 @@ func (o *Outbox) wait(ctx context.Context, name string, it item) error {
 	}
 	defer p.waiters.Add(-1)
 	select {
-	case p.q <- it:
+	case p.queue(it) <- it:
 		select {
 		case <-p.stop: // queued after the drop emptied the queue: lost
 			o.discarded.Add(1)
@@ -259,7 +272,7 @@ func (o *Outbox) MonitorProcess(by gen.Process, pid etf.Pid) error {
 		by.MonitorProcess(pid)
 		return nil
 	}
-	return o.refuse(o.enqueue(string(pid.Node), item{op: opMonitor, to: pid, by: by}))
+	return o.refuse(o.enqueue(string(pid.Node), item{op: opMonitor, to: pid, by: by, urgent: true}))
 }
 
 // MonitorNode asks Ergo to monitor the node name on behalf of by, as
@@ -270,7 +283,7 @@ func (o *Outbox) MonitorNode(by gen.Process, name string) error {
 	if name == o.local {
 		return nil
 	}
-	return o.refuse(o.enqueue(name, item{op: opMonitorNode, to: name, by: by}))
+	return o.refuse(o.enqueue(name, item{op: opMonitorNode, to: name, by: by, urgent: true}))
 }
 
 // sendLocal sends msg to a process on this node; Ergo does not block.
@@ -365,7 +378,7 @@ func (o *Outbox) route(to any) (string, any) {
 // caller holds o.mu.
 func (o *Outbox) put(p *peer, it item) bool {
 	select {
-	case p.q <- it:
+	case p.queue(it) <- it:
 		return true
 	default:
 		return false
@@ -377,7 +390,7 @@ func (o *Outbox) put(p *peer, it item) bool {
 // discarded (counted in Stats.Discarded) and the peer's goroutine is told to
 // stop. Drop never waits for it: if Ergo is holding it inside a send, it is
 // abandoned, logged and counted in Stats.Abandoned (it may stay there
-// forever, ERGO_V2.md §9.3; the message it was sending may still reach the
+// forever, sup/ERGO.md E1; the message it was sending may still reach the
 // node, even after later ones). A later Send to node starts a fresh queue,
 // for a node that rejoins. Drop of a node without a queue does nothing.
 func (o *Outbox) Drop(node string) {
@@ -404,7 +417,7 @@ func (o *Outbox) Stats() Stats {
 	defer o.mu.RUnlock()
 	s.Peers = len(o.peers)
 	for _, p := range o.peers {
-		s.Queued += len(p.q)
+		s.Queued += len(p.q) + len(p.urgent)
 		s.Waiting += int(p.waiters.Load())
 	}
 	return s

@@ -75,7 +75,7 @@ func TestOrder(t *testing.T) {
 
 // A send to a node that does not answer (Ergo dials it, then waits 5 s for
 // a handshake, in the sending goroutine) returns at once: the queue fills,
-// and Send says so without blocking the caller (ERGO_V2.md §9.4). Drop then
+// and Send says so without blocking the caller (sup/ERGO.md E2). Drop then
 // discards the queue and abandons the goroutine Ergo holds, which is
 // counted out when Ergo lets it go.
 func TestQueueFull(t *testing.T) {
@@ -198,7 +198,7 @@ func TestAllowed(t *testing.T) {
 	remote, r := spawnSeq(t, b)
 	local, lr := spawnSeq(t, a)
 	sendAll(t, ob, remote.Self(), 1, 10)
-	// Each of these would loop Ergo's connection writer (ERGO_V2.md §8).
+	// Each of these would loop Ergo's connection writer (sup/ERGO.md E3).
 	for _, m := range []etf.Term{[]string{}, etf.List{}, nil} {
 		for _, to := range []etf.Pid{remote.Self(), local.Self()} {
 			if err := ob.Send(to, m); !errors.Is(err, outbox.ErrNotAllowed) {

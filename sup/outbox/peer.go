@@ -19,10 +19,19 @@ const (
 
 // item is a queued message or monitor request.
 type item struct {
-	op  op
-	to  any
-	msg etf.Term
-	by  gen.Process // the monitoring process, for opMonitor and opMonitorNode
+	op     op
+	to     any
+	msg    etf.Term
+	by     gen.Process // the monitoring process, for opMonitor and opMonitorNode
+	urgent bool        // goes in the peer's urgent queue
+}
+
+// queue returns the channel of p that it goes in.
+func (p *peer) queue(it item) chan item {
+	if it.urgent {
+		return p.urgent
+	}
+	return p.q
 }
 
 // down is what Ergo would tell it.by had the link been gone when the
@@ -49,7 +58,8 @@ const (
 // drains it.
 type peer struct {
 	name     string
-	q        chan item
+	q        chan item     // messages in order
+	urgent   chan item     // monitor requests and urgent messages, handed to Ergo first
 	stop     chan struct{} // closed by Drop or Close
 	done     chan struct{} // closed when the goroutine returns
 	state    atomic.Int32
@@ -70,10 +80,11 @@ type peer struct {
 // its goroutine. The caller holds o.mu for writing.
 func (o *Outbox) start(name string, old *peer) *peer {
 	p := &peer{
-		name: name,
-		q:    make(chan item, o.opts.QueueLen),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		name:   name,
+		q:      make(chan item, o.opts.QueueLen),
+		urgent: make(chan item, o.opts.QueueLen),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	if old != nil {
 		p.replaced = old.done
@@ -91,27 +102,30 @@ func (o *Outbox) run(p *peer) {
 	idle := time.NewTimer(o.opts.IdleTimeout)
 	defer idle.Stop()
 	for {
-		select { // the busy path: no timer to reset
-		case it := <-p.q:
-			if !o.deliver(p, it) {
-				return
-			}
-			continue
+		var it item
+		select { // the busy path: no timer to reset; urgent items first
+		case it = <-p.urgent:
 		default:
+			select {
+			case it = <-p.q:
+			default:
+				idle.Reset(o.opts.IdleTimeout)
+				select {
+				case it = <-p.urgent:
+				case it = <-p.q:
+				case <-p.stop:
+					o.discard(p)
+					return
+				case <-idle.C:
+					if o.retire(p) {
+						return
+					}
+					continue
+				}
+			}
 		}
-		idle.Reset(o.opts.IdleTimeout)
-		select {
-		case it := <-p.q:
-			if !o.deliver(p, it) {
-				return
-			}
-		case <-p.stop:
-			o.discard(p)
+		if !o.deliver(p, it) {
 			return
-		case <-idle.C:
-			if o.retire(p) {
-				return
-			}
 		}
 	}
 }
@@ -184,7 +198,7 @@ func (o *Outbox) lose(it item) {
 func (o *Outbox) retire(p *peer) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(p.q) > 0 || p.waiters.Load() > 0 {
+	if len(p.q) > 0 || len(p.urgent) > 0 || p.waiters.Load() > 0 {
 		return false
 	}
 	if o.peers[p.name] == p {
@@ -237,6 +251,8 @@ func (o *Outbox) stop(p *peer, reason string) {
 func (o *Outbox) discard(p *peer) {
 	for {
 		select {
+		case it := <-p.urgent:
+			o.lose(it)
 		case it := <-p.q:
 			o.lose(it)
 		default:
@@ -258,6 +274,6 @@ func (o *Outbox) abandon(p *peer, reason string) {
 		// process gets a second DOWN for it, which it must tolerate.
 		_ = o.proc.Send(p.cur.by.Self(), d)
 	}
-	o.log.Warn("outbox abandons a sender inside Ergo's send; it may never return (ERGO_V2.md §9.3)",
+	o.log.Warn("outbox abandons a sender inside Ergo's send; it may never return (sup/ERGO.md E1)",
 		"node", p.name, "reason", reason)
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -80,11 +81,12 @@ gossip_port = %d
 
 // proc is a running node process.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  proctest.Buffer
-	done chan struct{}
-	err  error // valid once done is closed
+	name   string
+	cmd    *exec.Cmd
+	out    proctest.Buffer
+	done   chan struct{}
+	err    error       // valid once done is closed
+	killed atomic.Bool // ended by kill: its exit status is not checked
 }
 
 // runNode starts `node run --config cfg --node name`; it is killed at
@@ -94,9 +96,16 @@ func runNode(t testing.TB, cfg, name string, env ...string) *proc {
 	return startProc(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name), env...)
 }
 
+// stopWait bounds how long a node may take to exit after SIGTERM: its
+// grace period (5 s) and some room for a loaded machine.
+const stopWait = 30 * time.Second
+
 // startProc starts cmd, a node process called name, with Ergo's race
-// suppressions (ergotest.ChildGorace) and env; it is killed at cleanup,
-// which logs its output if the test failed.
+// suppressions (ergotest.ChildGorace) and env. At cleanup a node still
+// running gets SIGCONT and SIGTERM and must exit with status 0 within
+// stopWait, as must one that exited by itself (unless the test killed it);
+// a DATA RACE in its output fails the test; its output is logged if the
+// test failed.
 func startProc(t testing.TB, name string, cmd *exec.Cmd, env ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
@@ -115,8 +124,7 @@ func startProc(t testing.TB, name string, cmd *exec.Cmd, env ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		p.stop(t)
 		if t.Failed() {
 			t.Logf("output of %s:\n%s", name, p.out.String())
 		}
@@ -124,9 +132,35 @@ func startProc(t testing.TB, name string, cmd *exec.Cmd, env ...string) *proc {
 	return p
 }
 
+// stop ends the node with SIGTERM, as an operator would, and checks that
+// it exits cleanly.
+func (p *proc) stop(t testing.TB) {
+	t.Helper()
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGCONT) // a frozen node cannot exit
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(stopWait):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("%s did not exit within %v of SIGTERM", p.name, stopWait)
+		}
+	}
+	if p.err != nil && !p.killed.Load() {
+		t.Errorf("%s exited with %v, want status 0", p.name, p.err)
+	}
+	if strings.Contains(p.out.String(), "DATA RACE") {
+		t.Errorf("%s reported a data race", p.name)
+	}
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill(t testing.TB) {
 	t.Helper()
+	p.killed.Store(true)
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 }
