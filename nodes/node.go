@@ -55,6 +55,11 @@ type Options struct {
 	// beside the built-in "demo" and "echo".
 	Agents map[string]*agent.Agent
 	Logger *slog.Logger // nil discards
+	// WrapRemote, if set, wraps the node's per-peer path (sup/outbox), which
+	// carries every operation of its processes on other nodes: to count or
+	// trace them, or to inject faults in tests. The wrapper must keep
+	// sup.Remote's contract: never block (but SendWait).
+	WrapRemote func(sup.Remote) sup.Remote
 }
 
 // Node is one running skynode node.
@@ -139,7 +144,11 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		return nil, err
 	}
 	n.outbox = ob
-	n.remote.set(ob)
+	var r sup.Remote = ob
+	if o.WrapRemote != nil {
+		r = o.WrapRemote(ob)
+	}
+	n.remote.set(r)
 	if n.members != nil {
 		// A member declared dead is disconnected at once, so monitors fire
 		// at the failure detector's speed, not after Ergo's 60 s keepalive,

@@ -41,10 +41,11 @@ func envelopes() func(msg etf.Term) bool {
 // (sup/outbox's urgent queue): every control message may. Frames and
 // outputs are data; SessionSave and SessionStarted stay behind the outputs
 // sent before them (SessionStarted says the start hook's output has gone
-// ahead, see proto.SessionStarted).
+// ahead, see proto.SessionStarted), and a Probe behind the frames it asks
+// about.
 func urgent(msg etf.Term) bool {
 	switch msg.(type) {
-	case proto.Frame, proto.Output, proto.SessionSave, proto.SessionStarted:
+	case proto.Frame, proto.Output, proto.SessionSave, proto.SessionStarted, proto.Probe:
 		return false
 	}
 	return true

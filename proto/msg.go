@@ -118,11 +118,16 @@ type StopAgent struct {
 // A payload longer than MaxChunk crosses node links in several Frames with
 // the same Seq: all but the last have More set, and the receiver joins them
 // (sup/ERGO.md E4: a message over 64000 bytes corrupts a busy link).
+//
+// Base is the Seq of the first frame the gate sent to this agent (after a
+// restart or move the numbers go on): an agent that has handled nothing
+// yet knows from it which frames it should have had.
 type Frame struct {
 	Session uint64
 	Seq     uint64
 	Payload []byte
 	More    bool
+	Base    uint64
 }
 
 // MaxChunk is the largest payload one Frame or Output carries. Longer
@@ -139,15 +144,32 @@ const MaxChunk = 56 << 10
 // output from an agent that no longer serves the session. N numbers an
 // agent's Outputs from 1 upwards, so that the gate notices one lost on the
 // way (Ergo drops a message to a full mailbox on another node silently).
+//
+// LostFrom, when not zero, says the frames numbered LostFrom to Ack never
+// reached the agent (a message dropped between nodes): the gate answers
+// each with the retryable error, and the session goes on.
 type Output struct {
+	Session  uint64
+	Ack      uint64
+	Payload  []byte
+	Close    bool
+	Write    bool
+	More     bool
+	From     PID
+	N        uint64
+	LostFrom uint64
+}
+
+// Probe is sent by a gate to a session's agent, on the frames' own path,
+// when the oldest frame in flight has waited long without an answer. Seq
+// is the last frame sent before it. The agent, having handled whatever
+// arrived before the Probe, answers with an Output acknowledging Seq: the
+// frames it never got are reported in LostFrom, and a reply lost on the
+// way back shows as a gap in Output.N.
+type Probe struct {
 	Session uint64
-	Ack     uint64
-	Payload []byte
-	Close   bool
-	Write   bool
-	More    bool
-	From    PID
-	N       uint64
+	Seq     uint64
+	Base    uint64 // as in Frame
 }
 
 // Resync is sent by a gate process that (re)started to its watchdog: the
@@ -184,6 +206,6 @@ func Messages() []any {
 		Connect{}, Disconnect{}, Forward{}, AgentDown{},
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
-		SessionStarted{},
+		SessionStarted{}, Probe{},
 	}
 }

@@ -67,9 +67,15 @@ roles = ["agent"]
 // startCluster starts the nodes of clusterConfig(prefix) in this process.
 func startCluster(t *testing.T, prefix string) (gate *nodes.Node, workers map[string]*nodes.Node) {
 	t.Helper()
+	return startClusterWith(t, prefix, func(string) nodes.Options { return nodes.Options{} })
+}
+
+// startClusterWith is startCluster with each node's Options from opts.
+func startClusterWith(t *testing.T, prefix string, opts func(name string) nodes.Options) (gate *nodes.Node, workers map[string]*nodes.Node) {
+	t.Helper()
 	cfg := clusterConfig(t, prefix)
 	start := func(name string) *nodes.Node {
-		n, err := nodes.Start(context.Background(), cfg, name, nodes.Options{})
+		n, err := nodes.Start(context.Background(), cfg, name, opts(name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -483,19 +483,52 @@ func TestAgentRepeatsAgentUp(t *testing.T) {
 	}
 }
 
-// Outputs carry consecutive numbers; a frame that skips a seq (one lost on
-// the way) ends the session, whose missing request would never be
-// answered.
-func TestLostFrameEndsSession(t *testing.T) {
+// Outputs carry consecutive numbers. A frame that skips a seq (one lost on
+// the way) makes the agent report the missing ones (LostFrom), which the
+// gate answers with the retryable error, and the session goes on. A Probe
+// after the frames up to its Seq reports those that never came; when all
+// came it is answered with a bare acknowledgement, whose number shows the
+// gate whether an output was lost.
+func TestLostFramesReported(t *testing.T) {
 	t.Parallel()
-	a := newPeers(t).spawn(agent.Echo(), proto.Raw(), 1, gen.ProcessOptions{})
+	peers := newPeers(t)
+	a := peers.spawn(agent.Echo(), proto.Raw(), 1, gen.ProcessOptions{})
 	a.ready(true, nil)
 	a.sendSeq(1, []byte("one"))
-	if o := a.output(); o.N != 1 || o.Close {
+	if o := a.output(); o.N != 1 || o.Ack != 1 || string(o.Payload) != "one" {
 		t.Fatalf("first output %+v", o)
 	}
 	a.sendSeq(3, []byte("three")) // seq 2 never came
-	if o := a.output(); o.N != 2 || !o.Close {
-		t.Fatalf("output after the gap %+v; want N 2 and Close", o)
+	if o := a.output(); o.N != 2 || o.Ack != 2 || o.LostFrom != 2 || o.Write || o.Close {
+		t.Fatalf("output after the gap %+v; want N 2 reporting frame 2 lost", o)
+	}
+	if o := a.output(); o.N != 3 || o.Ack != 3 || string(o.Payload) != "three" {
+		t.Fatalf("reply to frame 3 %+v", o)
+	}
+	a.probe(3, 0)
+	if o := a.output(); o.N != 4 || o.Ack != 3 || o.LostFrom != 0 || o.Write {
+		t.Fatalf("answer to a probe with nothing lost %+v", o)
+	}
+	a.probe(5, 0) // frames 4 and 5 never came
+	if o := a.output(); o.N != 5 || o.Ack != 5 || o.LostFrom != 4 {
+		t.Fatalf("answer to a probe after lost frames %+v", o)
+	}
+	a.sendSeq(6, []byte("six"))
+	if o := a.output(); o.N != 6 || o.Ack != 6 || string(o.Payload) != "six" {
+		t.Fatalf("reply to frame 6 %+v", o)
+	}
+
+	// An agent that replaced another learns from Base where its frames
+	// start: 10 was lost, 11 arrives.
+	b := peers.spawn(agent.Echo(), proto.Raw(), 2, gen.ProcessOptions{})
+	b.ready(false, nil)
+	if err := b.gate.Send(b.proc.Self(), proto.Frame{Session: 2, Seq: 11, Base: 10, Payload: []byte("eleven")}); err != nil {
+		t.Fatal(err)
+	}
+	if o := b.output(); o.N != 1 || o.Ack != 10 || o.LostFrom != 10 {
+		t.Fatalf("first output of a replacing agent %+v; want frame 10 reported lost", o)
+	}
+	if o := b.output(); o.N != 2 || o.Ack != 11 || string(o.Payload) != "eleven" {
+		t.Fatalf("reply to frame 11 %+v", o)
 	}
 }

@@ -118,6 +118,14 @@ func (a *testAgent) sendSeq(seq uint64, payload []byte) {
 	}
 }
 
+// probe sends a Probe as the gate does.
+func (a *testAgent) probe(seq, base uint64) {
+	a.t.Helper()
+	if err := a.gate.Send(a.proc.Self(), proto.Probe{Session: a.session, Seq: seq, Base: base}); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
 // request sends a request (id < 0: without an id) and returns its seq.
 func (a *testAgent) request(cmd string, id int, data map[string]any) uint64 {
 	a.t.Helper()

@@ -167,6 +167,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		return s.frame(p, st, m)
 	case proto.SessionState:
 		return s.restore(p, st, m)
+	case proto.Probe:
+		s.probe(p, st, m)
 	case proto.StopAgent:
 		return gen.ServerStatusStop
 	case announce:
@@ -271,13 +273,13 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	if f.Seq <= st.ack {
 		return gen.ServerStatusOK // a duplicate: already handled
 	}
-	if st.ack > 0 && f.Seq != st.ack+1 {
-		// Frames of a session arrive in order, and the gate's window keeps
-		// them within the mailbox: a gap means one was lost on the way
-		// (a full mailbox drops silently between nodes). Its request would
-		// never be answered, so the session ends rather than go on silently.
-		st.log.Error("agent lost a frame; closing the session", "expected", st.ack+1, "got", f.Seq)
-		st.sess.Close()
+	if st.ack == 0 && f.Base > 0 {
+		st.ack = f.Base - 1 // the frames before went to an earlier agent
+	}
+	if f.Seq > st.ack+1 {
+		// Frames of a session arrive in order: the ones between were lost
+		// on the way (a full mailbox drops silently between nodes).
+		s.lose(p, st, f.Seq-1)
 	}
 	if st.sess.closed {
 		s.flush(p, st, f.Seq) // the session is over: acknowledge, do not handle
@@ -292,6 +294,36 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	}
 	s.flush(p, st, f.Seq)
 	return gen.ServerStatusOK
+}
+
+// probe answers a gate's Probe. It came after the frames up to m.Seq, on
+// their path: any of them not handled by now never arrived.
+func (s *server) probe(p *gen.ServerProcess, st *state, m proto.Probe) {
+	if !st.ready {
+		return // frames are held for the session state; the gate asks again
+	}
+	if st.ack == 0 && m.Base > 0 {
+		st.ack = m.Base - 1
+	}
+	if len(st.partial) > 0 && st.partSeq <= m.Seq {
+		st.log.Warn("agent dropped an incomplete frame", "seq", st.partSeq)
+		st.partial = nil
+	}
+	if m.Seq > st.ack {
+		s.lose(p, st, m.Seq)
+		return
+	}
+	// All arrived: a bare acknowledgement, whose number shows the gate
+	// whether an output of ours was lost on the way.
+	s.send(p, st, proto.Output{Session: st.sess.id, Ack: st.ack})
+}
+
+// lose reports the frames after st.ack up to upTo as never received: the
+// gate answers each with the retryable error, and the session goes on.
+func (s *server) lose(p *gen.ServerProcess, st *state, upTo uint64) {
+	st.log.Warn("agent never got frames; they are answered as unavailable", "from", st.ack+1, "to", upTo)
+	s.send(p, st, proto.Output{Session: st.sess.id, Ack: upTo, LostFrom: st.ack + 1})
+	st.ack = upTo
 }
 
 func (s *server) request(st *state, payload []byte) {

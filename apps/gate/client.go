@@ -21,7 +21,11 @@ type client struct {
 	agent   proto.PID  // zero: no agent yet, or it died
 	started bool
 	waiting *time.Timer // closes the connection if no Forward comes
-	seq     uint64
+	seq     uint64      // the last frame read
+	queued  uint64      // the last frame handed on whole (a probe asks about frames up to it)
+	base    uint64      // the first frame sent to agent (proto.Frame.Base)
+	heard   time.Time   // when agent was forwarded to, or last sent output
+	probed  time.Time   // when agent was last probed
 	flight  []inflight
 	partial []byte // leading parts of an output split across messages
 	outN    uint64 // the last proto.Output.N seen from agent
@@ -50,7 +54,8 @@ func (c *client) regain(agent proto.PID) {
 type inflight struct {
 	seq     uint64
 	payload []byte
-	tokens  int // window tokens the frame holds
+	tokens  int       // window tokens the frame holds
+	sent    time.Time // when it was read
 }
 
 // tokens is how many window tokens a frame of n bytes takes: one per

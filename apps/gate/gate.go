@@ -29,6 +29,9 @@ const (
 	// agent, after its agent died, before it is answered with the
 	// retryable error.
 	DefaultHoldFor = 5 * time.Second
+	// DefaultProbeAfter and DefaultAnswerTimeout are Options'.
+	DefaultProbeAfter    = 2 * time.Second
+	DefaultAnswerTimeout = 30 * time.Second
 	// MailboxSize is the gate process's mailbox: it receives every agent's
 	// output for its listener.
 	MailboxSize = 65535
@@ -51,6 +54,15 @@ type Options struct {
 	// sees errors only for requests that were in flight to the lost one;
 	// 0 means DefaultHoldFor.
 	HoldFor time.Duration
+	// ProbeAfter: when the oldest request in flight to an agent has waited
+	// this long with no output from the agent, the gate probes the agent
+	// (proto.Probe), which reports requests lost on the way; they are
+	// answered with the retryable error. 0 means DefaultProbeAfter.
+	ProbeAfter time.Duration
+	// AnswerTimeout closes a client whose agent has sent nothing for this
+	// long while requests are in flight (a wedged agent, or one whose
+	// answers are lost for good); 0 means DefaultAnswerTimeout.
+	AnswerTimeout time.Duration
 	// NextSession returns a new session id, unique on this node across all
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
@@ -72,6 +84,7 @@ type Listener struct {
 
 	proc        atomic.Pointer[procRef] // the running gate process, nil between restarts
 	lostOutputs atomic.Uint64           // agent outputs found missing (see LostOutputs)
+	lostFrames  atomic.Uint64           // frames agents reported never received (see LostFrames)
 	attached    atomic.Int64            // how many gate processes attached so far
 	counter     atomic.Uint64
 
@@ -97,6 +110,12 @@ func Listen(o Options) (*Listener, error) {
 	}
 	if o.HoldFor <= 0 {
 		o.HoldFor = DefaultHoldFor
+	}
+	if o.ProbeAfter <= 0 {
+		o.ProbeAfter = DefaultProbeAfter
+	}
+	if o.AnswerTimeout <= 0 {
+		o.AnswerTimeout = DefaultAnswerTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -128,11 +147,29 @@ func (l *Listener) Addr() net.Addr { return l.srv.Addr() }
 // loss is noticed by its number and closes that client).
 func (l *Listener) LostOutputs() uint64 { return l.lostOutputs.Load() }
 
+// LostFrames returns how many client frames never reached their agent
+// (found by the agent, or by a probe) and were answered with the
+// retryable error.
+func (l *Listener) LostFrames() uint64 { return l.lostFrames.Load() }
+
 // Len returns the number of open client connections.
 func (l *Listener) Len() int { return l.srv.Len() }
 
-// Serve accepts connections until ctx ends or Shutdown is called.
-func (l *Listener) Serve(ctx context.Context) error { return l.srv.Serve(ctx) }
+// Serve accepts connections until ctx ends or Shutdown is called. While it
+// runs, requests waiting too long for their agent are looked into (see
+// Options.ProbeAfter).
+func (l *Listener) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.probeLoop(ctx)
+	}()
+	err := l.srv.Serve(ctx)
+	cancel()
+	<-done
+	return err
+}
 
 // Shutdown stops accepting, closes every client and waits for them, or
 // until ctx ends. Disconnects the watchdog has not taken by then are

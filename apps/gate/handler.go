@@ -86,11 +86,16 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	}
 	cl.seq++
 	seq := cl.seq
-	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload, tokens: tokens})
+	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload, tokens: tokens, sent: time.Now()})
+	base := cl.base
 	cl.mu.Unlock()
 
-	sent, err := l.send(c, p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload})
-	if err != nil {
+	sent, err := l.send(c, p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload, Base: base})
+	if err == nil {
+		cl.mu.Lock()
+		cl.queued = max(cl.queued, seq)
+		cl.mu.Unlock()
+	} else {
 		cl.mu.Lock()
 		removed := cl.remove(seq)
 		if sent == 0 && cl.seq == seq {
@@ -237,6 +242,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		}
 		cl.outN = m.N
 	}
+	cl.heard = time.Now()
 	if m.More || len(cl.partial) > 0 {
 		if len(cl.partial)+len(m.Payload) > maxJoined {
 			cl.mu.Unlock()
@@ -254,6 +260,15 @@ func (l *Listener) output(cl *client, m proto.Output) {
 	done := cl.take(m.Ack)
 	cl.mu.Unlock()
 	defer cl.release(held(done))
+	if m.LostFrom > 0 {
+		// Frames the agent never got: answered as if it had been lost.
+		for _, f := range done {
+			if f.seq >= m.LostFrom {
+				l.lostFrames.Add(1)
+				l.unavailable(cl, f.payload)
+			}
+		}
+	}
 	if m.Write {
 		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
 			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
@@ -273,6 +288,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	if old != agent {
 		lost = cl.takeAll() // sent to an earlier agent that is gone
 		cl.partial, cl.outN = nil, 0
+		cl.base, cl.heard = cl.seq+1, time.Now()
 	}
 	start := !cl.started
 	cl.started = true

@@ -221,6 +221,13 @@ func (h *harness) connect(session uint64) etf.Pid {
 		h.t.Fatalf("agent started with %+v, want %+v", start, h.start(session, 1))
 	}
 	h.resumed(session, pid, true, nil)
+	// The agent reports the session started (after its welcome).
+	checkFor(h.t, waitTime, 5*time.Millisecond, func() error {
+		if r, _ := h.store.Get(session); !r.Started {
+			return errors.New("session not started yet")
+		}
+		return nil
+	})
 	return pid
 }
 

@@ -1,0 +1,67 @@
+package gate_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/proto"
+)
+
+// Frames an agent reports it never got (Output.LostFrom) are answered with
+// the retryable error and their ids, in order, and the session goes on.
+func TestLostFramesAnsweredRetryable(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, a := h.dialForward()
+	codec := proto.Msgpack()
+	c.send(request(t, codec, 1), request(t, codec, 2), request(t, codec, 3))
+	for seq := uint64(1); seq <= 3; seq++ {
+		if f := a.frame(c.session, seq); f.Base != 1 {
+			t.Fatalf("frame %d has Base %d, want 1", seq, f.Base)
+		}
+	}
+	a.output(proto.Output{Session: c.session, Ack: 1, Payload: []byte("r1"), Write: true, From: a.pid, N: 1})
+	a.output(proto.Output{Session: c.session, Ack: 3, LostFrom: 2, From: a.pid, N: 2})
+	if got := c.recv(); string(got) != "r1" {
+		t.Fatalf("client got %q, want r1", got)
+	}
+	unavailable(t, codec, c.recv(), 2)
+	unavailable(t, codec, c.recv(), 3)
+	if n := h.l.LostFrames(); n != 2 {
+		t.Fatalf("LostFrames = %d, want 2", n)
+	}
+	c.send(request(t, codec, 4))
+	a.frame(c.session, 4)
+}
+
+// A request that waits ProbeAfter with no word from the agent makes the
+// gate probe the agent, on the frames' path, naming the last frame sent;
+// the agent's answer reporting it lost reaches the client as the retryable
+// error, well before AnswerTimeout.
+func TestProbeFindsLostFrame(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{ProbeAfter: 100 * time.Millisecond})
+	c, a := h.dialForward()
+	codec := proto.Msgpack()
+	c.send(request(t, codec, 7))
+	a.frame(c.session, 1) // the agent "loses" it: no answer
+	pr := next[proto.Probe](t, a.ch)
+	if pr != (proto.Probe{Session: c.session, Seq: 1, Base: 1}) {
+		t.Fatalf("Probe = %+v", pr)
+	}
+	a.output(proto.Output{Session: c.session, Ack: 1, LostFrom: 1, From: a.pid, N: 1})
+	unavailable(t, codec, c.recv(), 7)
+}
+
+// An agent that says nothing for AnswerTimeout while a request waits
+// (probes unanswered) has its client closed: no client waits forever.
+func TestSilentAgentClosesClient(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{ProbeAfter: 50 * time.Millisecond, AnswerTimeout: 500 * time.Millisecond})
+	c, a := h.dialForward()
+	c.send(request(t, proto.Msgpack(), 1))
+	a.frame(c.session, 1)
+	next[proto.Probe](t, a.ch)
+	c.expectClosed()
+}
