@@ -415,10 +415,16 @@ func (s *server) check(p *gen.ServerProcess, st *state, m checkAgent) {
 		s.unspawn(st, r.Placing)
 		s.opts.Store.update(m.session, func(r *Record) { r.Placing = "" })
 		r.Placing = ""
-	case r.Served:
+	case r.Served && !waiting(st, m.session):
 		s.opts.Logger.Warn("agent was not restarted by its supervisor; starting a new one", "session", m.session)
 	}
 	s.start(p, st, r)
+}
+
+// waiting reports whether session is waiting for a node to take its agent.
+func waiting(st *state, session uint64) bool {
+	_, ok := st.unplaced[session]
+	return ok
 }
 
 // resync re-sends Forward for every session of a gate that restarted.

@@ -57,12 +57,34 @@ func MainMultiNode(m *testing.M, opts ...goleak.Option) {
 	goleak.VerifyTestMain(m, opts...)
 }
 
+// Suppress makes sure this test binary runs under the given race-detector
+// suppressions: when the race detector is on, the first call runs the
+// binary again with GORACE naming them and exits with its status; in that
+// run (or without the race detector) it returns at once. For TestMains
+// that do more than Main does.
+func Suppress(suppressions string) {
+	if RaceEnabled && os.Getenv(reexecEnv) == "" {
+		os.Exit(reexec(suppressions))
+	}
+}
+
 // MemberlistProbe is the goleak option for packages that stop gossiping
 // nodes: memberlist's Shutdown does not wait for a probe in flight, which
 // ends by itself after the probe timeout (scaled by Lifeguard awareness, up
 // to seconds). nodes/cluster's own tests wait for it instead.
 func MemberlistProbe() goleak.Option {
 	return goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode")
+}
+
+// ConnectionRace are the goleak options for packages whose nodes dial each
+// other at the same moment (a restarted node and its peers): Ergo keeps
+// the first of two connections to a node and closes the other's socket,
+// but never ends that one's reader and writer goroutines (sup/ERGO.md E17).
+func ConnectionRace() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/ergo-services/ergo/proto/dist.(*distConnection).receiver"),
+		goleak.IgnoreAnyFunction("github.com/ergo-services/ergo/proto/dist.(*distConnection).sender"),
+	}
 }
 
 // StatsSuppression covers Ergo's system metrics process, which every

@@ -56,8 +56,8 @@ func (s *Buffer) String() string {
 
 // Main builds the cmd/node package at pkg into a temporary directory, sets
 // *bin to the binary, runs the tests under goleak and removes the
-// directory. Call it from TestMain.
-func Main(m *testing.M, pkg string, bin *string) {
+// directory. Call it from TestMain; opts are goleak's.
+func Main(m *testing.M, pkg string, bin *string, opts ...goleak.Option) {
 	dir, err := os.MkdirTemp("", "node-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -71,5 +71,5 @@ func Main(m *testing.M, pkg string, bin *string) {
 		fmt.Fprintln(os.Stderr, err)
 		exit(2)
 	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(exit))
+	goleak.VerifyTestMain(m, append(opts, goleak.Cleanup(exit))...)
 }
