@@ -60,6 +60,10 @@ type Options struct {
 	// trace them, or to inject faults in tests. The wrapper must keep
 	// sup.Remote's contract: never block (but SendWait).
 	WrapRemote func(sup.Remote) sup.Remote
+	// Started, if set, is called by Run in a goroutine of its own once the
+	// node has started (to report it, say); its ctx ends when the node
+	// begins to stop, and Run returns only after Started has.
+	Started func(ctx context.Context, n *Node)
 }
 
 // Node is one running skynode node.
@@ -565,10 +569,17 @@ func Run(ctx context.Context, cfg *Config, name string, o Options, grace time.Du
 	if err != nil {
 		return err
 	}
+	hookCtx, hookDone := context.WithCancel(ctx)
+	var hook sync.WaitGroup
+	if o.Started != nil {
+		hook.Go(func() { o.Started(hookCtx, n) })
+	}
 	select {
 	case <-ctx.Done():
 	case <-n.Done():
 	}
+	hookDone()
+	hook.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	return errors.Join(n.Err(), n.Stop(sctx))

@@ -134,7 +134,7 @@ func (s *server) monitorGate(p *gen.ServerProcess, st *state) {
 	case errors.Is(err, sup.ErrQueueFull):
 		p.SendAfter(p.Self(), monitorGate{}, retryMonitor)
 	default:
-		st.log.Warn("agent could not monitor its gate's node", "node", st.start.GateNode, "err", err)
+		st.log.Warn("agent could not monitor its gate's node", "peer", st.start.GateNode, "err", err)
 	}
 }
 
@@ -181,7 +181,7 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		st.flushing = false
 		s.flushBacklog(p, st)
 	case gen.MessageNodeDown:
-		st.log.Info("agent ends: the node of its session is gone", "node", m.Name)
+		st.log.Info("agent ends: the node of its session is gone", "peer", m.Name)
 		return gen.ServerStatusStop
 	}
 	return gen.ServerStatusOK

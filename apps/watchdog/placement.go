@@ -65,7 +65,7 @@ func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) 
 	r.Attempt = s.newAttempt(r.Session)
 	to := gen.ProcessID{Name: sup.SpawnerName, Node: node}
 	if err := sup.Send(p, s.opts.Remote, to, proto.Spawn{Pool: pl.Pool, Start: s.startArg(p, r)}); err != nil {
-		s.opts.Logger.Warn("watchdog could not reach a node to start an agent", "node", node, "err", err)
+		s.opts.Logger.Warn("watchdog could not reach a node to start an agent", "peer", node, "err", err)
 		st.down[node] = time.Now()
 		p.SendAfter(p.Self(), checkAgent{r.Session, r.Attempt}, 0)
 		return
@@ -103,7 +103,7 @@ func (s *server) pick(st *state, role string) string {
 // spawnFailed places the agent elsewhere when a node could not start the
 // session's current placement.
 func (s *server) spawnFailed(p *gen.ServerProcess, st *state, m proto.SpawnFailed) {
-	s.opts.Logger.Warn("a node could not start an agent", "node", m.Node, "session", m.Session, "reason", m.Reason)
+	s.opts.Logger.Warn("a node could not start an agent", "peer", m.Node, "session", m.Session, "reason", m.Reason)
 	st.down[m.Node] = time.Now()
 	var rec Record
 	placing := s.opts.Store.update(m.Session, func(r *Record) {

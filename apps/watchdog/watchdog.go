@@ -394,7 +394,7 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 		// gossip): no supervisor will restart it. Place it anew now, not
 		// on that incarnation of the node.
 		st.gone[dead.Node] = goneNode{creation: dead.Creation, at: time.Now()}
-		s.opts.Logger.Info("agent's node is gone; placing the agent on another node", "session", session, "node", dead.Node)
+		s.opts.Logger.Info("agent's node is gone; placing the agent on another node", "session", session, "peer", dead.Node)
 		s.start(p, st, rec)
 	default:
 		p.SendAfter(p.Self(), checkAgent{session, rec.Attempt}, RestartGrace)
@@ -410,7 +410,7 @@ func (s *server) check(p *gen.ServerProcess, st *state, m checkAgent) {
 	}
 	switch {
 	case r.Placing != "":
-		s.opts.Logger.Warn("a node did not start an agent in time; placing it elsewhere", "node", r.Placing, "session", m.session)
+		s.opts.Logger.Warn("a node did not start an agent in time; placing it elsewhere", "peer", r.Placing, "session", m.session)
 		st.down[r.Placing] = time.Now()
 		s.unspawn(st, r.Placing)
 		s.opts.Store.update(m.session, func(r *Record) { r.Placing = "" })

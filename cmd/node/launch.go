@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -45,10 +45,14 @@ show as a table redrawn under the log lines; otherwise each is a line:
 
   [launch] worker1 pid=1234 ready ergo=worker1@127.0.0.1 addrs=none gossip=127.0.0.1:7947
 
-Ctrl-C, or the exit of any node, stops every node, each allowed --grace.`
+Once the cluster is ready, a node that exits (kill a worker to watch its
+agents move) is reported and the others keep running; launch then ends
+with status 0 on Ctrl-C and names the node that had exited. A node that
+exits while the seeds start stops every node, and launch fails. Ctrl-C
+stops every node, each allowed --grace.`
 
 func launchCmd() *cobra.Command {
-	var config, level string
+	var config, level, format string
 	var grace time.Duration
 	c := &cobra.Command{
 		Use:   "launch",
@@ -60,10 +64,6 @@ func launchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var show slog.Level
-			if err := show.UnmarshalText([]byte(level)); err != nil {
-				return err
-			}
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -71,16 +71,15 @@ func launchCmd() *cobra.Command {
 			l := &launcher{
 				self:  self,
 				grace: grace,
-				// Nodes log at info at least: their progress is read from
-				// info lines. Only lines at --log-level are shown.
-				args: []string{"--config", config, "--log-level", min(show, slog.LevelInfo).String(), "--grace", grace.String()},
-				con:  newConsole(cmd.OutOrStdout(), show),
+				args:  []string{"--config", config, "--log-level", level, "--log-format", format, "--grace", grace.String()},
+				con:   newConsole(cmd.OutOrStdout()),
 			}
 			return l.run(cmd.Context(), cfg)
 		},
 	}
 	c.Flags().StringVar(&config, "config", "cluster.toml", "cluster description")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&format, "log-format", "text", "the nodes' log lines: text (logfmt) or json")
 	c.Flags().DurationVar(&grace, "grace", 5*time.Second, "time each node has to close its clients")
 	return c
 }
@@ -110,10 +109,15 @@ func (l *launcher) run(ctx context.Context, cfg *nodes.Config) (err error) {
 	}
 	exits := make(chan *child, len(cfg.Nodes))
 	var started []*child
+	lost := map[*child]bool{} // exited while the cluster was up: reported then, not a failure of launch
 	defer func() {
 		stopAll(started, l.grace)
 		errs := []error{err}
 		for _, c := range started {
+			if lost[c] {
+				l.con.printf("[launch] %s had exited while the cluster ran (%s)\n", c.st.name, c.st.exit)
+				continue
+			}
 			errs = append(errs, c.err)
 		}
 		err = errors.Join(errs...)
@@ -147,6 +151,7 @@ func (l *launcher) run(ctx context.Context, cfg *nodes.Config) (err error) {
 			l.con.printf("[launch] stopping %d nodes\n", running)
 			return nil
 		case c := <-exits:
+			lost[c] = true
 			l.con.printf("[launch] %s exited; %d nodes still running\n", c.st.name, running-1)
 		}
 	}
@@ -177,16 +182,14 @@ type child struct {
 }
 
 func newChild(cfg *nodes.Config, nc nodes.NodeConfig) *child {
-	gossip := cfg.Gossip(nc)
 	addr := net.JoinHostPort(nc.Host, strconv.Itoa(nc.GossipPort))
 	seed := nc.GossipPort > 0 && slices.Contains(cfg.Cluster.Seeds, addr)
 	return &child{
 		st: &nodeStatus{
-			name:    nc.Name,
-			self:    nc.Name + "@" + nc.Host,
-			gossip:  gossip,
-			founder: gossip && (seed || len(cfg.Cluster.Seeds) == 0),
-			up:      make(chan struct{}),
+			name:   nc.Name,
+			self:   nc.Name + "@" + nc.Host,
+			gossip: cfg.Gossip(nc),
+			up:     make(chan struct{}),
 		},
 		seed:   seed,
 		exited: make(chan struct{}),
@@ -197,10 +200,18 @@ func newChild(cfg *nodes.Config, nc nodes.NodeConfig) *child {
 // to exits once the process has ended.
 func (c *child) start(self string, args []string, con *console, exits chan<- *child) error {
 	pr, pw := io.Pipe()
-	c.cmd = exec.Command(self, append([]string{"run", "--node", c.st.name}, args...)...)
+	sr, sw, err := os.Pipe() // the node's status descriptor (see report)
+	if err != nil {
+		return err
+	}
+	c.cmd = exec.Command(self, append([]string{"run", "--node", c.st.name, "--status-fd", "3"}, args...)...)
 	c.cmd.Stdout, c.cmd.Stderr = pw, pw
+	c.cmd.ExtraFiles = []*os.File{sw} // descriptor 3
 	setParentDeath(c.cmd)
-	if err := c.cmd.Start(); err != nil {
+	err = c.cmd.Start()
+	sw.Close() // the child has its copy
+	if err != nil {
+		sr.Close()
 		pw.Close()
 		return err
 	}
@@ -208,21 +219,24 @@ func (c *child) start(self string, args []string, con *console, exits chan<- *ch
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		r := bufio.NewReader(pr)
-		for {
-			line, err := r.ReadString('\n')
-			if line != "" {
-				con.line(c.st, strings.TrimSuffix(line, "\n"))
+		forEachLine(pr, func(line string) { con.line(c.st, line) })
+	}()
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		defer sr.Close()
+		forEachLine(sr, func(line string) {
+			var r report
+			if json.Unmarshal([]byte(line), &r) == nil {
+				con.update(func() { con.report(c.st, r) })
 			}
-			if err != nil {
-				return
-			}
-		}
+		})
 	}()
 	go func() {
 		err := c.cmd.Wait()
 		pw.Close()
 		<-copied
+		<-reported
 		con.exited(c.st, c.cmd.ProcessState)
 		if err != nil {
 			c.err = fmt.Errorf("node %s: %w", c.st.name, err)
@@ -231,6 +245,20 @@ func (c *child) start(self string, args []string, con *console, exits chan<- *ch
 		exits <- c
 	}()
 	return nil
+}
+
+// forEachLine calls f with each line read from r, until r ends.
+func forEachLine(r io.Reader, f func(string)) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			f(strings.TrimSuffix(line, "\n"))
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // stopAll sends SIGTERM to every child, SIGKILL to those still running
@@ -251,26 +279,18 @@ func stopAll(children []*child, grace time.Duration) {
 	}
 }
 
-// Messages of the node log lines that launch follows, from
-// nodes/cluster and nodes.
-const (
-	msgMemberAlive = "cluster: member alive"
-	msgNodeStarted = "node started"
-)
-
 // nodeStatus is how far one node has come. The console writes it under
 // its mutex.
 type nodeStatus struct {
-	name    string        // as in the cluster description
-	self    string        // Ergo node name, name@host, as its log lines give it
-	gossip  bool          // the node gossips, so it has a joined step
-	founder bool          // joined once its own gossip is up (see launchLong)
-	up      chan struct{} // closed once joined
+	name   string        // as in the cluster description
+	self   string        // Ergo node name, name@host
+	gossip bool          // the node gossips, so it has a joined step
+	up     chan struct{} // closed once joined
 
 	pid           int
 	joined, ready bool
-	ergo, addrs   string // from the node's "node started" line
-	gossipAddr    string // from its first member line, then from "node started"
+	ergo, addrs   string // from the node's ready report
+	gossipAddr    string // from the node's ready report
 	exit          string // how the process ended; "" while it runs
 }
 
@@ -291,8 +311,7 @@ func (s *nodeStatus) state() string {
 // console writes the nodes' log lines and progress. Its methods are called
 // concurrently by the children's goroutines.
 type console struct {
-	show slog.Level // least level of the node log lines shown
-	tty  bool       // progress in a table redrawn under the log lines
+	tty bool // progress in a table redrawn under the log lines
 
 	mu    sync.Mutex
 	w     io.Writer
@@ -302,9 +321,9 @@ type console struct {
 	ready bool          // "cluster ready" was said
 }
 
-func newConsole(w io.Writer, show slog.Level) *console {
+func newConsole(w io.Writer) *console {
 	f, ok := w.(*os.File)
-	return &console{w: w, show: show, tty: ok && isTerminal(f) && os.Getenv("TERM") != "dumb"}
+	return &console{w: w, tty: ok && isTerminal(f) && os.Getenv("TERM") != "dumb"}
 }
 
 // add shows st; call it before the node starts.
@@ -320,27 +339,9 @@ func (c *console) started(st *nodeStatus, pid int) {
 	})
 }
 
-// line shows a log line of st's node if it is at the level shown, and
-// follows the node's progress in it.
+// line shows a log line of st's node (the node logs at the level shown).
 func (c *console) line(st *nodeStatus, line string) {
-	attrs := parseLogfmt(line)
-	msg := value(attrs, "msg")
-	var level slog.Level
-	shown := level.UnmarshalText([]byte(value(attrs, "level"))) != nil || level >= c.show
-	if !shown && msg != msgMemberAlive && msg != msgNodeStarted {
-		return
-	}
-	c.update(func() {
-		if shown {
-			fmt.Fprintf(&c.buf, "[%s] %s\n", st.name, line)
-		}
-		switch msg {
-		case msgMemberAlive:
-			c.memberAlive(st, attrs)
-		case msgNodeStarted:
-			c.nodeStarted(st, attrs)
-		}
-	})
+	c.update(func() { fmt.Fprintf(&c.buf, "[%s] %s\n", st.name, line) })
 }
 
 // exited says how st's process ended.
@@ -383,40 +384,22 @@ func (c *console) step(st *nodeStatus, what string) {
 	}
 }
 
-// memberAlive follows a "cluster: member alive" line. Its node attributes
-// name the node that logs (added by the node's logger) and the member. A
-// member other than the node itself means that the node joined; the node
-// itself, that its gossip is up, which is joined for a founder.
-func (c *console) memberAlive(st *nodeStatus, attrs []attr) {
-	member := st.self
-	for _, a := range attrs {
-		if a.key == "node" && a.value != st.self {
-			member = a.value
+// report follows a step st's node reported on its status descriptor.
+func (c *console) report(st *nodeStatus, r report) {
+	switch {
+	case r.State == "ready" && !st.ready:
+		st.ready = true
+		st.ergo, st.addrs, st.gossipAddr = r.Ergo, r.Addrs, r.Gossip
+		c.step(st, fmt.Sprintf("ready ergo=%s addrs=%s gossip=%s", st.ergo, st.addrs, st.gossipAddr))
+	case r.State == "joined" && !st.joined:
+		st.joined = true
+		close(st.up)
+		via := r.Via
+		if via == st.self {
+			via = "self"
 		}
+		c.step(st, "joined via="+via)
 	}
-	if member == st.self && st.gossipAddr == "" {
-		st.gossipAddr = value(attrs, "remote")
-	}
-	if st.joined || (member == st.self && !st.founder) {
-		return
-	}
-	st.joined = true
-	close(st.up)
-	if member == st.self {
-		member = "self"
-	}
-	c.step(st, "joined via="+member)
-}
-
-// nodeStarted follows the "node started" line: the node is ready.
-func (c *console) nodeStarted(st *nodeStatus, attrs []attr) {
-	if st.ready {
-		return
-	}
-	st.ready = true
-	st.ergo, st.addrs = value(attrs, "ergo"), cmp.Or(value(attrs, "addrs"), "none")
-	st.gossipAddr = value(attrs, "gossip")
-	c.step(st, fmt.Sprintf("ready ergo=%s addrs=%s gossip=%s", st.ergo, st.addrs, st.gossipAddr))
 }
 
 // sayReady says "cluster ready" once every node is ready and, if it
@@ -451,58 +434,4 @@ func (c *console) draw() {
 	_ = tw.Flush()
 	c.buf.WriteString("\x1b[?7h")
 	c.drawn = 1 + len(c.nodes)
-}
-
-// attr is one key=value pair of a log line.
-type attr struct{ key, value string }
-
-// value returns the first value of key in attrs, or "".
-func value(attrs []attr, key string) string {
-	for _, a := range attrs {
-		if a.key == key {
-			return a.value
-		}
-	}
-	return ""
-}
-
-// parseLogfmt returns the key=value pairs of a line written by slog's
-// TextHandler, with quoted keys and values unquoted. It stops at the first
-// text that is not a pair: a line from elsewhere gives none or a few.
-func parseLogfmt(s string) []attr {
-	var attrs []attr
-	for s = strings.TrimLeft(s, " "); s != ""; s = strings.TrimLeft(s, " ") {
-		var a attr
-		var ok bool
-		if a.key, s, ok = logfmtToken(s, "= "); !ok || !strings.HasPrefix(s, "=") {
-			break
-		}
-		if a.value, s, ok = logfmtToken(s[1:], " "); !ok {
-			break
-		}
-		attrs = append(attrs, a)
-	}
-	return attrs
-}
-
-// logfmtToken reads a token from the start of s: a Go-quoted string, or
-// bytes up to one of stop. It returns the token unquoted and the rest of s.
-func logfmtToken(s, stop string) (tok, rest string, ok bool) {
-	if !strings.HasPrefix(s, `"`) {
-		i := strings.IndexAny(s, stop)
-		if i < 0 {
-			i = len(s)
-		}
-		return s[:i], s[i:], true
-	}
-	for i := 1; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			tok, err := strconv.Unquote(s[:i+1])
-			return tok, s[i+1:], err == nil
-		}
-	}
-	return "", "", false
 }

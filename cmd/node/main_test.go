@@ -179,7 +179,7 @@ func startServing(t *testing.T, name string, args func(config string) []string) 
 func waitServing(p *proc, addr string, timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); !p.exited(); time.Sleep(20 * time.Millisecond) {
 		err := errors.New(`no "node started" in the output`)
-		if strings.Contains(p.out.String(), `msg="node started"`) {
+		if out := p.out.String(); strings.Contains(out, `msg="node started"`) || strings.Contains(out, `"msg":"node started"`) {
 			var c net.Conn
 			if c, err = net.DialTimeout("tcp", addr, time.Second); err == nil {
 				return c.Close()

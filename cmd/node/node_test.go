@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -43,6 +45,67 @@ func TestRunStopsOnSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With --log-format json every line a node writes is one JSON object
+// whose keys are unique (the node's own name is "node", another node's
+// "peer"), from start to a clean stop.
+func TestRunJSONLogs(t *testing.T) {
+	t.Parallel()
+	p, agent, _ := startServing(t, "json", func(config string) []string {
+		// A gossiping node: its membership logs about members, itself too.
+		b, err := os.ReadFile(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gossip := fmt.Sprintf("roles = [\"gate\"]\ngossip_port = %s", strings.Split(freeAddrs(t, 1)[0], ":")[1])
+		if err := os.WriteFile(config, []byte(strings.Replace(string(b), `roles = ["gate"]`, gossip, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"run", "--config", config, "--node", "json", "--log-format", "json", "--log-level", "debug"}
+	})
+	c := dial(t, agent)
+	want(t, c.recv(), "status", "ok", "message", "Welcome to server")
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, exitWait); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(p.out.String()), "\n")
+	for _, line := range lines {
+		if err := uniqueKeys(line); err != nil {
+			t.Errorf("line %q: %v", line, err)
+		}
+	}
+	if !strings.Contains(p.out.String(), `"msg":"cluster: member alive"`) || !strings.Contains(p.out.String(), `"msg":"node stopped"`) {
+		t.Fatalf("no stop logged:\n%s", p.out.String())
+	}
+}
+
+// uniqueKeys checks that line is one flat JSON object without a repeated key.
+func uniqueKeys(line string) error {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return fmt.Errorf("not a JSON object: %v %v", tok, err)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key := tok.(string)
+		if seen[key] {
+			return fmt.Errorf("key %q twice", key)
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func TestRunPortInUse(t *testing.T) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -12,8 +14,9 @@ import (
 )
 
 func runCmd() *cobra.Command {
-	var config, name, level, cpuprofile string
+	var config, name, level, format, cpuprofile string
 	var grace time.Duration
+	var statusFD int
 	c := &cobra.Command{
 		Use:   "run --node NAME",
 		Short: "Run one node of the cluster description",
@@ -22,7 +25,11 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := newLogger(level)
+			nc, err := cfg.Node(name)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(level, format)
 			if err != nil {
 				return err
 			}
@@ -37,22 +44,37 @@ func runCmd() *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return nodes.Run(cmd.Context(), cfg, name, nodes.Options{Logger: log}, grace)
+			o := nodes.Options{Logger: log}
+			if statusFD > 0 {
+				status := os.NewFile(uintptr(statusFD), "status")
+				defer status.Close()
+				o.Started = func(ctx context.Context, n *nodes.Node) { reportSteps(ctx, status, cfg, nc, n) }
+			}
+			return nodes.Run(cmd.Context(), cfg, name, o, grace)
 		},
 	}
 	c.Flags().StringVar(&config, "config", "cluster.toml", "cluster description")
 	c.Flags().StringVar(&name, "node", "", "name of the node to run (required)")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&format, "log-format", "text", "text (logfmt) or json")
+	c.Flags().IntVar(&statusFD, "status-fd", 0, "write the node's steps (ready, joined) as JSON lines to this open file descriptor (used by launch)")
 	c.Flags().DurationVar(&grace, "grace", 5*time.Second, "time allowed to close clients on shutdown")
 	c.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	_ = c.MarkFlagRequired("node")
 	return c
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, err
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+	}
+	return nil, fmt.Errorf("unknown log format %q: text or json", format)
 }

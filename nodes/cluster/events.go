@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (e eventDelegate) NotifyLeave(n *memberlist.Node) {
 		s.Alive, s.since, s.Since = false, now, now
 	}
 	m.mu.Unlock()
-	m.cfg.Logger.Info("cluster: member left or dead", "node", n.Name, "state", n.State)
+	m.cfg.Logger.Info("cluster: member left or dead", "peer", n.Name, "state", stateWord(n.State))
 	if n.Name != m.cfg.Name {
 		m.events.push(n.Name)
 	}
@@ -122,12 +123,12 @@ func (m *Membership) upsert(n *memberlist.Node) {
 	defer m.mu.Unlock()
 	if err != nil {
 		delete(m.members, n.Name)
-		m.cfg.Logger.Warn("cluster: member ignored", "node", n.Name, "err", err)
+		m.cfg.Logger.Warn("cluster: member ignored", "peer", n.Name, "err", err)
 		return
 	}
 	s, ok := m.members[n.Name]
 	if !ok || !s.Alive {
-		m.cfg.Logger.Info("cluster: member alive", "node", n.Name, "remote", n.Address())
+		m.cfg.Logger.Info("cluster: member alive", "peer", n.Name, "remote", n.Address())
 		s = &memberState{since: time.Now()}
 		m.members[n.Name] = s
 	}
@@ -137,4 +138,19 @@ func (m *Membership) upsert(n *memberlist.Node) {
 	}
 	s.creation = md.Creation
 	s.gossipAddr = n.Address()
+}
+
+// stateWord names a memberlist node state for logs.
+func stateWord(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateDead:
+		return "dead"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return fmt.Sprintf("state %d", s)
 }

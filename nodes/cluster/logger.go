@@ -31,6 +31,9 @@ func (w logWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	if bytes.Contains(msg, []byte("use of closed network connection")) {
+		level = slog.LevelDebug // a send racing the shutdown of memberlist's own sockets
+	}
 	w.l.Log(context.Background(), level, string(msg))
 	return len(p), nil
 }

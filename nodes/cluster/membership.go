@@ -219,9 +219,14 @@ func (m *Membership) close(leave bool, timeout time.Duration) error {
 		m.cancel()
 		m.wg.Wait()
 		var err error
-		if leave {
-			if err = m.ml.Leave(timeout); err != nil {
+		// Leave waits until the departure was gossiped to a live member:
+		// with none left (the whole cluster stopping at once) there is no
+		// one to tell, and that is no failure.
+		if leave && m.ml.NumMembers() > 1 {
+			if err = m.ml.Leave(timeout); err != nil && m.ml.NumMembers() > 1 {
 				err = fmt.Errorf("failed to leave: %w", err)
+			} else {
+				err = nil
 			}
 		}
 		if serr := m.ml.Shutdown(); serr != nil && err == nil {
@@ -289,10 +294,10 @@ func (m *Membership) rejoinLoop() {
 func (m *Membership) join() {
 	n, err := m.ml.Join(m.cfg.Seeds)
 	if err != nil {
-		m.cfg.Logger.Warn("cluster: join seeds", "node", m.cfg.Name, "seeds", m.cfg.Seeds, "joined", n, "err", err)
+		m.cfg.Logger.Warn("cluster: join seeds", "seeds", m.cfg.Seeds, "joined", n, "err", err)
 		return
 	}
-	m.cfg.Logger.Debug("cluster: joined seeds", "node", m.cfg.Name, "joined", n)
+	m.cfg.Logger.Debug("cluster: joined seeds", "joined", n)
 }
 
 // needsRejoin reports whether this node is alone or some seed has no live

@@ -146,12 +146,12 @@ func (o *Outbox) deliver(p *peer, it item) bool {
 	err := o.call(it)
 	if !p.state.CompareAndSwap(stateSending, stateIdle) {
 		o.stuck.Add(-1)
-		o.log.Info("abandoned outbox sender got out of Ergo's send", "node", p.name)
+		o.log.Info("abandoned outbox sender got out of Ergo's send", "peer", p.name)
 	}
 	if err != nil {
 		o.failed.Add(1)
 		if !p.failing {
-			o.log.Warn("outbox could not send to a node", "node", p.name, "err", err)
+			o.log.Warn("outbox could not send to a node", "peer", p.name, "err", err)
 		}
 		p.failing = true
 		return true
@@ -275,5 +275,5 @@ func (o *Outbox) abandon(p *peer, reason string) {
 		_ = o.proc.Send(p.cur.by.Self(), d)
 	}
 	o.log.Warn("outbox abandons a sender inside Ergo's send; it may never return (sup/ERGO.md E1)",
-		"node", p.name, "reason", reason)
+		"peer", p.name, "reason", reason)
 }

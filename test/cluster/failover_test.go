@@ -108,7 +108,7 @@ func TestWorkerLossAndReturn(t *testing.T) {
 	w1 := runNode(t, cfg, "w1")
 	w2 := runNode(t, cfg, "w2")
 	for _, w := range []string{"w1@", "w2@"} {
-		gate.waitLog(t, "node="+w, 60*time.Second) // the gate sees the worker by gossip
+		gate.waitLog(t, "peer="+w, 60*time.Second) // the gate sees the worker by gossip
 	}
 
 	f := newFleet(t, addr, 30)
@@ -178,7 +178,7 @@ func TestFrozenWorker(t *testing.T) {
 	w1 := runNode(t, cfg, "w1")
 	runNode(t, cfg, "w2")
 	for _, w := range []string{"w1@", "w2@"} {
-		gate.waitLog(t, "node="+w, 60*time.Second)
+		gate.waitLog(t, "peer="+w, 60*time.Second)
 	}
 	f := newFleet(t, addr, 10)
 	onW1 := f.count()["w1@127.0.0.1"]

@@ -27,7 +27,7 @@ func TestFailoverFigures(t *testing.T) {
 	gate.waitLog(t, "node started", 60*time.Second)
 	workers := map[string]*proc{"w1@127.0.0.1": runNode(t, cfg, "w1"), "w2@127.0.0.1": runNode(t, cfg, "w2")}
 	for _, w := range []string{"w1@", "w2@"} {
-		gate.waitLog(t, "node="+w, 60*time.Second)
+		gate.waitLog(t, "peer="+w, 60*time.Second)
 	}
 	for _, kind := range []string{"kill", "freeze"} {
 		var times []time.Duration

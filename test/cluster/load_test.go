@@ -327,7 +327,7 @@ func faultUnderCongestion(t *testing.T, fault string) {
 	gate.waitLog(t, "node started", 60*time.Second)
 	workers := map[string]*proc{"w1@127.0.0.1": runNode(t, cfg, "w1"), "w2@127.0.0.1": runNode(t, cfg, "w2")}
 	for _, w := range []string{"w1@", "w2@"} {
-		gate.waitLog(t, "node="+w, 60*time.Second) // the gate sees the worker by gossip
+		gate.waitLog(t, "peer="+w, 60*time.Second) // the gate sees the worker by gossip
 	}
 
 	lf := startLoad(t, addr, size)
@@ -409,7 +409,7 @@ func TestHeavyLoadDropsNoClient(t *testing.T) {
 	runNode(t, cfg, "w1")
 	runNode(t, cfg, "w2")
 	for _, w := range []string{"w1@", "w2@"} {
-		gate.waitLog(t, "node="+w, 60*time.Second)
+		gate.waitLog(t, "peer="+w, 60*time.Second)
 	}
 
 	lf := startLoad(t, addr, size)

@@ -168,7 +168,7 @@ func startNetCluster(t *testing.T) *netCluster {
 		nc.procs[w] = lab.runNode(t, cfg, w)
 	}
 	for _, w := range nc.workers {
-		gate.waitLog(t, "node="+lab.ergo(w), 60*time.Second)
+		gate.waitLog(t, "peer="+lab.ergo(w), 60*time.Second)
 	}
 	return nc
 }
@@ -306,9 +306,9 @@ func requireNetns(t *testing.T) {
 }
 
 // gossipLine is the log line of a node (self, its logger's node) about
-// another member, e.g. `msg="cluster: member alive" node=gate1@h node=w1@h`.
+// another member, e.g. `msg="cluster: member alive" node=gate1@h peer=w1@h`.
 func gossipLine(msg, self, other string) string {
-	return fmt.Sprintf("msg=%q node=%s node=%s ", "cluster: "+msg, self, other)
+	return fmt.Sprintf("msg=%q node=%s peer=%s ", "cluster: "+msg, self, other)
 }
 
 // answeredAgain has every client of f answered again, concurrently, and

@@ -37,17 +37,17 @@ func TestWrongSecretsRefused(t *testing.T) {
 	w3 := runNode(t, variant(t, cfg, `gossip_key = "c2t5bm9kZS10ZXN0LWsxNg=="`, `gossip_key = "b3RoZXItZ29zc2lwLWtleQ=="`), "w3")
 	w2.waitLog(t, "node started", 60*time.Second)
 	w3.waitLog(t, "node started", 60*time.Second)
-	gate.waitLog(t, "node=w1@", 60*time.Second)
-	gate.waitLog(t, "node=w2@", 60*time.Second) // same gossip key: w2 is a member
+	gate.waitLog(t, "peer=w1@", 60*time.Second)
+	gate.waitLog(t, "peer=w2@", 60*time.Second) // same gossip key: w2 is a member
 
 	f := newFleet(t, addr, 8)
 	if n := f.count(); n["w1@127.0.0.1"] != len(f.clients) {
 		t.Fatalf("agents run on %v; want all on w1", n)
 	}
-	if strings.Contains(gate.out.String(), "node=w3@") {
+	if strings.Contains(gate.out.String(), "peer=w3@") {
 		t.Fatal("w3, with another gossip key, joined the cluster")
 	}
-	if strings.Contains(w3.out.String(), "node=gate1@") {
+	if strings.Contains(w3.out.String(), "peer=gate1@") {
 		t.Fatal("w3 sees gate1 despite another gossip key")
 	}
 	// The gate tried w2 and gave up on it.
