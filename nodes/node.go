@@ -232,12 +232,15 @@ func (n *Node) join(ctx context.Context, cfg *Config, linkTLS *tls.Config) error
 	return nil
 }
 
+// leaveWait bounds the wait for the departure to be gossiped.
+const leaveWait = 2 * time.Second
+
 // leave ends the gossip membership, if any, announcing the departure.
 func (n *Node) leave() {
 	if n.members == nil {
 		return
 	}
-	if err := n.members.Leave(2 * time.Second); err != nil {
+	if err := n.members.Leave(leaveWait); err != nil {
 		n.log.Warn("gossip leave failed", "err", err)
 	}
 }
@@ -499,8 +502,10 @@ func (n *Node) Err() error {
 }
 
 // Stop stops accepting, closes every client, lets their agents end
-// normally, then stops the processes and the Ergo node. It waits at most
-// until ctx ends and is safe to call more than once.
+// normally, then stops the processes and the Ergo node. Every step is
+// bounded by ctx: once it ends, the steps left are cut short (a peer that
+// does not answer, an Ergo call that hangs) and what was abandoned is
+// logged. Stop is safe to call more than once.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		for _, l := range n.listeners {
@@ -509,20 +514,50 @@ func (n *Node) Stop(ctx context.Context) error {
 			}
 		}
 		n.drain(ctx)
-		n.leave()
+		n.within(ctx, "leaving gossip", n.leave)
 		// Agents this node runs for other nodes' sessions: cutting the
 		// links makes their watchdogs place them elsewhere at once (their
 		// monitors fire "noconnection"), and makes the agents here end.
-		for _, peer := range n.ergo.Nodes() {
-			n.disconnect(peer)
-		}
+		n.within(ctx, "disconnecting peers", func() {
+			var wg sync.WaitGroup
+			for _, peer := range n.ergo.Nodes() {
+				wg.Go(func() { n.disconnect(peer) })
+			}
+			wg.Wait()
+		})
 		n.cancel()
-		n.outbox.Close()
-		n.ergo.Stop()
-		n.wg.Wait()
+		n.within(ctx, "closing the outbox", n.outbox.Close)
+		n.within(ctx, "stopping Ergo", n.ergo.Stop)
+		n.within(ctx, "waiting for the listeners", n.wg.Wait)
 		n.log.Info("node stopped")
 	})
 	return n.stopErr
+}
+
+// lateStep is how long a step still gets once ctx has ended: the quick
+// ones (stopping Ergo's processes) finish, a hung one is not waited for.
+const lateStep = 200 * time.Millisecond
+
+// within runs step, waiting for it until ctx ends (or lateStep, if it has
+// already); a step cut short is logged and left to finish, or not, on its
+// own.
+func (n *Node) within(ctx context.Context, what string, step func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		step()
+	}()
+	wait := ctx.Done()
+	if ctx.Err() != nil {
+		late, cancel := context.WithTimeout(context.Background(), lateStep)
+		defer cancel()
+		wait = late.Done()
+	}
+	select {
+	case <-done:
+	case <-wait:
+		n.log.Warn("node stop: step abandoned at the end of the grace period", "step", what)
+	}
 }
 
 // disconnectWait bounds a Disconnect: Ergo v2's can hang behind a send

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,6 +46,10 @@ func runCmd() *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			// Ergo writes its own warnings with the standard log package:
+			// this process's log goes through slog too.
+			stdlog.SetFlags(0)
+			stdlog.SetOutput(ergoLog{log.With("from", "ergo")})
 			o := nodes.Options{Logger: log}
 			if statusFD > 0 {
 				status := os.NewFile(uintptr(statusFD), "status")
@@ -62,6 +68,19 @@ func runCmd() *cobra.Command {
 	c.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	_ = c.MarkFlagRequired("node")
 	return c
+}
+
+// ergoLog turns the lines Ergo writes with the standard log package into
+// slog records: "WARNING! ..." at warn, anything else at info.
+type ergoLog struct{ l *slog.Logger }
+
+func (e ergoLog) Write(p []byte) (int, error) {
+	msg, level := strings.TrimSpace(string(p)), slog.LevelInfo
+	if rest, ok := strings.CutPrefix(msg, "WARNING! "); ok {
+		msg, level = rest, slog.LevelWarn
+	}
+	e.l.Log(context.Background(), level, msg)
+	return len(p), nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,4 +219,49 @@ func TestFrozenWorker(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A node stops within its grace period whatever its peers do: the gate,
+// with sessions whose agents run on a frozen worker (a link whose sends
+// hang in Ergo), exits 0 soon after its 2 s grace, logging the steps it
+// cut short, instead of waiting out Ergo's dial, disconnect and send
+// timeouts.
+func TestStopWithinGraceBesideFrozenPeer(t *testing.T) {
+	cfg, addr := clusterFile(t, []string{"w1"}, "")
+	gate := startProc(t, "gate1", exec.Command(nodeBin, "run", "--config", cfg, "--node", "gate1", "--grace", "2s"))
+	gate.waitLog(t, "node started", 60*time.Second)
+	w1 := runNode(t, cfg, "w1")
+	gate.waitLog(t, "peer=w1@", 60*time.Second)
+	lf := startLoad(t, addr, loadSize{clients: 60, pipeline: 8, payload: 40 << 10})
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if ok, _, _ := lf.totals(); ok < 200 {
+			return fmt.Errorf("%d echoes so far", ok)
+		}
+		return nil
+	})
+	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The pipelines go on into the frozen link until the gate closes them.
+	time.Sleep(time.Second) // the fault's length, not a synchronisation
+	start := time.Now()
+	if err := gate.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gate.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("gate still running 30 s after SIGTERM")
+	}
+	took := time.Since(start)
+	lf.end()
+	if gate.err != nil {
+		t.Fatalf("gate exited with %v", gate.err)
+	}
+	// A bound on the order of the grace, not a benchmark: without it the
+	// stop waits out Ergo (10 s and more).
+	if took > 8*time.Second {
+		t.Fatalf("gate took %v to stop with a 2 s grace", took.Round(time.Millisecond))
+	}
+	t.Logf("gate stopped in %v beside a frozen worker", took.Round(time.Millisecond))
 }

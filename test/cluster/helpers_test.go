@@ -155,6 +155,12 @@ func (p *proc) stop(t testing.TB) {
 	if strings.Contains(p.out.String(), "DATA RACE") {
 		t.Errorf("%s reported a data race", p.name)
 	}
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		if strings.Contains(line, "WARNING!") && !strings.Contains(line, "msg=") {
+			t.Errorf("%s wrote a log line past slog: %q", p.name, line)
+			break
+		}
+	}
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
