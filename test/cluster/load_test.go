@@ -47,6 +47,11 @@ type piper struct {
 	lastOK  atomic.Int64          // UnixNano when the last request answered ok was sent
 	maxWait atomic.Int64          // longest wait for an answer, ns
 	failed  atomic.Pointer[error] // why it stopped early
+	// faultAt (UnixNano, shared by a fleet) is when a fault was injected;
+	// recovered is how long after it the first ok answer to a request
+	// sent after it came.
+	faultAt   *atomic.Int64
+	recovered atomic.Int64
 }
 
 // err returns why p stopped early, or nil.
@@ -116,6 +121,9 @@ func (p *piper) round(pipeline int) error {
 		case resp["status"] == "ok" && resp["echo"] == p.text:
 			p.ok.Add(1)
 			p.lastOK.Store(sent.UnixNano())
+			if at := p.faultAt.Load(); at > 0 && sent.UnixNano() >= at && p.recovered.Load() == 0 {
+				p.recovered.Store(time.Now().UnixNano() - at)
+			}
 		case resp["status"] == "error" && resp["message"] == errRetry.Error():
 			p.retries.Add(1)
 		default:
@@ -127,10 +135,11 @@ func (p *piper) round(pipeline int) error {
 
 // loadFleet is many pipers at work.
 type loadFleet struct {
-	pipers []*piper
-	nodes  []string // where each client's agent ran at the start
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	faultAt atomic.Int64 // see piper.faultAt
+	pipers  []*piper
+	nodes   []string // where each client's agent ran at the start
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // startLoad logs n clients in, notes where their agents run, and starts
@@ -148,7 +157,9 @@ func startLoad(t *testing.T, addr string, size loadSize) *loadFleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lf.pipers = append(lf.pipers, newPiper(c, size.payload))
+		p := newPiper(c, size.payload)
+		p.faultAt = &lf.faultAt
+		lf.pipers = append(lf.pipers, p)
 		lf.nodes = append(lf.nodes, node)
 	}
 	for _, p := range lf.pipers {
@@ -350,6 +361,7 @@ func faultUnderCongestion(t *testing.T, fault string) {
 	go func() { arrived <- arrivals(addr, size.payload, 50*time.Millisecond, 11*time.Second) }()
 	time.Sleep(time.Second) // the fault's moment, not a synchronisation
 	t0 := time.Now()
+	lf.faultAt.Store(t0.UnixNano())
 	switch fault {
 	case "freeze":
 		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -385,6 +397,15 @@ func faultUnderCongestion(t *testing.T, fault string) {
 	}
 	ok, retries, maxWait := lf.totals()
 	p50, p99, top := quantiles(news)
+	var back []time.Duration // the victim's clients: fault to first answer
+	for i, p := range lf.pipers {
+		if lf.nodes[i] == victimName {
+			back = append(back, time.Duration(p.recovered.Load()))
+		}
+	}
+	slices.Sort(back)
+	t.Logf("%s of %s: its %d clients answered again after median %v, max %v", fault, victimName, len(back),
+		back[len(back)/2].Round(time.Millisecond), back[len(back)-1].Round(time.Millisecond))
 	t.Logf("%s of %s under load (%d clients × %d × %d B): %d echoes, %d retryable errors, longest answer %v; %d new clients, first echo p50 %v p99 %v max %v (fault at %s)",
 		fault, victimName, size.clients, size.pipeline, size.payload, ok, retries, maxWait.Round(time.Millisecond),
 		len(news), p50.Round(time.Millisecond), p99.Round(time.Millisecond), top.Round(time.Millisecond), t0.Format("15:04:05.000"))
