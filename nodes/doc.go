@@ -1,20 +1,30 @@
 // Package nodes is skynode's composition root: it reads a cluster
 // description (cluster.toml, see [Config]), starts an Ergo node for one of
-// the nodes it names, binds that node's listeners, builds its supervision
-// tree (agent pools, watchdog, gates) and stops it all cleanly.
+// the nodes it names, binds that node's listeners, joins the cluster's
+// gossip, builds its supervision tree and stops it all cleanly.
 //
 // The supervision tree of a node:
 //
 //	skynode            one_for_one
-//	├── agents         one_for_one, one pool per listener
-//	│   └── agents.<listener>      shards agents.<listener>.0..3 (simple_one_for_one, transient)
-//	├── watchdog       permanent
+//	├── agents         one_for_one
+//	│   ├── agents.<listener>           a listener's agents on this node: shards .0..3 (simple_one_for_one, transient)
+//	│   └── agents.<agent>.<codec>      agents this node runs for other nodes' listeners (agents_on), same shape
+//	├── watchdog       sessions and agent placement
+//	├── spawner        starts agents in this node's pools for other nodes' watchdogs
 //	└── gates          one_for_one
-//	    └── gate.<listener>        permanent, one per listener
+//	    └── gate.<listener>             one per listener
 //
 // Listeners are bound before the tree starts, so a port in use is a clear
 // start-up error; they accept clients only once the tree is up.
 //
-// The Ergo node uses no EPMD: it listens on its own distribution port and
-// resolves no peers yet (static routes only).
+// The Ergo node uses no EPMD: a node that gossips resolves its peers'
+// names through memberlist (package cluster), one that runs alone knows no
+// peers. Every operation of the node's processes on another node goes
+// through the node's per-peer path (sup/outbox, see sup/remote.go).
+//
+// Where things are: node.go (Start, Run, accessors), listeners.go (client
+// sockets), gossip.go (membership, placement candidates, load), ergo.go
+// (the Ergo node's options), tree.go (the supervision tree and agent
+// pools), types.go (the messages that cross node links), stop.go (the
+// bounded stop and drain).
 package nodes

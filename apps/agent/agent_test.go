@@ -2,8 +2,12 @@ package agent_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -532,3 +536,44 @@ func TestLostFramesReported(t *testing.T) {
 		t.Fatalf("reply to frame 11 %+v", o)
 	}
 }
+
+// A handler's panic is logged with its value and its stack as a list of
+// lines (one JSON array element per line), not one escaped string.
+func TestPanicLoggedWithStackLines(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewJSONHandler(writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(b)
+	}), nil))
+	peers := newPeers(t)
+	a := peers.spawnWith(testKind(), agent.Options{Codec: proto.Msgpack(), Logger: logger}, 1)
+	a.ready(true, nil)
+	a.reply(0) // welcome
+	a.reply(a.request("panic", 1, nil))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct {
+			Msg string
+			Err struct {
+				Panic string
+				Stack []string
+			}
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Msg != "agent handler failed" {
+			continue
+		}
+		if rec.Err.Panic != "boom" || len(rec.Err.Stack) < 4 || !strings.HasPrefix(rec.Err.Stack[0], "goroutine ") {
+			t.Fatalf("logged %s", line)
+		}
+		return
+	}
+	t.Fatalf("no handler failure logged:\n%s", buf.String())
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

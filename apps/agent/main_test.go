@@ -73,11 +73,23 @@ type testAgent struct {
 // itself to the watchdog.
 func (p *peers) spawn(a *agent.Agent, codec proto.Codec, session uint64, o gen.ProcessOptions) *testAgent {
 	p.t.Helper()
+	return p.spawnOpts(a, agent.Options{Codec: codec}, session, o)
+}
+
+// spawnWith is spawn with the agent's Options.
+func (p *peers) spawnWith(a *agent.Agent, ao agent.Options, session uint64) *testAgent {
+	p.t.Helper()
+	return p.spawnOpts(a, ao, session, gen.ProcessOptions{})
+}
+
+func (p *peers) spawnOpts(a *agent.Agent, ao agent.Options, session uint64, o gen.ProcessOptions) *testAgent {
+	p.t.Helper()
+	codec := ao.Codec
 	start := proto.AgentStart{
 		Session: session, Gate: gateName, Watchdog: watchdogName, GateNode: p.node.Name(),
 		Listener: listenerName, Remote: remoteAddr,
 	}
-	proc, err := p.node.Spawn("", o, agent.Behavior(a, agent.Options{Codec: codec}), start)
+	proc, err := p.node.Spawn("", o, agent.Behavior(a, ao), start)
 	if err != nil {
 		p.t.Fatal(err)
 	}

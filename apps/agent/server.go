@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/ergo-services/ergo/etf"
@@ -53,8 +54,12 @@ type Options struct {
 	Codec  proto.Codec  // the listener's codec; nil means msgpack
 	Logger *slog.Logger // nil discards
 	// Remote carries messages to a gate and watchdog on another node
-	// without blocking (sup/outbox); nil sends directly.
+	// without blocking (sup/outbox); nil allows a gate on this node only.
 	Remote sup.Remote
+	// Leaving reports whether this node is stopping (its links to the
+	// gates' nodes are cut on purpose); nil means never. It only changes
+	// what an ending agent logs.
+	Leaving func() bool
 }
 
 // maxJoined bounds a payload joined from several Frames (proto.MaxChunk).
@@ -181,7 +186,11 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		st.flushing = false
 		s.flushBacklog(p, st)
 	case gen.MessageNodeDown:
-		st.log.Info("agent ends: the node of its session is gone", "peer", m.Name)
+		if s.opts.Leaving != nil && s.opts.Leaving() {
+			st.log.Info("agent ends: this node is leaving; its session moves to another", "peer", m.Name)
+		} else {
+			st.log.Info("agent ends: the node of its session is gone", "peer", m.Name)
+		}
 		return gen.ServerStatusStop
 	}
 	return gen.ServerStatusOK
@@ -374,10 +383,24 @@ func (s *server) request(st *state, payload []byte) {
 func (s *server) call(st *state, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("agent: handler panicked: %v\n%s", r, debug.Stack())
+			err = &PanicError{Value: r, Stack: strings.Split(strings.TrimSpace(string(debug.Stack())), "\n")}
 		}
 	}()
 	return f()
+}
+
+// PanicError is what a handler's panic becomes: the session goes on, and
+// the panic is logged with its stack, one line per element.
+type PanicError struct {
+	Value any      // what the handler panicked with
+	Stack []string // the goroutine's stack at the panic, line by line
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("agent: handler panicked: %v", e.Value) }
+
+// LogValue logs the panic's value and its stack as a list of lines.
+func (e *PanicError) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("panic", fmt.Sprint(e.Value)), slog.Any("stack", e.Stack))
 }
 
 // flush saves changed session values, then sends the queued output to the

@@ -40,7 +40,7 @@ started as a child process and prints the ratio; the baseline always runs raw.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8889", "server address")
-	fl.StringVar(&f.mode, "mode", bench.ModeRaw, "raw (frames echoed unchanged) or proto (msgpack echo requests)")
+	fl.StringVar(&f.mode, "mode", "", "raw (frames echoed unchanged) or proto (msgpack echo requests); default: proto for port 8888, raw otherwise")
 	fl.StringVar(&f.framing, "framing", "len16", "len16, len32 or line")
 	fl.IntVar(&f.conns, "conns", 100, "connections (churn: workers; idle: concurrent dialers)")
 	fl.IntVar(&f.pipeline, "pipeline", 1, "requests in flight per connection")
@@ -100,7 +100,9 @@ func (f *benchFlags) run(cmd *cobra.Command) error {
 	var results []outcome
 	for _, t := range targets {
 		o.Addr, o.Mode = t.addr, t.mode
+		stop := progress(cmd.ErrOrStderr(), t.name, o.Warmup+o.Duration)
 		r, err := f.measure(ctx, o, t.pid)
+		stop()
 		if err == nil || ctx.Err() != nil {
 			fmt.Fprintf(out, "%-8s %s\n", t.name, r.line)
 		}
@@ -122,6 +124,36 @@ func (f *benchFlags) run(cmd *cobra.Command) error {
 	return nil
 }
 
+// progressEvery is how often a long run says how far it is.
+const progressEvery = 10 * time.Second
+
+// progress writes to w, every progressEvery of a run of length total,
+// how much of it has passed; the returned func stops it and waits.
+func progress(w io.Writer, name string, total time.Duration) (stop func()) {
+	if total <= progressEvery {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		start := time.Now()
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintf(w, "%s: %v of %v\n", name, time.Since(start).Round(time.Second), total.Round(time.Second))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
 // options turns the flags into bench.Options.
 func (f *benchFlags) options(cmd *cobra.Command) (bench.Options, error) {
 	format, err := frame.ParseFormat(f.framing)
@@ -129,8 +161,11 @@ func (f *benchFlags) options(cmd *cobra.Command) (bench.Options, error) {
 		return bench.Options{}, err
 	}
 	mode := f.mode
-	if _, port, _ := net.SplitHostPort(f.addr); !cmd.Flags().Changed("mode") && port == "8888" {
-		mode = bench.ModeProto
+	if mode == "" {
+		mode = bench.ModeRaw
+		if _, port, _ := net.SplitHostPort(f.addr); port == "8888" {
+			mode = bench.ModeProto
+		}
 	}
 	warmup := f.warmup
 	if warmup == 0 {

@@ -219,4 +219,8 @@ gossip_port = %s
 	if !regexp.MustCompile(`watched@127\.0\.0\.1\s+127\.0\.0\.1\s+\d+\s+gate,agent\s+\d+\s+alive`).MatchString(p.out.String()) {
 		t.Fatalf("status output lacks the node:\n%s", p.out.String())
 	}
+	// Asking for status does not make the nodes log a join and a leave.
+	if strings.Contains(node.out.String(), "peer=status") {
+		t.Fatalf("the node logged the observer:\n%s", node.out.String())
+	}
 }

@@ -35,7 +35,7 @@ func statusCmd() *cobra.Command {
 			}
 			self := fmt.Sprintf("status-%d@%s", os.Getpid(), host)
 			m, err := cluster.Start(cmd.Context(), cluster.Config{
-				Name: self, BindAddr: host, Seeds: cfg.Cluster.Seeds, SecretKey: key, Roles: []string{"observer"},
+				Name: self, BindAddr: host, Seeds: cfg.Cluster.Seeds, SecretKey: key, Roles: []string{cluster.ObserverRole},
 			})
 			if err != nil {
 				return err

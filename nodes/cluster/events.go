@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,12 +109,14 @@ func (e eventDelegate) NotifyUpdate(n *memberlist.Node) { e.m.upsert(n) }
 func (e eventDelegate) NotifyLeave(n *memberlist.Node) {
 	m := e.m
 	now := time.Now()
+	level := slog.LevelInfo
 	m.mu.Lock()
 	if s, ok := m.members[n.Name]; ok && s.Alive {
 		s.Alive, s.since, s.Since = false, now, now
+		level = memberLevel(s.Roles)
 	}
 	m.mu.Unlock()
-	m.cfg.Logger.Info("cluster: member left or dead", "peer", n.Name, "state", stateWord(n.State))
+	m.cfg.Logger.Log(context.Background(), level, "cluster: member left or dead", "peer", n.Name, "state", stateWord(n.State))
 	if n.Name != m.cfg.Name {
 		m.events.push(n.Name)
 	}
@@ -128,7 +133,7 @@ func (m *Membership) upsert(n *memberlist.Node) {
 	}
 	s, ok := m.members[n.Name]
 	if !ok || !s.Alive {
-		m.cfg.Logger.Info("cluster: member alive", "peer", n.Name, "remote", n.Address())
+		m.cfg.Logger.Log(context.Background(), memberLevel(md.Roles), "cluster: member alive", "peer", n.Name, "remote", n.Address())
 		s = &memberState{since: time.Now()}
 		m.members[n.Name] = s
 	}
@@ -153,4 +158,16 @@ func stateWord(s memberlist.NodeStateType) string {
 		return "left"
 	}
 	return fmt.Sprintf("state %d", s)
+}
+
+// ObserverRole is the role of a member that only looks (node status): its
+// coming and going is logged at debug, not on every node at info.
+const ObserverRole = "observer"
+
+// memberLevel is the level members with roles are logged at.
+func memberLevel(roles []string) slog.Level {
+	if slices.Contains(roles, ObserverRole) {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }

@@ -160,6 +160,12 @@ func TestWorkerLossAndReturn(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("w2 did not stop")
 	}
+	// Its agents say why they end: their node is leaving, not the gate's
+	// node gone.
+	if out := w2.out.String(); !strings.Contains(out, "agent ends: this node is leaving") ||
+		strings.Contains(out, "agent ends: the node of its session is gone") {
+		t.Errorf("w2's agents do not say that w2 is leaving:\n%s", out)
+	}
 	retries = f.check(t)
 	if n := f.count(); n["w2@127.0.0.1"] != 0 {
 		t.Fatalf("after w2 drained, agents run on %v", n)

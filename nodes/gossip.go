@@ -1,0 +1,85 @@
+package nodes
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/skynode/skynode/apps/watchdog"
+	"github.com/skynode/skynode/nodes/cluster"
+)
+
+// join starts this node's gossip membership.
+func (n *Node) join(ctx context.Context, cfg *Config, linkTLS *tls.Config) error {
+	key, err := cfg.Cluster.GossipKeyValue()
+	if err != nil {
+		return err
+	}
+	m, err := cluster.Start(ctx, cluster.Config{
+		Name:      n.cfg.Name + "@" + n.cfg.Host,
+		BindAddr:  n.cfg.Host,
+		BindPort:  n.cfg.GossipPort,
+		Seeds:     cfg.Cluster.Seeds,
+		SecretKey: key,
+		TLS:       linkTLS,
+		Roles:     n.cfg.Roles,
+		Logger:    n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to start gossip: %w", err)
+	}
+	n.members = m
+	return nil
+}
+
+// leaveWait bounds the wait for the departure to be gossiped.
+const leaveWait = 2 * time.Second
+
+// leave ends the gossip membership, if any, announcing the departure.
+func (n *Node) leave() {
+	if n.members == nil {
+		return
+	}
+	if err := n.members.Leave(leaveWait); err != nil {
+		n.log.Warn("gossip leave failed", "err", err)
+	}
+}
+
+// candidates returns the live members of a role that can run agents.
+func (n *Node) candidates(role string) []watchdog.Candidate {
+	if n.members == nil {
+		return nil
+	}
+	var out []watchdog.Candidate
+	for _, m := range n.members.Members() {
+		if m.Alive && m.ErgoPort > 0 && slices.Contains(m.Roles, role) {
+			out = append(out, watchdog.Candidate{Node: m.Name, Load: m.Load, Creation: m.Creation, Since: m.Since})
+		}
+	}
+	return out
+}
+
+// loadEvery is how often a node gossips its load.
+const loadEvery = time.Second
+
+// reportLoad gossips the node's load, the processes it runs beyond its
+// own tree (agents, mostly), until ctx ends.
+func (n *Node) reportLoad(ctx context.Context) {
+	base := len(n.ergo.ProcessList())
+	tick := time.NewTicker(loadEvery)
+	defer tick.Stop()
+	last := -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if load := max(len(n.ergo.ProcessList())-base, 0); load != last {
+			n.members.SetLoad(load)
+			last = load
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package nodes
+
+import (
+	"fmt"
+
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/watchdog"
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// agentPool builds the pool that runs the agents of listener lc.
+func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent.Agent) (sup.PoolSpec, error) {
+	kind, ok := kinds[lc.Agent]
+	if !ok {
+		return sup.PoolSpec{}, fmt.Errorf("%w: listener %q names unknown agent %q", ErrConfig, lc.Name, lc.Agent)
+	}
+	codec, _ := proto.CodecByName(lc.Codec)
+	window := lc.Window
+	if window <= 0 {
+		window = gate.DefaultWindow
+	}
+	return sup.PoolSpec{
+		Name:     name,
+		Shards:   lc.Shards,
+		Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load}),
+		Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
+	}, nil
+}
+
+func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Agent) error {
+	pools := map[string]sup.PoolSpec{}  // local pools, by listener name
+	hosted := map[string]sup.PoolSpec{} // pools run for other nodes' listeners, by pool name
+	placement := map[string]watchdog.Placement{}
+	agents := sup.Spec{Name: AgentsName}
+	gates := sup.Spec{Name: GatesName}
+	for _, lc := range cfg.hosted(nc) {
+		pool, err := n.agentPool(lc.RemotePool(), lc, kinds)
+		if err != nil {
+			return err
+		}
+		hosted[pool.Name] = pool
+		agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
+	}
+	for i, l := range n.listeners {
+		lc := nc.Listeners[i]
+		if lc.AgentsOn != "" {
+			placement[lc.Name] = watchdog.Placement{Role: lc.AgentsOn, Pool: lc.RemotePool()}
+		} else {
+			pool, err := n.agentPool(AgentsName+"."+lc.Name, lc, kinds)
+			if err != nil {
+				return err
+			}
+			pools[lc.Name] = pool
+			agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
+		}
+		gates.Children = append(gates.Children, sup.Child{
+			Name: l.ProcessName(), Behavior: l.Behavior(),
+			Options: gen.ProcessOptions{MailboxSize: gate.MailboxSize},
+		})
+	}
+	root := sup.Spec{Name: RootName, Type: sup.OneForOne}
+	if len(agents.Children) > 0 {
+		root.Children = append(root.Children, sup.Child{Name: AgentsName, Behavior: sup.New(agents)})
+	}
+	root.Children = append(root.Children, sup.Child{
+		Name: watchdog.DefaultName,
+		Behavior: watchdog.Behavior(watchdog.Options{
+			Pools: pools, Store: n.store, Logger: n.log,
+			Placement: placement, Candidates: n.candidates, Remote: n.remote,
+			Live: n.connections,
+		}),
+		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
+	})
+	root.Children = append(root.Children, sup.Child{
+		Name:     sup.SpawnerName,
+		Behavior: sup.Spawner(hosted, n.remote, n.log),
+		Options:  gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
+	})
+	if len(gates.Children) > 0 {
+		root.Children = append(root.Children, sup.Child{Name: GatesName, Behavior: sup.New(gates)})
+	}
+	p, err := n.ergo.Spawn(RootName, gen.ProcessOptions{}, sup.New(root))
+	if err != nil {
+		return fmt.Errorf("failed to start the supervision tree: %w", err)
+	}
+	n.root = p
+	return nil
+}
+
+// agentMailbox sizes an agent's mailbox: the gate never has more than window
+// messages in flight to it (a frame split into parts of proto.MaxChunk takes
+// one token per part, at most the whole window, so one frame alone may need
+// ceil(maxFrame/proto.MaxChunk) slots), plus room for control messages
+// (session state, stop) and pushes. Ergo allocates three channels of this
+// size per process, so it is the largest part of an idle client's memory;
+// a full mailbox loses messages (sup/ERGO.md E7).
+func agentMailbox(window, maxFrame int) uint16 {
+	parts := max((maxFrame+proto.MaxChunk-1)/proto.MaxChunk, 1)
+	return uint16(min(max(max(window, parts)+8, 16), 65535))
+}
+
+// maxFrame is a listener's largest frame payload.
+func maxFrame(lc ListenerConfig) int {
+	format, _ := frame.ParseFormat(lc.Framing)
+	return frame.Options{Format: format, MaxSize: lc.MaxFrame}.Limit()
+}
