@@ -1,6 +1,7 @@
 package watchdog_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -86,6 +87,33 @@ func TestAgentCrashRestoresSession(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The first output of a session is its welcome, whichever agent produces
+// it: an agent lost before its start hook's output left (no
+// SessionStarted) is replaced by one that starts the session afresh; once
+// an agent has reported it, its successors do not welcome again.
+func TestAgentLostBeforeWelcomeIsReplacedFresh(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 0, 0)
+	h.agent.unstarted.Store(1)
+	h.send(proto.Connect{Session: 1, Gate: gateName, Listener: listener, Remote: "client"})
+	first, _ := nextAgent[proto.AgentStart](t, h.agents)
+	h.resumed(1, first, true, nil)
+	h.kill(first) // before its welcome left
+	h.crashed(1, first)
+	second := h.restarted(1, first)
+	h.resumed(1, second, true, nil) // it welcomes the client
+	checkFor(t, waitTime, 5*time.Millisecond, func() error {
+		if r, _ := h.store.Get(1); !r.Started {
+			return errors.New("session not started yet")
+		}
+		return nil
+	})
+	h.kill(second)
+	h.crashed(1, second)
+	third := h.restarted(1, second)
+	h.resumed(1, third, false, nil) // no second welcome
 }
 
 func TestCrashLoopKicks(t *testing.T) {

@@ -36,7 +36,10 @@ type proc struct {
 }
 
 // start runs the node binary with args in its own process group. At cleanup
-// the group (the process and any child it started) is killed and waited for.
+// a process still running gets SIGTERM, as an operator would stop it, and
+// must exit with status 0 within exitWait (then the group, the process and
+// any child it started, is killed); a DATA RACE in its output fails the
+// test.
 func start(t *testing.T, stdin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(nodeBin, args...), done: make(chan struct{})}
@@ -57,8 +60,22 @@ func start(t *testing.T, stdin string, args ...string) *proc {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+				if p.err != nil {
+					t.Errorf("node %s: exit after SIGTERM: %v, want status 0", strings.Join(args, " "), p.err)
+				}
+			case <-time.After(exitWait):
+				t.Errorf("node %s still running %v after SIGTERM", strings.Join(args, " "), exitWait)
+			}
+		}
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
+		if strings.Contains(p.out.String(), "DATA RACE") {
+			t.Errorf("node %s reported a data race", strings.Join(args, " "))
+		}
 		if t.Failed() {
 			t.Logf("output of node %s:\n%s", strings.Join(args, " "), p.out.String())
 		}
