@@ -207,6 +207,9 @@ gossip_port = %s
   addr = %q
   codec = "raw"
   agent = "echo"
+[[node]]
+name = "missing"
+roles = ["agent"]
 `, gossip, hash, port, addrs[1]))
 	node := start(t, "", "run", "--config", config, "--node", "watched")
 	if err := waitServing(node, addrs[1], 60*time.Second); err != nil {
@@ -218,6 +221,10 @@ gossip_port = %s
 	}
 	if !regexp.MustCompile(`watched@127\.0\.0\.1\s+127\.0\.0\.1\s+\d+\s+gate,agent\s+\d+\s+alive`).MatchString(p.out.String()) {
 		t.Fatalf("status output lacks the node:\n%s", p.out.String())
+	}
+	// A node of the description that gossip does not know is shown too.
+	if !regexp.MustCompile(`missing@127\.0\.0\.1\s+127\.0\.0\.1\s+-\s+agent\s+-\s+absent`).MatchString(p.out.String()) {
+		t.Fatalf("status output lacks the absent node:\n%s", p.out.String())
 	}
 	// Asking for status does not make the nodes log a join and a leave.
 	if strings.Contains(node.out.String(), "peer=status") {

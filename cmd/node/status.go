@@ -20,7 +20,10 @@ func statusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Print the cluster members seen by gossip, with roles, load and state",
 		Long: "status joins the cluster's gossip for a moment as an observer member\n" +
-			"(roles [observer]), prints what it learns, and leaves.",
+			"(roles [observer]), prints what it learns, and leaves. STATE is alive,\n" +
+			"suspect (failing probes: it may be declared dead soon), dead (declared dead\n" +
+			"or left, recently) or absent (a node of the description that gossip does\n" +
+			"not know: down long enough to be forgotten, or never started).",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := nodes.LoadConfig(config)
 			if err != nil {
@@ -44,15 +47,27 @@ func statusCmd() *cobra.Command {
 			members := waitMembers(m, wait)
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NODE\tGOSSIP HOST\tERGO PORT\tROLES\tLOAD\tSTATE")
+			seen := map[string]bool{}
 			for _, mb := range members {
 				if mb.Name == self {
 					continue
 				}
+				seen[mb.Name] = true
 				state := "alive"
-				if !mb.Alive {
+				switch {
+				case !mb.Alive:
 					state = "dead"
+				case mb.Suspect:
+					state = "suspect"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\n", mb.Name, mb.Addr, mb.ErgoPort, strings.Join(mb.Roles, ","), mb.Load, state)
+			}
+			// Nodes of the description that gossip does not show: down
+			// long enough to be forgotten, or never started.
+			for _, nc := range cfg.Nodes {
+				if name := nc.Name + "@" + nc.Host; !seen[name] && cfg.Gossip(nc) {
+					fmt.Fprintf(w, "%s\t%s\t-\t%s\t-\tabsent\n", name, nc.Host, strings.Join(nc.Roles, ","))
+				}
 			}
 			return w.Flush()
 		},

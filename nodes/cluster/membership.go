@@ -20,6 +20,7 @@ type Member struct {
 	Roles    []string  // roles from its Config
 	Load     int       // load from its last SetLoad
 	Alive    bool      // false once memberlist declared it dead or it left
+	Suspect  bool      // alive, but failing probes: memberlist suspects it (it may be declared dead soon)
 	Creation uint32    // Ergo creation (incarnation) of its node; 0 until registered
 	Since    time.Time // when it was last seen coming alive (or dying, when not Alive)
 }
@@ -172,11 +173,18 @@ func (m *Membership) leaveFunc() func(string) {
 // them (GossipToTheDeadTime). Members whose metadata did not decode are
 // left out.
 func (m *Membership) Members() []Member {
+	suspects := map[string]bool{}
+	for _, n := range m.ml.Members() {
+		if n.State == memberlist.StateSuspect {
+			suspects[n.Name] = true
+		}
+	}
 	m.mu.Lock()
 	out := make([]Member, 0, len(m.members))
 	for _, s := range m.members {
 		mb := s.Member
 		mb.Roles = slices.Clone(mb.Roles)
+		mb.Suspect = mb.Alive && suspects[mb.Name]
 		out = append(out, mb)
 	}
 	m.mu.Unlock()
