@@ -54,7 +54,7 @@ type ClusterConfig struct {
 	TLSKeyFile  string `toml:"tls_key_file"`
 	TLSCAFile   string `toml:"tls_ca_file"`
 	// LinkQueue is how many messages a node queues for one peer node
-	// (sup/outbox) before the senders feel back-pressure: a client's
+	// (nodes/outbox) before the senders feel back-pressure: a client's
 	// reader stops reading, an agent holds its replies back. 0 means
 	// outbox.DefaultQueueLen.
 	LinkQueue int `toml:"link_queue"`

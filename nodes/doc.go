@@ -20,7 +20,7 @@
 // The Ergo node uses no EPMD: a node that gossips resolves its peers'
 // names through memberlist (package cluster), one that runs alone knows no
 // peers. Every operation of the node's processes on another node goes
-// through the node's per-peer path (sup/outbox, see sup/remote.go).
+// through the node's per-peer path (nodes/outbox, see sup/remote.go).
 //
 // Where things are: node.go (Start, Run, accessors), listeners.go (client
 // sockets), gossip.go (membership, placement candidates, load), ergo.go

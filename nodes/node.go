@@ -20,7 +20,7 @@ import (
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/sup"
-	"github.com/skynode/skynode/sup/outbox"
+	"github.com/skynode/skynode/nodes/outbox"
 )
 
 // Names of the top of every node's supervision tree.
@@ -39,7 +39,7 @@ type Options struct {
 	// beside the built-in "demo" and "echo".
 	Agents map[string]*agent.Agent
 	Logger *slog.Logger // nil discards
-	// WrapRemote, if set, wraps the node's per-peer path (sup/outbox), which
+	// WrapRemote, if set, wraps the node's per-peer path (nodes/outbox), which
 	// carries every operation of its processes on other nodes: to count or
 	// trace them, or to inject faults in tests. The wrapper must keep
 	// sup.Remote's contract: never block (but SendWait).

@@ -38,7 +38,7 @@ func envelopes() func(msg etf.Term) bool {
 }
 
 // urgent reports whether msg may overtake the data queued for its node
-// (sup/outbox's urgent queue): every control message may. Frames and
+// (nodes/outbox's urgent queue): every control message may. Frames and
 // outputs are data; SessionSave and SessionStarted stay behind the outputs
 // sent before them (SessionStarted says the start hook's output has gone
 // ahead, see proto.SessionStarted), and a Probe behind the frames it asks

@@ -46,7 +46,7 @@ func sendCall(name string) bool {
 // calls an Ergo operation that can touch a node link except through the
 // per-peer path (sup.Send, sup.Monitor, sup.MonitorNode and their Remote).
 // This test type-checks every non-test file under apps/, nodes/ and sup/
-// (but sup/outbox and sup/remote.go, which are that path, and the test
+// (but nodes/outbox and sup/remote.go, which are that path, and the test
 // helpers of sup/ergotest) and fails on any call of such an Ergo method,
 // and on any Send whose destination is a pid, process id or alias (which
 // may name another node) rather than a registered name (always local) or
@@ -108,7 +108,7 @@ const module = "github.com/skynode/skynode"
 // processes the rule covers.
 func inScope(rel string) bool {
 	switch {
-	case rel == "sup/outbox" || strings.HasPrefix(rel, "sup/ergotest"):
+	case rel == "nodes/outbox" || strings.HasPrefix(rel, "sup/ergotest"):
 		return false
 	}
 	for _, top := range []string{"apps", "nodes", "sup"} {

@@ -33,7 +33,7 @@ var ErrQueueFull = errors.New("queue of the peer node is full")
 // which do local operations directly (Ergo does not block on those) and
 // hand remote ones to the Remote. A test (sup/lint_test.go) fails the build
 // of any process in apps/, nodes/ or sup/ that calls one of the above on a
-// destination that may be remote. Package sup/outbox implements Remote with
+// destination that may be remote. Package nodes/outbox implements Remote with
 // a bounded queue per peer node.
 //
 // Every method returns at once and may be called from any goroutine.

@@ -54,7 +54,7 @@ type Options struct {
 	Codec  proto.Codec  // the listener's codec; nil means msgpack
 	Logger *slog.Logger // nil discards
 	// Remote carries messages to a gate and watchdog on another node
-	// without blocking (sup/outbox); nil allows a gate on this node only.
+	// without blocking (nodes/outbox); nil allows a gate on this node only.
 	Remote sup.Remote
 	// Leaving reports whether this node is stopping (its links to the
 	// gates' nodes are cut on purpose); nil means never. It only changes

@@ -35,5 +35,5 @@
 // Frames and output longer than proto.MaxChunk cross in parts, below the
 // size at which Ergo v2 corrupts a busy node link; a frame takes one window
 // token per part. Frames for agents on other nodes go through Options.Remote
-// (package sup/outbox), so a read goroutine never blocks on a dead peer.
+// (package nodes/outbox), so a read goroutine never blocks on a dead peer.
 package gate

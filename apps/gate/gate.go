@@ -67,7 +67,7 @@ type Options struct {
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
 	// Remote carries frames to agents on other nodes without blocking the
-	// client's read goroutine (sup/outbox); nil sends directly.
+	// client's read goroutine (nodes/outbox); nil sends directly.
 	Remote sup.Remote
 	Logger *slog.Logger // nil discards
 }

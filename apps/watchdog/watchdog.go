@@ -49,7 +49,7 @@ type Options struct {
 	Candidates func(role string) []Candidate
 	// Remote carries every operation on another node (messages to agents
 	// and spawners, monitors of agents) without blocking the watchdog
-	// (sup/outbox). nil allows local agents only.
+	// (nodes/outbox). nil allows local agents only.
 	Remote sup.Remote
 	// SpawnTimeout; 0 means DefaultSpawnTimeout.
 	SpawnTimeout time.Duration

@@ -95,7 +95,7 @@ const StatsSuppression = "race:ergo/proto/dist.(*distConnection).Stats\n"
 
 // TeardownSuppression covers Ergo's link teardown: Terminate clears a
 // link's sender slots without the lock that a concurrent send reads them
-// under (found by sup/outbox's flood tests). Any link that closes while
+// under (found by nodes/outbox's flood tests). Any link that closes while
 // messages flow, a node killed or cut off, reports it.
 const TeardownSuppression = "race:ergo/proto/dist.(*distProto).Terminate\n"
 

@@ -6,7 +6,7 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
-	"github.com/skynode/skynode/sup/outbox"
+	"github.com/skynode/skynode/nodes/outbox"
 )
 
 // printer forwards what it gets to a channel.

@@ -12,7 +12,7 @@ import (
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
 
-	"github.com/skynode/skynode/sup/outbox"
+	"github.com/skynode/skynode/nodes/outbox"
 )
 
 // newOutbox creates an Outbox on n that is closed when the test ends,

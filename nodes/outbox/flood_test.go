@@ -24,7 +24,7 @@ import (
 	"github.com/ergo-services/ergo/lib"
 
 	"github.com/skynode/skynode/sup/ergotest"
-	"github.com/skynode/skynode/sup/outbox"
+	"github.com/skynode/skynode/nodes/outbox"
 )
 
 // The regression tests for sup/ERGO.md E1: a process floods a peer node,

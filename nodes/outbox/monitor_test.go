@@ -11,7 +11,7 @@ import (
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/skynode/skynode/sup/ergotest"
-	"github.com/skynode/skynode/sup/outbox"
+	"github.com/skynode/skynode/nodes/outbox"
 )
 
 // A monitor asked for through the Outbox is set up by Ergo from the peer's
