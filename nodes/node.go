@@ -19,8 +19,8 @@ import (
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
-	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/nodes/outbox"
+	"github.com/skynode/skynode/sup"
 )
 
 // Names of the top of every node's supervision tree.

@@ -23,8 +23,8 @@ import (
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
 
-	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/nodes/outbox"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // The regression tests for sup/ERGO.md E1: a process floods a peer node,

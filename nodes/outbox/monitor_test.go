@@ -10,8 +10,8 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
-	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/nodes/outbox"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // A monitor asked for through the Outbox is set up by Ergo from the peer's
