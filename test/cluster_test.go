@@ -201,9 +201,15 @@ func TestRemoteEchoOfLongFrames(t *testing.T) {
 		if i == 8 {
 			count, size = 5*len(sizes), func(n int) int { return sizes[n%len(sizes)] }
 		}
-		go func() {
+		go func() { // no t.Fatal off the test goroutine: a failed write shows as a missing echo
 			for n := range count {
-				c.writeRaw(payload(i, n, size(n)))
+				b, err := frame.Append(nil, fo, payload(i, n, size(n)))
+				if err == nil {
+					_, err = c.conn.Write(b)
+				}
+				if err != nil {
+					return
+				}
 			}
 		}()
 		go func() {

@@ -360,14 +360,15 @@ func TestSlowConsumer(t *testing.T) {
 	if err := slow.send([]byte("flood")); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan closeEvent, 1)
-	go func() { done <- h.waitClosed(t) }()
+	deadline := time.After(waitTime)
 	for i := 0; ; i++ {
 		if err := fast.echo(fmt.Appendf(nil, "ping %d", i)); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case ev := <-done:
+		case <-deadline:
+			t.Fatal("no Closed call")
+		case ev := <-h.closedCh:
 			if ev.reason != socket.ReasonSlowConsumer || !errors.Is(ev.err, socket.ErrSlowConsumer) {
 				t.Errorf("Closed(%v, %v); want slow_consumer", ev.reason, ev.err)
 			}
