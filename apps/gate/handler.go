@@ -15,6 +15,10 @@ import (
 // errNoGate refuses connections while no gate process runs.
 var errNoGate = errors.New("gate: no gate process running")
 
+// errRawLost closes a raw client whose frame no agent will handle: the raw
+// codec has no error to answer with, and the client must not wait forever.
+var errRawLost = errors.New("gate: a frame of a raw client was lost with its agent")
+
 // Open implements socket.Handler: it registers the client and tells the
 // watchdog, which starts an agent and answers with Forward.
 func (l *Listener) Open(c *socket.Conn) error {
@@ -81,7 +85,9 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	if agent.IsZero() || p == nil {
 		cl.mu.Unlock()
 		cl.release(tokens)
-		l.unavailable(cl, payload)
+		if !l.unavailable(cl, payload) {
+			return errRawLost
+		}
 		return nil
 	}
 	cl.seq++
@@ -104,8 +110,8 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 			cl.seq--
 		}
 		cl.mu.Unlock()
-		if removed {
-			l.unavailable(cl, payload)
+		if removed && !l.unavailable(cl, payload) {
+			return errRawLost
 		}
 	}
 	return nil
@@ -261,11 +267,16 @@ func (l *Listener) output(cl *client, m proto.Output) {
 	cl.mu.Unlock()
 	defer cl.release(held(done))
 	if m.LostFrom > 0 {
-		// Frames the agent never got: answered as if it had been lost.
+		// Frames the agent never got: answered as if it had been lost, or,
+		// where the codec has no way to say so (raw), the client is
+		// closed rather than left waiting.
 		for _, f := range done {
 			if f.seq >= m.LostFrom {
 				l.lostFrames.Add(1)
-				l.unavailable(cl, f.payload)
+				if !l.unavailable(cl, f.payload) {
+					cl.conn.Close(socket.ReasonServer)
+					return
+				}
 			}
 		}
 	}
@@ -296,9 +307,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 		cl.waiting.Stop()
 	}
 	cl.mu.Unlock()
-	for _, f := range lost {
-		l.unavailable(cl, f.payload)
-	}
+	l.failFrames(cl, lost)
 	cl.release(held(lost))
 	if start {
 		cl.conn.Start()
@@ -319,17 +328,29 @@ func (l *Listener) failAll(cl *client, agent proto.PID) {
 	}
 	lost := cl.takeAll()
 	cl.mu.Unlock()
-	for _, f := range lost {
-		l.unavailable(cl, f.payload)
-	}
+	l.failFrames(cl, lost)
 	cl.release(held(lost))
 }
 
-// unavailable answers a frame that no agent will handle.
-func (l *Listener) unavailable(cl *client, payload []byte) {
+// failFrames answers frames that no agent will handle with the retryable
+// error; where the codec cannot say so (raw), a client with such frames is
+// closed rather than left waiting for answers that will not come.
+func (l *Listener) failFrames(cl *client, frames []inflight) {
+	for _, f := range frames {
+		if !l.unavailable(cl, f.payload) {
+			l.log.Info("gate closes a raw client whose frames were lost with its agent", "session", cl.session)
+			cl.conn.Close(socket.ReasonServer)
+			return
+		}
+	}
+}
+
+// unavailable answers a frame that no agent will handle, and reports
+// whether the codec could say so (raw cannot).
+func (l *Listener) unavailable(cl *client, payload []byte) bool {
 	codec := l.opts.Codec
 	if codec == nil || codec.Name() == "raw" {
-		return
+		return false
 	}
 	reply := map[string]any{"status": "error", "message": "agent unavailable, retry"}
 	if id, ok := proto.PeekID(codec, payload); ok {
@@ -342,4 +363,5 @@ func (l *Listener) unavailable(cl *client, payload []byte) {
 	if err != nil && !errors.Is(err, socket.ErrClosed) {
 		l.log.Info("gate could not answer a client", "session", cl.session, "err", err)
 	}
+	return true
 }
