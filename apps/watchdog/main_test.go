@@ -19,7 +19,7 @@ import (
 func TestMain(m *testing.M) { ergotest.Main(m) }
 
 // waitTime bounds every wait: generous, for a busy 2-core machine running
-// the race detector, and above watchdog.RestartGrace.
+// the race detector, and above the harness's RestartGrace.
 const waitTime = 10 * time.Second
 
 // Names of the fake gate and of the listener its clients come in on.
@@ -149,6 +149,7 @@ func newHarness(t *testing.T, maxRestarts int, window time.Duration) *harness {
 			"down":   {Name: "agents.down", Behavior: fa}, // never started
 		},
 		Store: h.store, MaxRestarts: maxRestarts, RestartWindow: window,
+		RestartGrace: 500 * time.Millisecond, // ample for a supervisor's restart (microseconds)
 	}
 	h.spawnWatchdog()
 	return h

@@ -19,9 +19,9 @@ const (
 	DefaultName          = "watchdog"
 	DefaultMaxRestarts   = 5
 	DefaultRestartWindow = 10 * time.Second
-	// RestartGrace is how long the watchdog waits for a supervisor to
-	// restart a dead agent before it starts a new one itself.
-	RestartGrace = 2 * time.Second
+	// DefaultRestartGrace is how long the watchdog waits for a supervisor
+	// to restart a dead agent before it starts a new one itself.
+	DefaultRestartGrace = 2 * time.Second
 	MailboxSize  = 65535
 	// DefaultSpawnTimeout is how long a node has to bring up an agent the
 	// watchdog asked it for before the agent is placed elsewhere.
@@ -56,6 +56,9 @@ type Options struct {
 	// StopRetry: a stopped agent not known gone is told again this often;
 	// 0 means DefaultStopRetry.
 	StopRetry time.Duration
+	// RestartGrace: how long a dead agent's supervisor has to restart it
+	// before the watchdog starts a new one; 0 means DefaultRestartGrace.
+	RestartGrace time.Duration
 	// Live returns a Connect for every client connection open on this
 	// node's gates. A watchdog that restarts reconciles its sessions with
 	// it: sessions without a connection end, connections without a session
@@ -86,6 +89,9 @@ func Behavior(o Options) gen.ServerBehavior {
 	}
 	if o.StopRetry <= 0 {
 		o.StopRetry = DefaultStopRetry
+	}
+	if o.RestartGrace <= 0 {
+		o.RestartGrace = DefaultRestartGrace
 	}
 	if o.Candidates == nil {
 		o.Candidates = func(string) []Candidate { return nil }
@@ -397,7 +403,7 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 		s.opts.Logger.Info("agent's node is gone; placing the agent on another node", "session", session, "peer", dead.Node)
 		s.start(p, st, rec)
 	default:
-		p.SendAfter(p.Self(), checkAgent{session, rec.Attempt}, RestartGrace)
+		p.SendAfter(p.Self(), checkAgent{session, rec.Attempt}, s.opts.RestartGrace)
 	}
 }
 
