@@ -22,7 +22,7 @@ const (
 	// DefaultRestartGrace is how long the watchdog waits for a supervisor
 	// to restart a dead agent before it starts a new one itself.
 	DefaultRestartGrace = 2 * time.Second
-	MailboxSize  = 65535
+	MailboxSize         = 65535
 	// DefaultSpawnTimeout is how long a node has to bring up an agent the
 	// watchdog asked it for before the agent is placed elsewhere.
 	DefaultSpawnTimeout = 2 * time.Second
