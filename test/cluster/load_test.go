@@ -458,3 +458,51 @@ func TestHeavyLoadDropsNoClient(t *testing.T) {
 	t.Logf("%d clients × %d × %d B for %v: %d echoes (%.0f/s), %d retryable errors, longest answer %v",
 		size.clients, size.pipeline, size.payload, size.duration, ok, float64(ok)/size.duration.Seconds(), retries, maxWait.Round(time.Millisecond))
 }
+
+// A worker that stops and resumes in short bursts, around gossip's
+// suspicion timeout, while its clients keep pipelining: sessions move off
+// it and late announcements from agents already replaced come back. Only
+// the agent the watchdog placed last may serve a session (others are
+// stopped), so no client is kicked or left unanswered.
+func TestBurstyWorker(t *testing.T) {
+	cfg, addr := clusterFile(t, []string{"w1", "w2"}, "")
+	gate := runNode(t, cfg, "gate1")
+	gate.waitLog(t, "node started", 60*time.Second)
+	workers := map[string]*proc{"w1@127.0.0.1": runNode(t, cfg, "w1"), "w2@127.0.0.1": runNode(t, cfg, "w2")}
+	for _, w := range []string{"w1@", "w2@"} {
+		gate.waitLog(t, "peer="+w, 60*time.Second)
+	}
+	lf := startLoad(t, addr, loadSize{clients: 30, pipeline: 2, payload: 1 << 10})
+	victim := workers[lf.mostAgents()]
+	for i := range 8 {
+		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// Pauses on both sides of gossip's verdict (about 2.4 s): some
+		// move the sessions, some end just before.
+		time.Sleep(time.Duration(1800+400*(i%4)) * time.Millisecond) // the burst's pause, not a synchronisation
+		if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // and its run
+		if err := lf.failures(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if err := lf.failures(); err != nil {
+			t.Fatal(err)
+		}
+		return lf.answeredSince(t0)
+	})
+	lf.end()
+	if err := lf.failures(); err != nil {
+		t.Fatal(err)
+	}
+	if out := gate.out.String(); strings.Contains(out, "gate kicks a client") {
+		t.Fatalf("a client was kicked:\n%s", out)
+	}
+	ok, retries, maxWait := lf.totals()
+	t.Logf("%d echoes, %d retryable errors, longest answer %v", ok, retries, maxWait.Round(time.Millisecond))
+}
