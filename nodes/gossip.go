@@ -67,7 +67,6 @@ const loadEvery = time.Second
 // reportLoad gossips the node's load, the processes it runs beyond its
 // own tree (agents, mostly), until ctx ends.
 func (n *Node) reportLoad(ctx context.Context) {
-	base := len(n.ergo.ProcessList())
 	tick := time.NewTicker(loadEvery)
 	defer tick.Stop()
 	last := -1
@@ -77,7 +76,7 @@ func (n *Node) reportLoad(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if load := max(len(n.ergo.ProcessList())-base, 0); load != last {
+		if load := max(len(n.ergo.ProcessList())-n.base, 0); load != last {
 			n.members.SetLoad(load)
 			last = load
 		}

@@ -69,6 +69,8 @@ type Node struct {
 	done     chan struct{}
 	treeDown atomic.Bool
 	stopping atomic.Bool // Stop has begun
+	base     int         // processes of the node's own tree: beyond them, agents
+	shards   []string    // names of the agent pools' shard supervisors
 }
 
 // Start starts the node called name of cfg. Stop it with Stop.
@@ -153,6 +155,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		n.ergo.Stop()
 		return nil, err
 	}
+	n.base = len(n.ergo.ProcessList()) // the node's own processes, before any agent
 	n.serve(ctx)
 	addrs := make([]string, 0, len(n.listeners))
 	for _, l := range n.listeners {

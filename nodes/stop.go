@@ -35,6 +35,8 @@ func (n *Node) Stop(ctx context.Context) error {
 			}
 			wg.Wait()
 		})
+		// Let the agents here end (their stop hooks run) before Ergo stops.
+		n.within(ctx, "letting agents end", n.awaitAgents)
 		n.cancel()
 		n.within(ctx, "closing the outbox", n.outbox.Close)
 		n.within(ctx, "stopping Ergo", n.ergo.Stop)
@@ -103,5 +105,15 @@ func (n *Node) drain(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// awaitAgents waits until the node's agent pools run no agent (Stop bounds
+// the wait).
+func (n *Node) awaitAgents() {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.agentCount() > 0 {
+		<-tick.C
 	}
 }

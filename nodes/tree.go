@@ -24,12 +24,35 @@ func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent
 	if window <= 0 {
 		window = gate.DefaultWindow
 	}
-	return sup.PoolSpec{
+	pool := sup.PoolSpec{
 		Name:     name,
 		Shards:   lc.Shards,
 		Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load}),
 		Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
-	}, nil
+	}
+	n.shards = append(n.shards, shardNames(pool)...)
+	return pool, nil
+}
+
+func shardNames(p sup.PoolSpec) []string {
+	names := make([]string, p.ShardCount())
+	for i := range names {
+		names[i] = p.Shard(i)
+	}
+	return names
+}
+
+// agentCount returns how many agents the node's pools run now.
+func (n *Node) agentCount() int {
+	count := 0
+	for _, shard := range n.shards {
+		if p := n.ergo.ProcessByName(shard); p != nil {
+			if children, err := p.Children(); err == nil {
+				count += len(children)
+			}
+		}
+	}
+	return count
 }
 
 func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Agent) error {

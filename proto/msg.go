@@ -158,6 +158,12 @@ type Output struct {
 	From     PID
 	N        uint64
 	LostFrom uint64
+	// Start marks output of the session's start hook (its welcome). A
+	// connection gets one session start whichever agent runs it: a gate
+	// that has written any output to the connection drops the write of a
+	// Start output (an agent replaced before it could report
+	// SessionStarted made its successor start the session again).
+	Start bool
 }
 
 // Probe is sent by a gate to a session's agent, on the frames' own path,

@@ -214,7 +214,9 @@ func TestSessionValuesSurviveRestart(t *testing.T) {
 	p := newPeers(t)
 	first := p.spawn(testKind(), proto.Msgpack(), 3, gen.ProcessOptions{})
 	first.ready(true, nil)
-	first.reply(0) // welcome
+	if _, o := first.reply(0); !o.Start { // welcome
+		t.Fatalf("the start hook's output %+v is not marked Start", o)
+	}
 
 	seq := first.request("set", 1, map[string]any{"user": "ann"})
 	save := next[proto.SessionSave](t, p.watchdogCh)

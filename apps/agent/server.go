@@ -100,6 +100,7 @@ type state struct {
 	ack      uint64         // highest frame seq handled
 	bad      int            // consecutive undecodable frames
 	backlog  []proto.Output // outputs held back by a full queue, in order
+	starting bool           // flushing the start hook's output (proto.Output.Start)
 	flushing bool           // a flushOut is scheduled
 	pause    time.Duration  // the pause before that flushOut
 	log      *slog.Logger
@@ -257,7 +258,9 @@ func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) 
 			st.log.Error("agent start hook failed", "err", err)
 			st.sess.Close()
 		}
+		st.starting = true // the outputs flushed now are the start hook's
 		s.flush(p, st, st.ack)
+		st.starting = false
 	}
 	if m.Fresh {
 		// After the start hook's output, on the same path: once the
@@ -418,7 +421,7 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	out := st.sess.out
 	st.sess.out = nil
 	for i, payload := range out {
-		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: payload, Write: true}
+		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: payload, Write: true, Start: st.starting}
 		if i == len(out)-1 {
 			m.Ack, m.Close = ack, st.sess.closing
 		}
@@ -456,7 +459,7 @@ func (s *server) fail(p *gen.ServerProcess, st *state, f proto.Frame) {
 func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
 	m.From = sup.FromPid(p.Self())
 	for len(m.Payload) > proto.MaxChunk {
-		part := proto.Output{Session: m.Session, Payload: m.Payload[:proto.MaxChunk], Write: true, More: true, From: m.From}
+		part := proto.Output{Session: m.Session, Payload: m.Payload[:proto.MaxChunk], Write: true, More: true, From: m.From, Start: m.Start}
 		if !s.sendOne(p, st, part) {
 			return
 		}

@@ -29,6 +29,9 @@ type client struct {
 	flight  []inflight
 	partial []byte // leading parts of an output split across messages
 	outN    uint64 // the last proto.Output.N seen from agent
+	// welcomed: output was written to the connection, so the session has
+	// started; a later start hook's output (proto.Output.Start) is dropped.
+	welcomed bool
 	// back is closed when the session gets an agent again; non-nil
 	// while agent is zero after its agent died.
 	back chan struct{}

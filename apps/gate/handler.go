@@ -249,6 +249,15 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		cl.outN = m.N
 	}
 	cl.heard = time.Now()
+	if m.Start && cl.welcomed {
+		// The session was started on this connection already: a second
+		// welcome is not written (its acknowledgement and close still are).
+		if m.More {
+			cl.mu.Unlock()
+			return
+		}
+		m.Write, m.Payload = false, nil
+	}
 	if m.More || len(cl.partial) > 0 {
 		if len(cl.partial)+len(m.Payload) > maxJoined {
 			cl.mu.Unlock()
@@ -262,6 +271,9 @@ func (l *Listener) output(cl *client, m proto.Output) {
 			return
 		}
 		m.Payload, cl.partial = cl.partial, nil
+	}
+	if m.Write {
+		cl.welcomed = true
 	}
 	done := cl.take(m.Ack)
 	cl.mu.Unlock()

@@ -65,3 +65,25 @@ func TestSilentAgentClosesClient(t *testing.T) {
 	next[proto.Probe](t, a.ch)
 	c.expectClosed()
 }
+
+// A connection gets one session start whichever agent runs it: the start
+// hook's output (Output.Start) of an agent that replaced one whose welcome
+// was written already is dropped, and what follows is written.
+func TestSecondStartOutputDropped(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c := h.dial()
+	a, b := h.agent(), h.agent()
+	// All through one sender, so in order.
+	h.toGate(proto.Forward{Session: c.session, Agent: a.pid})
+	h.toGate(proto.Output{Session: c.session, Payload: []byte("welcome"), Write: true, Start: true, N: 1})
+	if got := c.recv(); string(got) != "welcome" {
+		t.Fatalf("client got %q, want the welcome", got)
+	}
+	h.toGate(proto.Forward{Session: c.session, Agent: b.pid})
+	h.toGate(proto.Output{Session: c.session, Payload: []byte("welcome again"), Write: true, Start: true, N: 1})
+	h.toGate(proto.Output{Session: c.session, Payload: []byte("after"), Write: true, N: 2})
+	if got := c.recv(); string(got) != "after" {
+		t.Fatalf("client got %q, want the output after the dropped welcome", got)
+	}
+}
