@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,12 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
-	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
-	"github.com/ergo-services/ergo/proto/dist"
 
 	"github.com/skynode/skynode/sup/ergotest"
 )
@@ -26,39 +22,15 @@ import (
 // the race detector.
 const waitTime = 20 * time.Second
 
-const cookie = "outbox-test"
+const cookie = ergotest.Cookie
 
 func checkFor(t testing.TB, total, interval time.Duration, f func() error) {
 	t.Helper()
 	ergotest.CheckFor(t, total, interval, f)
 }
 
-// portRegistrar keeps nodes off EPMD, resolves no peer (routes are
-// static) and remembers the port the node listens on.
-type portRegistrar struct{ port atomic.Uint32 }
-
-func (r *portRegistrar) Register(_ context.Context, _ string, o node.RegisterOptions) error {
-	r.port.Store(uint32(o.Port))
-	return nil
-}
-func (*portRegistrar) RegisterProxy(string, int, node.ProxyFlags) error { return lib.ErrUnsupported }
-func (*portRegistrar) UnregisterProxy(string) error                     { return lib.ErrUnsupported }
-func (*portRegistrar) Resolve(string) (node.Route, error)               { return node.Route{}, lib.ErrNoRoute }
-func (*portRegistrar) ResolveProxy(string) (node.ProxyRoute, error) {
-	return node.ProxyRoute{}, lib.ErrProxyNoRoute
-}
-func (*portRegistrar) Config() (node.RegistrarConfig, error) {
-	return node.RegistrarConfig{}, lib.ErrUnsupported
-}
-func (*portRegistrar) ConfigItem(string) (etf.Term, error) { return nil, lib.ErrUnsupported }
-func (*portRegistrar) SetConfigUpdateCallback(func(string, etf.Term) error) error {
-	return lib.ErrUnsupported
-}
-
-var (
-	startMu sync.Mutex   // serialises ergo.StartNode, which writes an Ergo package variable
-	nameSeq atomic.Int64 // makes node names and creations unique in a process
-)
+// nameSeq makes node names unique in a process.
+var nameSeq atomic.Int64
 
 // uniqueName returns a node name no other test node has.
 func uniqueName(prefix string) string {
@@ -69,23 +41,7 @@ func uniqueName(prefix string) string {
 // handler per connection, for ordering; a unique Creation) on a free
 // loopback port, and returns it with that port. The caller stops it.
 func newNode(name string) (node.Node, uint16, error) {
-	po := node.DefaultProtoOptions()
-	po.NumHandlers = 1
-	reg := &portRegistrar{}
-	startMu.Lock()
-	defer startMu.Unlock()
-	n, err := ergo.StartNode(name, cookie, node.Options{
-		Proto:            dist.CreateProto(po),
-		Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
-		StaticRoutesOnly: true,
-		Registrar:        reg,
-		Creation:         uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<20 ^ uint32(nameSeq.Add(1))<<8,
-		System:           node.System{DisableAnonMetrics: true},
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return n, uint16(reg.port.Load()), nil
+	return ergotest.NewListeningNode(name)
 }
 
 // nodesMu lets one test at a time run nodes in this process. Ergo's

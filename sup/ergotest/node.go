@@ -3,7 +3,9 @@ package ergotest
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
+	"github.com/ergo-services/ergo/proto/dist"
 )
 
 // nopRegistrar keeps test nodes off EPMD (port 4369) and resolves no peer.
@@ -46,6 +49,48 @@ func NewNode() (node.Node, error) {
 		Registrar:        nopRegistrar{},
 		System:           node.System{DisableAnonMetrics: true},
 	})
+}
+
+// portRegistrar resolves no peer and remembers the node's listening port.
+type portRegistrar struct {
+	nopRegistrar
+	port atomic.Uint32
+}
+
+func (r *portRegistrar) Register(_ context.Context, _ string, o node.RegisterOptions) error {
+	r.port.Store(uint32(o.Port))
+	return nil
+}
+
+// Cookie is the cookie of the nodes NewListeningNode starts.
+const Cookie = "cookie"
+
+// creations makes the Creation of nodes started by NewListeningNode unique
+// within a process.
+var creations atomic.Uint32
+
+// NewListeningNode starts an Ergo node called name (name@127.0.0.1) as
+// skynode runs its nodes (one reader and writer per link, a unique
+// Creation), with no EPMD, and returns it with the port it listens on, so
+// that another node can reach it by a static route. The caller stops it.
+func NewListeningNode(name string) (node.Node, uint16, error) {
+	po := node.DefaultProtoOptions()
+	po.NumHandlers = 1 // as skynode's nodes (sup/ERGO.md E5)
+	reg := &portRegistrar{}
+	startMu.Lock()
+	defer startMu.Unlock()
+	n, err := ergo.StartNode(name, Cookie, node.Options{
+		Proto:            dist.CreateProto(po),
+		Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
+		StaticRoutesOnly: true,
+		Registrar:        reg,
+		Creation:         uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<20 ^ creations.Add(1)<<8,
+		System:           node.System{DisableAnonMetrics: true},
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return n, uint16(reg.port.Load()), nil
 }
 
 // StartNode is NewNode for a test: it fails the test on error and stops

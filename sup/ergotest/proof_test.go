@@ -8,55 +8,30 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
-	"github.com/ergo-services/ergo/proto/dist"
 )
-
-// portRegistrar resolves no peer and remembers the node's listening port.
-type portRegistrar struct {
-	nopRegistrar
-	port atomic.Uint32
-}
-
-func (r *portRegistrar) Register(_ context.Context, _ string, o node.RegisterOptions) error {
-	r.port.Store(uint32(o.Port))
-	return nil
-}
 
 // linkedPair starts two nodes in this process, a able to dial b, and a
 // process on b; the helpers below run it in a child process.
 func linkedPair(t *testing.T) (a, b node.Node, target gen.Process) {
 	t.Helper()
 	start := func(name string) (node.Node, uint16) {
-		reg := &portRegistrar{}
-		startMu.Lock()
-		defer startMu.Unlock()
-		po := node.DefaultProtoOptions()
-		po.NumHandlers = 1 // as skynode's nodes (sup/ERGO.md E5)
-		n, err := ergo.StartNode(name, "cookie", node.Options{
-			Proto:            dist.CreateProto(po),
-			Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
-			StaticRoutesOnly: true,
-			Registrar:        reg,
-			System:           node.System{DisableAnonMetrics: true},
-		})
+		n, port, err := NewListeningNode(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(n.Stop)
-		return n, uint16(reg.port.Load())
+		return n, port
 	}
 	a, _ = start(fmt.Sprintf("pa%d@127.0.0.1", os.Getpid()))
 	b, port := start(fmt.Sprintf("pb%d@127.0.0.1", os.Getpid()))
-	if err := a.AddStaticRoute(b.Name(), "127.0.0.1", port, node.RouteOptions{Cookie: "cookie"}); err != nil {
+	if err := a.AddStaticRoute(b.Name(), "127.0.0.1", port, node.RouteOptions{Cookie: Cookie}); err != nil {
 		t.Fatal(err)
 	}
 	target, _ = Recorder(t, b, "")
