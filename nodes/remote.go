@@ -11,7 +11,8 @@ import (
 	"github.com/skynode/skynode/sup"
 )
 
-// errNoRemote is returned for remote sends before the node's outbox exists.
+// errNoRemote is returned for remote operations before the node's outbox
+// exists.
 var errNoRemote = errors.New("nodes: remote sends not ready")
 
 // remote is the sup.Remote handed to the node's processes. Listeners are
@@ -25,38 +26,46 @@ type remoteRef struct{ r sup.Remote }
 
 func (r *remote) set(to sup.Remote) { r.to.Store(&remoteRef{r: to}) }
 
+// get returns the Remote to forward to, or errNoRemote.
+func (r *remote) get() (sup.Remote, error) {
+	if ref := r.to.Load(); ref != nil {
+		return ref.r, nil
+	}
+	return nil, errNoRemote
+}
+
 // Send implements sup.Remote.
 func (r *remote) Send(to any, msg etf.Term) error {
-	ref := r.to.Load()
-	if ref == nil {
-		return errNoRemote
+	rr, err := r.get()
+	if err != nil {
+		return err
 	}
-	return ref.r.Send(to, msg)
+	return rr.Send(to, msg)
 }
 
 // SendWait implements sup.Remote.
 func (r *remote) SendWait(ctx context.Context, to any, msg etf.Term) error {
-	ref := r.to.Load()
-	if ref == nil {
-		return errNoRemote
+	rr, err := r.get()
+	if err != nil {
+		return err
 	}
-	return ref.r.SendWait(ctx, to, msg)
+	return rr.SendWait(ctx, to, msg)
 }
 
 // MonitorProcess implements sup.Remote.
 func (r *remote) MonitorProcess(by gen.Process, pid etf.Pid) error {
-	ref := r.to.Load()
-	if ref == nil {
-		return errNoRemote
+	rr, err := r.get()
+	if err != nil {
+		return err
 	}
-	return ref.r.MonitorProcess(by, pid)
+	return rr.MonitorProcess(by, pid)
 }
 
 // MonitorNode implements sup.Remote.
 func (r *remote) MonitorNode(by gen.Process, name string) error {
-	ref := r.to.Load()
-	if ref == nil {
-		return errNoRemote
+	rr, err := r.get()
+	if err != nil {
+		return err
 	}
-	return ref.r.MonitorNode(by, name)
+	return rr.MonitorNode(by, name)
 }
