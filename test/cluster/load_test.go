@@ -416,10 +416,10 @@ func faultUnderCongestion(t *testing.T, fault string) {
 // a lost session: every client stays connected and every request is
 // answered (the echo, or the retryable error), each within 10 s.
 func TestHeavyLoadDropsNoClient(t *testing.T) {
-	size := loadSize{clients: 100, pipeline: 16, payload: 50 << 10, duration: 8 * time.Second}
-	// A short queue per peer node, so that a hundred clients fill it as
-	// six hundred fill the default one.
-	queue := "link_queue = 256"
+	size := loadSize{clients: 60, pipeline: 16, payload: 50 << 10, duration: 8 * time.Second}
+	// A short queue per peer node, so that sixty clients fill it as six
+	// hundred fill the default one.
+	queue := "link_queue = 128"
 	if *fullLoad {
 		size = loadSize{clients: 600, pipeline: 16, payload: 50 << 10, duration: 30 * time.Second}
 		queue = ""
