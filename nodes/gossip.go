@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -65,20 +66,24 @@ func (n *Node) candidates(role string) []watchdog.Candidate {
 const loadEvery = time.Second
 
 // reportLoad gossips the node's load, the processes it runs beyond its
-// own tree (agents, mostly), until ctx ends.
+// own tree (agents, mostly), and its goroutine count, until ctx ends.
 func (n *Node) reportLoad(ctx context.Context) {
 	tick := time.NewTicker(loadEvery)
 	defer tick.Stop()
-	last := -1
+	lastLoad, lastG := -1, -1
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if load := max(len(n.ergo.ProcessList())-n.base, 0); load != last {
+		if load := max(len(n.ergo.ProcessList())-n.base, 0); load != lastLoad {
 			n.members.SetLoad(load)
-			last = load
+			lastLoad = load
+		}
+		if g := runtime.NumGoroutine(); g != lastG {
+			n.members.SetGoroutines(g)
+			lastG = g
 		}
 	}
 }

@@ -219,11 +219,11 @@ roles = ["agent"]
 	if err := p.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("status: %v\n%s", err, p.out.String())
 	}
-	if !regexp.MustCompile(`watched@127\.0\.0\.1\s+127\.0\.0\.1\s+\d+\s+gate,agent\s+\d+\s+alive`).MatchString(p.out.String()) {
+	if !regexp.MustCompile(`watched@127\.0\.0\.1\s+127\.0\.0\.1\s+\d+\s+gate,agent\s+\d+\s+\d+\s+alive`).MatchString(p.out.String()) {
 		t.Fatalf("status output lacks the node:\n%s", p.out.String())
 	}
 	// A node of the description that gossip does not know is shown too.
-	if !regexp.MustCompile(`missing@127\.0\.0\.1\s+127\.0\.0\.1\s+-\s+agent\s+-\s+absent`).MatchString(p.out.String()) {
+	if !regexp.MustCompile(`missing@127\.0\.0\.1\s+127\.0\.0\.1\s+-\s+agent\s+-\s+-\s+absent`).MatchString(p.out.String()) {
 		t.Fatalf("status output lacks the absent node:\n%s", p.out.String())
 	}
 	// Asking for status does not make the nodes log a join and a leave.

@@ -46,7 +46,7 @@ func statusCmd() *cobra.Command {
 			defer m.Leave(time.Second)
 			members := waitMembers(m, wait)
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tGOSSIP HOST\tERGO PORT\tROLES\tLOAD\tSTATE")
+			fmt.Fprintln(w, "NODE\tGOSSIP HOST\tERGO PORT\tROLES\tLOAD\tGOROUTINES\tSTATE")
 			seen := map[string]bool{}
 			for _, mb := range members {
 				if mb.Name == self {
@@ -60,13 +60,13 @@ func statusCmd() *cobra.Command {
 				case mb.Suspect:
 					state = "suspect"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%s\n", mb.Name, mb.Addr, mb.ErgoPort, strings.Join(mb.Roles, ","), mb.Load, state)
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%d\t%s\n", mb.Name, mb.Addr, mb.ErgoPort, strings.Join(mb.Roles, ","), mb.Load, mb.Goroutines, state)
 			}
 			// Nodes of the description that gossip does not show: down
 			// long enough to be forgotten, or never started.
 			for _, nc := range cfg.Nodes {
 				if name := nc.Name + "@" + nc.Host; !seen[name] && cfg.Gossip(nc) {
-					fmt.Fprintf(w, "%s\t%s\t-\t%s\t-\tabsent\n", name, nc.Host, strings.Join(nc.Roles, ","))
+					fmt.Fprintf(w, "%s\t%s\t-\t%s\t-\t-\tabsent\n", name, nc.Host, strings.Join(nc.Roles, ","))
 				}
 			}
 			return w.Flush()

@@ -139,7 +139,7 @@ func (m *Membership) upsert(n *memberlist.Node) {
 	}
 	s.Member = Member{
 		Name: n.Name, Addr: n.Addr.String(), ErgoPort: md.ErgoPort,
-		Roles: md.Roles, Load: md.Load, Alive: true, Creation: md.Creation, Since: s.since,
+		Roles: md.Roles, Load: md.Load, Goroutines: md.Routines, Alive: true, Creation: md.Creation, Since: s.since,
 	}
 	s.creation = md.Creation
 	s.gossipAddr = n.Address()

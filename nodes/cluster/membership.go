@@ -14,15 +14,16 @@ import (
 
 // Member is one cluster member as this node sees it.
 type Member struct {
-	Name     string    // Ergo node name and memberlist member name
-	Addr     string    // advertised host (IP) of the member
-	ErgoPort int       // Ergo distribution port; 0 until its node registered
-	Roles    []string  // roles from its Config
-	Load     int       // load from its last SetLoad
-	Alive    bool      // false once memberlist declared it dead or it left
-	Suspect  bool      // alive, but failing probes: memberlist suspects it (it may be declared dead soon)
-	Creation uint32    // Ergo creation (incarnation) of its node; 0 until registered
-	Since    time.Time // when it was last seen coming alive (or dying, when not Alive)
+	Name       string    // Ergo node name and memberlist member name
+	Addr       string    // advertised host (IP) of the member
+	ErgoPort   int       // Ergo distribution port; 0 until its node registered
+	Roles      []string  // roles from its Config
+	Load       int       // load from its last SetLoad
+	Goroutines int       // goroutines from its last SetGoroutines; 0 until it reported
+	Alive      bool      // false once memberlist declared it dead or it left
+	Suspect    bool      // alive, but failing probes: memberlist suspects it (it may be declared dead soon)
+	Creation   uint32    // Ergo creation (incarnation) of its node; 0 until registered
+	Since      time.Time // when it was last seen coming alive (or dying, when not Alive)
 }
 
 // memberState is a Member plus what resolution needs.
@@ -205,6 +206,15 @@ func (m *Membership) Members() []Member {
 func (m *Membership) SetLoad(n int) {
 	m.mu.Lock()
 	m.local.Load = max(n, 0)
+	m.mu.Unlock()
+	m.markDirty()
+}
+
+// SetGoroutines publishes n (negative counts as 0), the node's goroutine
+// count, in its metadata; broadcasts are coalesced as for SetLoad.
+func (m *Membership) SetGoroutines(n int) {
+	m.mu.Lock()
+	m.local.Routines = max(n, 0)
 	m.mu.Unlock()
 	m.markDirty()
 }

@@ -42,16 +42,16 @@ func TestConfigErrors(t *testing.T) {
 
 func TestMetaRoundTrip(t *testing.T) {
 	t.Parallel()
-	in := meta{ErgoPort: 25001, Creation: 7, Roles: []string{"gate", "game"}, Load: 3}
+	in := meta{ErgoPort: 25001, Creation: 7, Roles: []string{"gate", "game"}, Load: 3, Routines: 40}
 	b, err := encodeMeta(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := decodeMeta(b)
-	if err != nil || out.ErgoPort != in.ErgoPort || out.Creation != in.Creation || out.Load != in.Load || !slices.Equal(out.Roles, in.Roles) {
+	if err != nil || out.ErgoPort != in.ErgoPort || out.Creation != in.Creation || out.Load != in.Load || out.Routines != in.Routines || !slices.Equal(out.Roles, in.Roles) {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
-	for _, bad := range []string{"", "x", `{"p":70000}`, `{"l":-1}`, `{"p":"1"}`} {
+	for _, bad := range []string{"", "x", `{"p":70000}`, `{"l":-1}`, `{"g":-1}`, `{"p":"1"}`} {
 		if _, err := decodeMeta([]byte(bad)); !errors.Is(err, ErrBadMeta) {
 			t.Errorf("decodeMeta(%q): %v, want ErrBadMeta", bad, err)
 		}
@@ -63,7 +63,7 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, in := range [][]byte{b, b[:len(b)/2]} {
 			m, err := decodeMeta(in)
-			if err == nil && (m.ErgoPort < 0 || m.ErgoPort > 65535 || m.Load < 0) {
+			if err == nil && (m.ErgoPort < 0 || m.ErgoPort > 65535 || m.Load < 0 || m.Routines < 0) {
 				t.Fatalf("accepted out-of-range %+v", m)
 			}
 		}
@@ -223,9 +223,11 @@ func TestSetLoad(t *testing.T) {
 	}
 	b.SetLoad(-5) // negative counts as 0
 	b.SetLoad(42)
+	b.SetGoroutines(-1)
+	b.SetGoroutines(77)
 	checkFor(t, gossipWait, 10*time.Millisecond, func() error {
-		if mb, _ := member(a, b.cfg.Name); mb.Load != 42 {
-			return fmt.Errorf("a sees load %d", mb.Load)
+		if mb, _ := member(a, b.cfg.Name); mb.Load != 42 || mb.Goroutines != 77 {
+			return fmt.Errorf("a sees load %d, %d goroutines", mb.Load, mb.Goroutines)
 		}
 		return nil
 	})

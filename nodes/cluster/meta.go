@@ -20,11 +20,12 @@ type meta struct {
 	Creation uint32   `json:"c"`           // Ergo node creation (incarnation)
 	Roles    []string `json:"r,omitempty"` // node roles
 	Load     int      `json:"l"`           // load reported by SetLoad
+	Routines int      `json:"g,omitempty"` // goroutines reported by SetGoroutines
 }
 
 // maxMeta is the largest metadata a node with these roles can produce.
 func maxMeta(roles []string) meta {
-	return meta{ErgoPort: math.MaxUint16, Creation: math.MaxUint32, Roles: roles, Load: math.MaxInt}
+	return meta{ErgoPort: math.MaxUint16, Creation: math.MaxUint32, Roles: roles, Load: math.MaxInt, Routines: math.MaxInt}
 }
 
 func encodeMeta(m meta) ([]byte, error) {
@@ -43,8 +44,8 @@ func decodeMeta(b []byte) (meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return meta{}, fmt.Errorf("%w: %w", ErrBadMeta, err)
 	}
-	if m.ErgoPort < 0 || m.ErgoPort > math.MaxUint16 || m.Load < 0 {
-		return meta{}, fmt.Errorf("%w: port %d load %d out of range", ErrBadMeta, m.ErgoPort, m.Load)
+	if m.ErgoPort < 0 || m.ErgoPort > math.MaxUint16 || m.Load < 0 || m.Routines < 0 {
+		return meta{}, fmt.Errorf("%w: port %d load %d goroutines %d out of range", ErrBadMeta, m.ErgoPort, m.Load, m.Routines)
 	}
 	return m, nil
 }

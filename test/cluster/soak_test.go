@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/test/proctest"
 )
 
@@ -29,7 +30,8 @@ var soakFor = flag.Duration("soak", 0, "how long TestSoak injects faults (defaul
 // sessions on the gate and the agents on the workers equal the resident
 // clients, every resident is still connected and served; when every
 // client has left, no session, no agent and no agent being stopped remains
-// anywhere, and the gate node's goroutines are back to their baseline. The
+// anywhere, and every node's goroutines are back to their baseline (the
+// gate's counted here, the workers' read from what they gossip). The
 // gate runs in this process (its processes are crashed from here); the
 // workers are node processes.
 func TestSoak(t *testing.T) {
@@ -62,7 +64,7 @@ func TestSoak(t *testing.T) {
 		}
 	})
 	workers := map[string]*proc{"w1": runNode(t, path, "w1"), "w2": runNode(t, path, "w2")}
-	s := &soak{t: t, gate: gate, addr: addr}
+	s := &soak{t: t, gate: gate, addr: addr, overhead: map[string]int{}}
 	s.waitWorkers(2)
 
 	// A first client brings up the links; then the baseline.
@@ -98,6 +100,7 @@ func TestSoak(t *testing.T) {
 		switch fault {
 		case "kill worker":
 			workers[name].kill(t)
+			delete(s.overhead, name) // its next incarnation has its own baseline
 			s.churnFor(2 * time.Second)
 			workers[name] = runNode(t, path, name)
 		case "freeze worker":
@@ -139,10 +142,22 @@ func TestSoak(t *testing.T) {
 		if n := runtime.NumGoroutine(); n > baseline+10 {
 			return fmt.Errorf("%d goroutines, baseline %d", n, baseline)
 		}
+		for _, m := range s.workers() {
+			base, ok := s.overhead[m.Name]
+			if !ok {
+				return fmt.Errorf("%s: no goroutine baseline", m.Name)
+			}
+			if m.Goroutines > base+10 {
+				return fmt.Errorf("%s: %d goroutines without agents, baseline %d", m.Name, m.Goroutines, base)
+			}
+		}
 		return nil
 	})
 	if n := s.hung.Load(); n > 0 {
 		t.Fatalf("%d client requests waited more than %v", n, maxAnswer)
+	}
+	for _, m := range s.workers() {
+		t.Logf("%s: %d goroutines at the end, baseline %d", m.Name, m.Goroutines, s.overhead[m.Name])
 	}
 	t.Logf("%d churned clients, %d churn errors from faults", s.churned.Load(), s.churnErrs.Load())
 }
@@ -156,6 +171,9 @@ type soak struct {
 	churned   atomic.Int64
 	churnErrs atomic.Int64
 	hung      atomic.Int64 // requests that waited past maxAnswer
+	// overhead is, per worker incarnation, its goroutines beyond one per
+	// agent at its first checkpoint: its baseline with links up.
+	overhead map[string]int
 }
 
 // churnOnce is one passing client: connect, log in, echo, leave. Faults
@@ -202,13 +220,23 @@ func (s *soak) waitWorkers(n int) {
 	})
 }
 
+// workers are the live workers as the gate sees them, with the load and
+// goroutine count they gossip.
+func (s *soak) workers() []cluster.Member {
+	var out []cluster.Member
+	for _, m := range s.gate.Members() {
+		if m.Alive && strings.HasPrefix(m.Name, "w") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // agents is the number of agents the workers report (gossiped load).
 func (s *soak) agents() int {
 	total := 0
-	for _, m := range s.gate.Members() {
-		if m.Alive && strings.HasPrefix(m.Name, "w") {
-			total += m.Load
-		}
+	for _, m := range s.workers() {
+		total += m.Load
 	}
 	return total
 }
@@ -229,4 +257,9 @@ func (s *soak) checkpoint(residents *fleet) {
 		}
 		return nil
 	})
+	for _, m := range s.workers() {
+		if _, ok := s.overhead[m.Name]; !ok && m.Goroutines > 0 {
+			s.overhead[m.Name] = m.Goroutines - m.Load
+		}
+	}
 }
