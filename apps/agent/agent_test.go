@@ -463,8 +463,9 @@ func TestUnencodableReply(t *testing.T) {
 // repeats it until it gets its session, then stops announcing itself.
 func TestAgentRepeatsAgentUp(t *testing.T) {
 	t.Parallel()
+	const every = 50 * time.Millisecond
 	p := newPeers(t)
-	a := p.spawn(agent.New(), proto.Msgpack(), 7, gen.ProcessOptions{})
+	a := p.spawnWith(agent.New(), agent.Options{Codec: proto.Msgpack(), Announce: every}, 7)
 	up := next[proto.AgentUp](t, p.watchdogCh) // the repeat
 	if up.Session != 7 || up.Agent != sup.FromPid(a.proc.Self()) {
 		t.Fatalf("AgentUp = %+v", up)
@@ -482,10 +483,10 @@ func TestAgentRepeatsAgentUp(t *testing.T) {
 			select {
 			case m := <-p.watchdogCh:
 				t.Fatalf("agent still announcing itself after its session: %T", m)
-			case <-time.After(1500 * time.Millisecond):
+			case <-time.After(10 * every):
 			}
 		}
-	case <-time.After(1500 * time.Millisecond):
+	case <-time.After(10 * every):
 	}
 }
 

@@ -16,9 +16,10 @@ import (
 	"github.com/skynode/skynode/sup"
 )
 
-// announceEvery is how often an agent repeats its AgentUp until the
-// watchdog answers: the first one is lost if the watchdog is restarting.
-const announceEvery = time.Second
+// DefaultAnnounce is how often an agent repeats its AgentUp until the
+// watchdog answers (Options.Announce): the first one is lost if the
+// watchdog is restarting.
+const DefaultAnnounce = time.Second
 
 // announce is the agent's timer message to itself.
 type announce struct{}
@@ -60,6 +61,9 @@ type Options struct {
 	// gates' nodes are cut on purpose); nil means never. It only changes
 	// what an ending agent logs.
 	Leaving func() bool
+	// Announce is how often an agent repeats its AgentUp until its
+	// watchdog answers; 0 means DefaultAnnounce.
+	Announce time.Duration
 }
 
 // maxJoined bounds a payload joined from several Frames (proto.MaxChunk).
@@ -74,6 +78,9 @@ func Behavior(a *Agent, o Options) gen.ServerBehavior {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Announce <= 0 {
+		o.Announce = DefaultAnnounce
 	}
 	return &server{agent: a, opts: o}
 }
@@ -150,7 +157,7 @@ func (s *server) announce(p *gen.ServerProcess, st *state) {
 	if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.AgentUp{Session: st.start.Session, Agent: sup.FromPid(p.Self()), Attempt: st.start.Attempt}); err != nil {
 		st.log.Warn("agent could not announce itself", "err", err)
 	}
-	st.stopAnn = p.SendAfter(p.Self(), announce{}, announceEvery)
+	st.stopAnn = p.SendAfter(p.Self(), announce{}, s.opts.Announce)
 }
 
 func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
