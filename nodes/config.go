@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -182,7 +183,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Validate checks the description and fills in defaults.
+// Validate checks the description and fills in defaults: zero values
+// mean defaults. [Start] validates a copy itself, so a Config built in Go
+// needs no call to Validate. An error wraps ErrConfig and names the node,
+// listener and key (as spelled in cluster.toml) at fault.
 func (c *Config) Validate() error {
 	if len(c.Nodes) == 0 {
 		return fmt.Errorf("%w: no [[node]]", ErrConfig)
@@ -244,11 +248,34 @@ func validateListeners(n *NodeConfig) error {
 		if l.Agent == "" {
 			l.Agent = "demo"
 		}
-		if l.MaxFrame < 0 || l.Window < 0 || l.Shards < 0 || l.MaxConns < 0 {
-			return fmt.Errorf("%w: node %q listener %q: negative limit", ErrConfig, n.Name, l.Name)
+		for _, f := range []struct {
+			key string
+			v   int64
+		}{
+			{"max_frame", int64(l.MaxFrame)}, {"window", int64(l.Window)}, {"shards", int64(l.Shards)},
+			{"max_conns", int64(l.MaxConns)}, {"queue_warn", int64(l.QueueWarn)}, {"queue_limit", int64(l.QueueLimit)},
+			{"read_timeout", int64(l.ReadTimeout)}, {"write_timeout", int64(l.WriteTimeout)},
+		} {
+			if f.v < 0 {
+				return fmt.Errorf("%w: node %q listener %q: %s is negative", ErrConfig, n.Name, l.Name, f.key)
+			}
 		}
 	}
 	return nil
+}
+
+// Clone returns a deep copy of c: validating or changing it leaves c as
+// it was.
+func (c *Config) Clone() *Config {
+	out := *c
+	out.Cluster.Seeds = slices.Clone(c.Cluster.Seeds)
+	out.Auth.Users = maps.Clone(c.Auth.Users)
+	out.Nodes = slices.Clone(c.Nodes)
+	for i := range out.Nodes {
+		out.Nodes[i].Roles = slices.Clone(out.Nodes[i].Roles)
+		out.Nodes[i].Listeners = slices.Clone(out.Nodes[i].Listeners)
+	}
+	return &out
 }
 
 // Gossip reports whether nodes find each other by gossip: the cluster has

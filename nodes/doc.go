@@ -14,6 +14,12 @@
 //	└── gates          one_for_one
 //	    └── gate.<listener>             one per listener
 //
+// A description may come from cluster.toml ([LoadConfig]) or be built in
+// Go: [Start] validates a copy, so zero values mean defaults and an
+// invalid value is an error wrapping [ErrConfig] that names the node,
+// listener and key. A node logs to standard error unless
+// [Options].Logger says otherwise.
+//
 // Listeners are bound before the tree starts, so a port in use is a clear
 // start-up error; they accept clients only once the tree is up.
 //

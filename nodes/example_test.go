@@ -2,7 +2,9 @@ package nodes_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -41,4 +43,27 @@ name = "example"
 	reply, err := frame.NewReader(conn, frame.Options{}).Next()
 	fmt.Printf("%s %v %s\n", reply, err, n.Name())
 	// Output: hello <nil> example@127.0.0.1
+}
+
+// A node described in Go rather than in cluster.toml: zero values are
+// defaults (host 127.0.0.1, len16 frames), and Start validates the
+// description itself. Without Options.Logger it would log to standard
+// error; here the logs are discarded.
+func ExampleConfig() {
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name:      "fromcode",
+		Listeners: []nodes.ListenerConfig{{Name: "echo", Addr: "127.0.0.1:0", Codec: "raw", Agent: "echo"}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "fromcode", nodes.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	defer n.Stop(context.Background())
+	fmt.Println(n.Name())
+
+	_, err = nodes.Start(context.Background(), &nodes.Config{Nodes: []nodes.NodeConfig{{Name: "bad", Listeners: []nodes.ListenerConfig{{Name: "echo", Addr: "8888"}}}}}, "bad", nodes.Options{})
+	fmt.Println(errors.Is(err, nodes.ErrConfig))
+	// Output:
+	// fromcode@127.0.0.1
+	// true
 }

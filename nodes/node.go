@@ -3,9 +3,9 @@ package nodes
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +38,10 @@ type Options struct {
 	// Agents adds agent kinds that listeners can name in `agent = "..."`,
 	// beside the built-in "demo" and "echo".
 	Agents map[string]*agent.Agent
-	Logger *slog.Logger // nil discards
+	// Logger receives the node's logs; nil logs text at Info level to
+	// standard error. For another level or format, pass a logger built on
+	// the slog handler of your choice (slog.NewJSONHandler, say).
+	Logger *slog.Logger
 	// WrapRemote, if set, wraps the node's per-peer path (nodes/outbox), which
 	// carries every operation of its processes on other nodes: to count or
 	// trace them, or to inject faults in tests. The wrapper must keep
@@ -73,14 +76,20 @@ type Node struct {
 	shards   []string    // names of the agent pools' shard supervisors
 }
 
-// Start starts the node called name of cfg. Stop it with Stop.
+// Start starts the node called name of cfg. Stop it with Stop. cfg may
+// be built in Go or loaded with [LoadConfig]: Start validates a copy of it
+// (see [Config.Validate]) and leaves cfg unchanged.
 func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, err error) {
+	cfg = cfg.Clone()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	nc, err := cfg.Node(name)
 	if err != nil {
 		return nil, err
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	cookie, err := cfg.Cluster.CookieValue()
 	if err != nil {
