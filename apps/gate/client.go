@@ -35,7 +35,17 @@ type client struct {
 	// back is closed when the session gets an agent again; non-nil
 	// while agent is zero after its agent died.
 	back chan struct{}
+	// early holds, while agent is zero, outputs of agents the gate was
+	// not (yet) pointed at: a Forward lost with a gate process that was
+	// restarting comes again after its Resync, later than the agent's
+	// first output. At most maxEarly; the Forward's agent's are written,
+	// the rest dropped.
+	early []proto.Output
 }
+
+// maxEarly bounds client.early: a session's start hook writes a few
+// outputs at most before the watchdog's Forward comes again.
+const maxEarly = 64
 
 // lose forgets the session's agent (it died): requests wait on back.
 func (c *client) lose() {

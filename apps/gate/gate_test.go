@@ -394,3 +394,29 @@ func TestRequestHeldThenFailed(t *testing.T) {
 	unavailable(t, codec, c.recv(), 7)
 	quiet(t, a.ch)
 }
+
+// An agent's output that reaches the gate before the Forward naming that
+// agent (the first Forward was lost with a gate process that was
+// restarting; the watchdog sends it again on the new process's Resync) is
+// held and written, in order, once the Forward comes: the client gets its
+// welcome. Output of an agent the gate is never pointed at is not written.
+func TestOutputBeforeItsForwardIsHeld(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c := h.dial()
+	a, stale := h.agent(), h.agent()
+	stale.output(proto.Output{Session: c.session, Payload: []byte("stale"), Write: true, From: stale.pid, N: 1})
+	a.output(proto.Output{Session: c.session, Payload: []byte("welcome"), Write: true, Start: true, From: a.pid, N: 1})
+	a.output(proto.Output{Session: c.session, Payload: []byte("push"), Write: true, From: a.pid, N: 2})
+	c.nothing() // nothing is written before the Forward
+	h.toGate(proto.Forward{Session: c.session, Agent: a.pid})
+	for _, want := range []string{"welcome", "push"} {
+		if got := c.recv(); string(got) != want {
+			t.Fatalf("client got %q, want %q", got, want)
+		}
+	}
+	a.output(proto.Output{Session: c.session, Payload: []byte("after"), Write: true, From: a.pid, N: 3})
+	if got := c.recv(); string(got) != "after" {
+		t.Fatalf("client got %q after the held outputs", got)
+	}
+}

@@ -230,6 +230,12 @@ func (l *Listener) Connections() []proto.Connect {
 func (l *Listener) output(cl *client, m proto.Output) {
 	cl.mu.Lock()
 	if !m.From.IsZero() && m.From != cl.agent {
+		if cl.agent.IsZero() && len(cl.early) < maxEarly {
+			// Its Forward may still come (see client.early).
+			cl.early = append(cl.early, m)
+			cl.mu.Unlock()
+			return
+		}
 		cl.mu.Unlock()
 		l.log.Debug("gate ignores output of a replaced agent", "session", cl.session)
 		return
@@ -318,9 +324,19 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	if start {
 		cl.waiting.Stop()
 	}
+	var early []proto.Output
+	for _, m := range cl.early {
+		if m.From == agent {
+			early = append(early, m)
+		}
+	}
+	cl.early = nil
 	cl.mu.Unlock()
 	l.failFrames(cl, lost)
 	cl.release(held(lost))
+	for _, m := range early {
+		l.output(cl, m)
+	}
 	if start {
 		cl.conn.Start()
 	}

@@ -193,9 +193,7 @@ func TestFrozenWorker(t *testing.T) {
 		t.Fatalf("no agent on w1: %v", f.count())
 	}
 
-	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	w1.freeze(t)
 	frozen := time.Now()
 	retries := f.check(t)
 	t.Logf("frozen: every session answered again after %v; retryable errors %v", time.Since(frozen).Round(time.Millisecond), retries)
@@ -203,9 +201,7 @@ func TestFrozenWorker(t *testing.T) {
 		t.Fatalf("with w1 frozen, agents run on %v; want all on w2", n)
 	}
 
-	if err := w1.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	w1.thaw(t)
 	// Its agents learn that their sessions' node is gone for them, and end.
 	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if n := strings.Count(w1.out.String(), "agent ends: the node of its session is gone"); n < onW1 {
@@ -245,9 +241,7 @@ func TestStopWithinGraceBesideFrozenPeer(t *testing.T) {
 		}
 		return nil
 	})
-	if err := w1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	w1.freeze(t)
 	// The pipelines go on into the frozen link until the gate closes them.
 	time.Sleep(time.Second) // the fault's length, not a synchronisation
 	start := time.Now()

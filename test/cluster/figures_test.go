@@ -41,11 +41,9 @@ func TestFailoverFigures(t *testing.T) {
 				t.Fatal(err)
 			}
 			victim := workers[node]
-			sig := syscall.SIGKILL
 			if kind == "freeze" {
-				sig = syscall.SIGSTOP
-			}
-			if err := victim.cmd.Process.Signal(sig); err != nil {
+				victim.freeze(t)
+			} else if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			lost := time.Now()

@@ -171,6 +171,23 @@ func (p *proc) kill(t testing.TB) {
 	<-p.done
 }
 
+// freeze stops the process (SIGSTOP) and returns once all its threads
+// are stopped: from then on it answers nothing.
+func (p *proc) freeze(t testing.TB) {
+	t.Helper()
+	if err := proctest.Freeze(p.cmd.Process.Pid, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// thaw resumes a frozen process (SIGCONT).
+func (p *proc) thaw(t testing.TB) {
+	t.Helper()
+	if err := proctest.Thaw(p.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitLog waits until the process's output contains s.
 func (p *proc) waitLog(t testing.TB, s string, timeout time.Duration) {
 	t.Helper()

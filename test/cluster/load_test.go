@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -364,9 +363,7 @@ func faultUnderCongestion(t *testing.T, fault string) {
 	lf.faultAt.Store(t0.UnixNano())
 	switch fault {
 	case "freeze":
-		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		victim.freeze(t)
 	case "kill":
 		victim.kill(t)
 	}
@@ -387,9 +384,7 @@ func faultUnderCongestion(t *testing.T, fault string) {
 		return lf.answeredSince(t0) // a request sent after the fault, answered
 	})
 	if fault == "freeze" {
-		if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-			t.Fatal(err)
-		}
+		victim.thaw(t)
 	}
 	lf.end()
 	if err := lf.failures(); err != nil {
@@ -475,15 +470,11 @@ func TestBurstyWorker(t *testing.T) {
 	lf := startLoad(t, addr, loadSize{clients: 30, pipeline: 2, payload: 1 << 10})
 	victim := workers[lf.mostAgents()]
 	for i := range 8 {
-		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		victim.freeze(t)
 		// Pauses on both sides of gossip's verdict (about 2.4 s): some
 		// move the sessions, some end just before.
 		time.Sleep(time.Duration(1800+400*(i%4)) * time.Millisecond) // the burst's pause, not a synchronisation
-		if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-			t.Fatal(err)
-		}
+		victim.thaw(t)
 		time.Sleep(500 * time.Millisecond) // and its run
 		if err := lf.failures(); err != nil {
 			t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -104,13 +103,9 @@ func TestSoak(t *testing.T) {
 			s.churnFor(2 * time.Second)
 			workers[name] = runNode(t, path, name)
 		case "freeze worker":
-			if err := workers[name].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			workers[name].freeze(t)
 			s.churnFor(4 * time.Second) // past gossip's verdict
-			if err := workers[name].cmd.Process.Signal(syscall.SIGCONT); err != nil {
-				t.Fatal(err)
-			}
+			workers[name].thaw(t)
 		case "crash watchdog":
 			gate.Ergo().ProcessByName("watchdog").Kill()
 			s.churnFor(2 * time.Second)

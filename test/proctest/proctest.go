@@ -12,7 +12,9 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -72,4 +74,65 @@ func Main(m *testing.M, pkg string, bin *string, opts ...goleak.Option) {
 		exit(2)
 	}
 	goleak.VerifyTestMain(m, append(opts, goleak.Cleanup(exit))...)
+}
+
+// Freeze stops the process pid with SIGSTOP and returns once every one of
+// its threads is stopped (as /proc shows it), or an error after timeout.
+// The signal alone is not enough for a test: kill(2) returns before the
+// process stops, and on a loaded machine a thread already running may go
+// on serving for milliseconds, answering requests a test then counts as
+// served by a frozen node.
+func Freeze(pid int, timeout time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("SIGSTOP %d: %w", pid, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := runningThreads(pid)
+		if err == nil && running == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("%d threads still running", running)
+			}
+			return fmt.Errorf("process %d not stopped after %v: %w", pid, timeout, err)
+		}
+		time.Sleep(time.Millisecond) // polling /proc: there is no event to wait on
+	}
+}
+
+// Thaw resumes a process stopped by Freeze.
+func Thaw(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		return fmt.Errorf("SIGCONT %d: %w", pid, err)
+	}
+	return nil
+}
+
+// runningThreads counts the threads of pid not in a stopped state ("T" in
+// /proc/PID/task/TID/stat).
+func runningThreads(pid int) (int, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	running := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself contain spaces or parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return 0, fmt.Errorf("unexpected %s/%s/stat: %q", dir, task.Name(), b)
+		}
+		if b[i+2] != 'T' && b[i+2] != 't' {
+			running++
+		}
+	}
+	return running, nil
 }
