@@ -183,8 +183,8 @@ func (a *testAgent) reply(ack uint64) (map[string]any, proto.Output) {
 // decodeValues decodes a SessionSave's values.
 func decodeValues(t testing.TB, b []byte) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
+	m, err := agent.DecodeValues(b)
+	if err != nil {
 		t.Fatalf("session values %x: %v", b, err)
 	}
 	return m

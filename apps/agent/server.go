@@ -249,11 +249,9 @@ func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) 
 		return gen.ServerStatusOK
 	}
 	if len(m.Values) > 0 {
-		var values map[string]any
-		if err := proto.Msgpack().Unmarshal(m.Values, &values); err != nil {
+		if err := st.sess.restore(m.Values); err != nil {
 			st.log.Error("agent could not restore session values", "err", err)
 		}
-		st.sess.values = values
 	}
 	st.ready = true
 	if st.stopAnn != nil {
@@ -418,7 +416,7 @@ func (e *PanicError) LogValue() slog.Value {
 func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	if st.sess.dirty {
 		st.sess.dirty = false
-		values, err := proto.Msgpack().Marshal(st.sess.values)
+		values, err := encodeValues(st.sess.saved)
 		if err != nil {
 			st.log.Error("agent could not encode session values", "err", err)
 		} else if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.SessionSave{Session: st.sess.id, Values: values}); err != nil {

@@ -11,7 +11,8 @@ import (
 var ErrSessionClosed = errors.New("agent: session closed")
 
 // Session is a client's session as its agent sees it. Values set with Set
-// survive a crash and restart of the agent.
+// survive a crash and restart of the agent, and its move to another node,
+// with their types (see [Session.Set]).
 type Session struct {
 	id       uint64
 	node     string
@@ -19,7 +20,8 @@ type Session struct {
 	listener string
 	codec    proto.Codec
 
-	values map[string]any
+	values map[string]any        // as Set, or as restored
+	saved  map[string]savedValue // the same, encoded for the watchdog
 	dirty  bool
 
 	out     [][]byte // replies produced by the current handler, in order
@@ -51,20 +53,39 @@ func (s *Session) String(key string) string {
 	return v
 }
 
-// Set stores a session value. It must be encodable by msgpack. The watchdog
-// keeps a copy, so the value survives a restart of the agent.
-func (s *Session) Set(key string, v any) {
-	if s.values == nil {
-		s.values = map[string]any{}
+// Set stores a session value. The watchdog keeps a copy, so the value
+// survives a restart of the agent or its move to another node. The error
+// says why v cannot be kept (it is not msgpack-encodable); the value is
+// then not stored.
+//
+// Values cross node links and outlive their agent, each saved with its
+// kind, so that it comes back as the Go type it was Set with. Kept
+// exactly (the same Go type and value): bool, string, []byte, int, int8,
+// int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32,
+// float64, time.Duration, time.Time (equal by Time.Equal: the monotonic
+// reading is dropped and a named location comes back as a fixed zone of
+// the same offset), []string and map[string]string. Any other value
+// (structs, other slices and maps, nil) comes back in the generic form of
+// [proto.Msgpack] (nil, bool, int64, uint64, float64, string, []any and
+// map[string]any); read it with [Value] to get your own type back.
+func (s *Session) Set(key string, v any) error {
+	sv, err := encodeValue(v)
+	if err != nil {
+		return err
 	}
-	s.values[key] = v
+	if s.values == nil {
+		s.values, s.saved = map[string]any{}, map[string]savedValue{}
+	}
+	s.values[key], s.saved[key] = v, sv
 	s.dirty = true
+	return nil
 }
 
 // Delete removes a session value.
 func (s *Session) Delete(key string) {
 	if _, ok := s.values[key]; ok {
 		delete(s.values, key)
+		delete(s.saved, key)
 		s.dirty = true
 	}
 }

@@ -171,8 +171,8 @@ func TestLoginIsSavedAndRestored(t *testing.T) {
 	c.recv() // welcome
 	c.call("login", map[string]any{"username": "admin", "password": "secret"})
 	save := next[proto.SessionSave](c.t, c.watchdogCh)
-	var values map[string]any
-	if err := proto.Msgpack().Unmarshal(save.Values, &values); err != nil {
+	values, err := agent.DecodeValues(save.Values)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if values[demo.UserKey] != "admin" || save.Session != 9 {
