@@ -130,3 +130,4 @@ func TestStartLogsToStderrByDefault(t *testing.T) {
 		}
 	}
 }
+

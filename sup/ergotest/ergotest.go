@@ -93,6 +93,12 @@ func ConnectionRace() []goleak.Option {
 // any node that runs longer than a minute with links.
 const StatsSuppression = "race:ergo/proto/dist.(*distConnection).Stats\n"
 
+// AppsSuppression covers the same metrics process listing the node's
+// applications (node.(*node).listApplications) without the lock that an
+// application's exit writes its state under: a node stopping while the
+// minute's statistics are gathered reports it.
+const AppsSuppression = "race:ergo/node.(*node).listApplications\n"
+
 // TeardownSuppression covers Ergo's link teardown: Terminate clears a
 // link's sender slots without the lock that a concurrent send reads them
 // under (found by nodes/outbox's flood tests). Any link that closes while
@@ -100,11 +106,12 @@ const StatsSuppression = "race:ergo/proto/dist.(*distConnection).Stats\n"
 const TeardownSuppression = "race:ergo/proto/dist.(*distProto).Terminate\n"
 
 // ChildGorace writes the suppressions for a node process started by a test
-// (Suppression, StatsSuppression and TeardownSuppression) into dir and returns the GORACE
+// (Suppression, StatsSuppression, AppsSuppression and TeardownSuppression)
+// into dir and returns the GORACE
 // environment entry that names them, for node binaries built with -race.
 func ChildGorace(dir string) (string, error) {
 	supp := filepath.Join(dir, "ergo-child.supp")
-	if err := os.WriteFile(supp, []byte(Suppression+StatsSuppression+TeardownSuppression), 0o644); err != nil {
+	if err := os.WriteFile(supp, []byte(Suppression+StatsSuppression+AppsSuppression+TeardownSuppression), 0o644); err != nil {
 		return "", err
 	}
 	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" suppressions="+supp), nil

@@ -74,6 +74,48 @@ func TestHelperStatsRace(t *testing.T) {
 	wg.Wait()
 }
 
+// proofApp is an application with one child, for TestHelperAppsRace.
+type proofApp struct{ gen.Application }
+
+func (proofApp) Load(...etf.Term) (gen.ApplicationSpec, error) {
+	return gen.ApplicationSpec{Name: "proof_app", Children: []gen.ApplicationChildSpec{{Name: "proof_child", Child: &recorder{}}}}, nil
+}
+
+func (proofApp) Start(gen.Process, ...etf.Term) {}
+
+// TestHelperAppsRace: the node's applications are listed (as Ergo's
+// system metrics process does every minute, through Stats) while an
+// application stops.
+func TestHelperAppsRace(t *testing.T) {
+	if os.Getenv("ERGOTEST_HELPER") == "" {
+		t.Skip("helper for TestErgoRacesNeedTheirSuppressions")
+	}
+	n := StartNode(t)
+	if _, err := n.ApplicationLoad(&proofApp{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if _, err := n.ApplicationStart("proof_app"); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = n.WhichApplications()
+				}
+			}
+		})
+		_ = n.ApplicationStop("proof_app")
+		close(stop)
+		wg.Wait()
+	}
+}
+
 // TestHelperTeardownRace: links come up while other nodes start in the
 // same process, and a link is torn down (its peer stops) while messages
 // flow on it.
@@ -105,7 +147,7 @@ func TestErgoRacesNeedTheirSuppressions(t *testing.T) {
 		t.Skip("the race detector is off (run with -race)")
 	}
 	all := filepath.Join(t.TempDir(), "all.supp")
-	if err := os.WriteFile(all, []byte(Suppression+MultiNodeSuppression+StatsSuppression+TeardownSuppression), 0o644); err != nil {
+	if err := os.WriteFile(all, []byte(Suppression+MultiNodeSuppression+StatsSuppression+AppsSuppression+TeardownSuppression), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run := func(helper, gorace string) string {
@@ -118,6 +160,7 @@ func TestErgoRacesNeedTheirSuppressions(t *testing.T) {
 	}
 	for _, tc := range []struct{ helper, suppression string }{
 		{"TestHelperStatsRace", StatsSuppression},
+		{"TestHelperAppsRace", AppsSuppression},
 		{"TestHelperTeardownRace", TeardownSuppression},
 		{"TestHelperTeardownRace", MultiNodeSuppression}, // a link coming and going beside another node
 	} {
@@ -136,9 +179,9 @@ func TestErgoRacesNeedTheirSuppressions(t *testing.T) {
 	// With the suppressions, those functions' races are gone. (Another of
 	// Ergo's may show in a rare interleaving: it is logged, for a new
 	// entry in sup/ERGO.md, not failed here.)
-	for _, helper := range []string{"TestHelperStatsRace", "TestHelperTeardownRace"} {
+	for _, helper := range []string{"TestHelperStatsRace", "TestHelperAppsRace", "TestHelperTeardownRace"} {
 		out := run(helper, "halt_on_error=0 suppressions="+all)
-		for _, fn := range []string{"distConnection).Stats", "distProto).Terminate", "registerConnection"} {
+		for _, fn := range []string{"distConnection).Stats", "listApplications", "distProto).Terminate", "registerConnection"} {
 			if strings.Contains(out, "DATA RACE") && strings.Contains(out, fn) {
 				t.Errorf("%s reports a race in %s despite its suppression:\n%s", helper, fn, out)
 			}

@@ -17,6 +17,6 @@ var nodeBin string
 // test also runs a gate node in this process, under the suppressions of
 // Ergo's own races (sup/ERGO.md E13) that node processes get.
 func TestMain(m *testing.M) {
-	ergotest.Suppress(ergotest.Suppression + ergotest.StatsSuppression + ergotest.TeardownSuppression)
+	ergotest.Suppress(ergotest.Suppression + ergotest.StatsSuppression + ergotest.AppsSuppression + ergotest.TeardownSuppression)
 	proctest.Main(m, "../../cmd/node", &nodeBin, append(ergotest.ConnectionRace(), ergotest.MemberlistProbe())...)
 }

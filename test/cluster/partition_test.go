@@ -521,12 +521,16 @@ func (l *netLab) status(cfg string) (map[string]memberStatus, error) {
 	}
 	m := map[string]memberStatus{}
 	for line := range strings.Lines(string(out)) {
-		// NODE  GOSSIP HOST  ERGO PORT  ROLES  LOAD  STATE
+		// NODE  GOSSIP HOST  ERGO PORT  ROLES  LOAD  GOROUTINES  STATE
 		f := strings.Fields(line)
-		if len(f) < 5 || f[0] == "NODE" {
+		if len(f) < 6 || f[0] == "NODE" {
 			continue
 		}
-		load, err := strconv.Atoi(f[len(f)-2])
+		if f[len(f)-1] == "absent" {
+			m[f[0]] = memberStatus{}
+			continue
+		}
+		load, err := strconv.Atoi(f[len(f)-3])
 		if err != nil {
 			return nil, fmt.Errorf("node status: load in %q: %v", line, err)
 		}
