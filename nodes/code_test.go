@@ -130,4 +130,3 @@ func TestStartLogsToStderrByDefault(t *testing.T) {
 		}
 	}
 }
-
