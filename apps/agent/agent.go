@@ -33,6 +33,7 @@ const DefaultMaxBadFrames = 3
 type Agent struct {
 	handlers     map[string]HandlerFunc
 	onStart      func(*Session) error
+	onRestore    func(*Session) error
 	onStop       func(*Session, string)
 	onFrame      FrameFunc
 	maxBadFrames int
@@ -55,6 +56,16 @@ func (a *Agent) Handle(cmd string, h HandlerFunc) *Agent {
 // closes the connection.
 func (a *Agent) OnStart(f func(s *Session) error) *Agent {
 	a.onStart = f
+	return a
+}
+
+// OnRestore registers a hook run when an agent takes over a session that
+// started earlier (its previous agent crashed, or its node was lost), once
+// the session values are back and before any request is handled: timers
+// and other per-process state are set again here. An error closes the
+// connection.
+func (a *Agent) OnRestore(f func(s *Session) error) *Agent {
+	a.onRestore = f
 	return a
 }
 

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -73,4 +74,62 @@ agent = "greeter"
 	// Output:
 	// map[message:Welcome status:ok] <nil>
 	// map[id:1 message:Hello, Ann status:ok] <nil>
+}
+
+// An agent that pushes to its client outside any request: "count" starts
+// a ticker that sends three numbered messages, then stops it.
+func ExampleSession_Every() {
+	counter := agent.New().
+		Handle("count", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			n := 0
+			var ticker *agent.Timer
+			ticker = s.Every(10*time.Millisecond, func(s *agent.Session) {
+				n++
+				_ = s.Send(agent.Reply{"tick": n})
+				if n == 3 {
+					ticker.Stop()
+				}
+			})
+			return agent.Reply{"status": "ok"}, nil
+		})
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name:      "pusher",
+		Listeners: []nodes.ListenerConfig{{Name: "count", Addr: "127.0.0.1:0", Agent: "count"}},
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := nodes.Start(ctx, cfg, "pusher", nodes.Options{
+		Agents: map[string]*agent.Agent{"count": counter},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer n.Stop(ctx)
+
+	conn, err := net.Dial("tcp", n.Addr("count").String())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	codec, frames := proto.Msgpack(), frame.NewReader(conn, frame.Options{})
+	req, _ := codec.Marshal(map[string]any{"cmd": "count", "id": 1})
+	b, _ := frame.Append(nil, frame.Options{}, req)
+	conn.Write(b)
+	for range 4 {
+		var m map[string]any
+		b, err := frames.Next()
+		if err == nil {
+			err = codec.Unmarshal(b, &m)
+		}
+		fmt.Println(m, err)
+	}
+	// Output:
+	// map[id:1 status:ok] <nil>
+	// map[tick:1] <nil>
+	// map[tick:2] <nil>
+	// map[tick:3] <nil>
 }

@@ -213,3 +213,13 @@ func want(t testing.TB, got map[string]any, kv ...any) {
 		}
 	}
 }
+
+// quiet checks that the gate gets nothing from the agent for d.
+func (a *testAgent) quiet(d time.Duration) {
+	a.t.Helper()
+	select {
+	case m := <-a.gateCh:
+		a.t.Fatalf("gate got %#v, want nothing", m)
+	case <-time.After(d):
+	}
+}

@@ -125,6 +125,10 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		id: st.start.Session, node: p.NodeName(), remote: st.start.Remote,
 		listener: st.start.Listener, codec: s.opts.Codec,
 	}
+	st.sess.timers.schedule = func(id uint64, d time.Duration) func() {
+		cancel := p.SendAfter(p.Self(), timerFired{id: id}, d)
+		return func() { cancel() }
+	}
 	st.log = s.opts.Logger.With("session", st.start.Session, "pid", p.Self().String())
 	if st.start.GateNode != "" && st.start.GateNode != p.NodeName() {
 		// The session lives on the gate's node. Once that node is gone
@@ -193,6 +197,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case flushOut:
 		st.flushing = false
 		s.flushBacklog(p, st)
+	case timerFired:
+		s.fire(p, st, m.id)
 	case gen.MessageNodeDown:
 		if s.opts.Leaving != nil && s.opts.Leaving() {
 			st.log.Info("agent ends: this node is leaving; its session moves to another", "peer", m.Name)
@@ -231,7 +237,11 @@ func (s *server) join(st *state, f proto.Frame) (proto.Frame, bool) {
 
 func (s *server) Terminate(p *gen.ServerProcess, reason string) {
 	st, ok := p.State.(*state)
-	if !ok || s.agent.onStop == nil {
+	if !ok {
+		return
+	}
+	st.sess.timers.stopAll()
+	if s.agent.onStop == nil {
 		return
 	}
 	defer func() {
@@ -257,6 +267,13 @@ func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) 
 	if st.stopAnn != nil {
 		st.stopAnn()
 		st.stopAnn = nil
+	}
+	if !m.Fresh && s.agent.onRestore != nil {
+		if err := s.call(st, func() error { return s.agent.onRestore(&st.sess) }); err != nil {
+			st.log.Error("agent restore hook failed", "err", err)
+			st.sess.Close()
+		}
+		s.flush(p, st, st.ack)
 	}
 	if m.Fresh && s.agent.onStart != nil {
 		if err := s.call(st, func() error { return s.agent.onStart(&st.sess) }); err != nil {
@@ -311,6 +328,22 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	}
 	s.flush(p, st, f.Seq)
 	return gen.ServerStatusOK
+}
+
+// fire runs a session Timer's callback and sends its output at once.
+func (s *server) fire(p *gen.ServerProcess, st *state, id uint64) {
+	if st.sess.closing || st.sess.closed {
+		st.sess.timers.stopAll()
+		return
+	}
+	t := st.sess.timers.take(id)
+	if t == nil {
+		return // stopped meanwhile
+	}
+	if err := s.call(st, func() error { t.f(&st.sess); return nil }); err != nil {
+		st.log.Error("agent timer failed", "err", err)
+	}
+	s.flush(p, st, st.ack)
 }
 
 // probe answers a gate's Probe. It came after the frames up to m.Seq, on
@@ -438,6 +471,7 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	st.ack = ack
 	if st.sess.closing {
 		st.sess.closed = true
+		st.sess.timers.stopAll()
 	}
 }
 

@@ -24,6 +24,8 @@ type Session struct {
 	saved  map[string]savedValue // the same, encoded for the watchdog
 	dirty  bool
 
+	timers timers // pending After and Every callbacks
+
 	out     [][]byte // replies produced by the current handler, in order
 	closing bool     // Close was called: close once this handler's output is out
 	closed  bool     // the close was sent to the gate: no more output
