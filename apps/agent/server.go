@@ -437,6 +437,7 @@ type PanicError struct {
 	Stack []string // the goroutine's stack at the panic, line by line
 }
 
+// Error names the panic's value.
 func (e *PanicError) Error() string { return fmt.Sprintf("agent: handler panicked: %v", e.Value) }
 
 // LogValue logs the panic's value and its stack as a list of lines.
