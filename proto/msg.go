@@ -202,6 +202,16 @@ type SpawnFailed struct {
 	Attempt uint64 // the AgentStart's
 }
 
+// AgentMessage carries a message from another process to an agent
+// (agent.Session.SendTo): Kind names the Go type of the message, Payload
+// is its msgpack encoding. Session is the session the sender addressed;
+// an agent drops a message for another session.
+type AgentMessage struct {
+	Session uint64
+	Kind    string
+	Payload []byte
+}
+
 // Messages returns one value of every message type above: the only types
 // skynode's processes send to other nodes. Field types come before the
 // types that hold them (Ergo registers them in this order).
@@ -212,6 +222,6 @@ func Messages() []any {
 		Connect{}, Disconnect{}, Forward{}, AgentDown{},
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
-		SessionStarted{}, Probe{},
+		SessionStarted{}, Probe{}, AgentMessage{},
 	}
 }

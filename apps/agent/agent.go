@@ -32,6 +32,7 @@ const DefaultMaxBadFrames = 3
 // node starts, with New and the chaining methods; it is read-only afterwards.
 type Agent struct {
 	handlers     map[string]HandlerFunc
+	receivers    map[string]messageHandler // by message kind (Receive)
 	onStart      func(*Session) error
 	onRestore    func(*Session) error
 	onStop       func(*Session, string)
@@ -42,7 +43,7 @@ type Agent struct {
 // New returns an Agent with no handlers: every command is answered with
 // "Unknown command".
 func New() *Agent {
-	return &Agent{handlers: map[string]HandlerFunc{}, maxBadFrames: DefaultMaxBadFrames}
+	return &Agent{handlers: map[string]HandlerFunc{}, receivers: map[string]messageHandler{}, maxBadFrames: DefaultMaxBadFrames}
 }
 
 // Handle registers h for requests whose "cmd" is cmd.

@@ -125,6 +125,10 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		id: st.start.Session, node: p.NodeName(), remote: st.start.Remote,
 		listener: st.start.Listener, codec: s.opts.Codec,
 	}
+	st.sess.self = sup.FromPid(p.Self())
+	st.sess.send = func(to proto.PID, msg any) error {
+		return sup.Send(p, s.opts.Remote, sup.ToPid(to), msg)
+	}
 	st.sess.timers.schedule = func(id uint64, d time.Duration) func() {
 		cancel := p.SendAfter(p.Self(), timerFired{id: id}, d)
 		return func() { cancel() }
@@ -199,6 +203,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.flushBacklog(p, st)
 	case timerFired:
 		s.fire(p, st, m.id)
+	case proto.AgentMessage:
+		s.message(p, st, m)
 	case gen.MessageNodeDown:
 		if s.opts.Leaving != nil && s.opts.Leaving() {
 			st.log.Info("agent ends: this node is leaving; its session moves to another", "peer", m.Name)
@@ -342,6 +348,24 @@ func (s *server) fire(p *gen.ServerProcess, st *state, id uint64) {
 	}
 	if err := s.call(st, func() error { t.f(&st.sess); return nil }); err != nil {
 		st.log.Error("agent timer failed", "err", err)
+	}
+	s.flush(p, st, st.ack)
+}
+
+// message runs the handler registered (Receive) for a message from
+// another process, and sends its output at once.
+func (s *server) message(p *gen.ServerProcess, st *state, m proto.AgentMessage) {
+	if !st.ready || st.sess.closing || st.sess.closed || m.Session != st.sess.id {
+		st.log.Debug("agent dropped a message it cannot take", "kind", m.Kind, "for", m.Session)
+		return
+	}
+	h, ok := s.agent.receivers[m.Kind]
+	if !ok {
+		st.log.Warn("agent has no handler for a message", "kind", m.Kind)
+		return
+	}
+	if err := s.call(st, func() error { return h(&st.sess, m.Payload) }); err != nil {
+		st.log.Error("agent message handler failed", "kind", m.Kind, "err", err)
 	}
 	s.flush(p, st, st.ack)
 }

@@ -25,6 +25,8 @@ type Session struct {
 	dirty  bool
 
 	timers timers // pending After and Every callbacks
+	self   proto.PID
+	send   func(to proto.PID, msg any) error // sends through the node's per-peer path
 
 	out     [][]byte // replies produced by the current handler, in order
 	closing bool     // Close was called: close once this handler's output is out

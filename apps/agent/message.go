@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/skynode/skynode/proto"
+)
+
+// ErrNoAddress is returned by [Session.SendTo] for the zero Address.
+var ErrNoAddress = errors.New("agent: no address")
+
+// Address names the agent process serving a session, on any node, for
+// messages from other processes ([Session.SendTo]). It is a value: store it,
+// or send it inside a message (its fields are msgpack-encodable). It names
+// one agent process: when the session's agent is restarted or moved, the
+// new agent has a new Address, and messages to the old one are lost. A
+// session that others know by its Address gives them the new one from its
+// [Agent.OnRestore] hook.
+type Address struct {
+	Agent   proto.PID `msgpack:"agent"`
+	Session uint64    `msgpack:"session"`
+}
+
+// IsZero reports whether a names no agent.
+func (a Address) IsZero() bool { return a.Agent.IsZero() }
+
+// String shows the session and its agent's process.
+func (a Address) String() string {
+	return fmt.Sprintf("session %d at <%s.%d.%d>", a.Session, a.Agent.Node, a.Agent.ID, a.Agent.Creation)
+}
+
+// Address returns the Address of this session's agent.
+func (s *Session) Address() Address { return Address{Agent: s.self, Session: s.id} }
+
+// SendTo sends msg to the agent at to, on this node or another, without
+// waiting: through the node's per-peer path when to is on another node, so
+// it never blocks on a peer. The receiving agent's kind handles msg's type
+// with a handler registered by [Receive]. Messages from one session to
+// another arrive in the order they were sent; a message to an agent that is
+// gone, or whose kind has no handler for its type, is lost (the receiver
+// logs the latter). The error says why msg could not be sent: it is not
+// msgpack-encodable, to is zero, or the queue to its node is full.
+func (s *Session) SendTo(to Address, msg any) error {
+	if to.IsZero() {
+		return ErrNoAddress
+	}
+	payload, err := proto.Msgpack().Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("agent: message of type %T cannot be sent: %w", msg, err)
+	}
+	if s.send == nil {
+		return fmt.Errorf("agent: session %d has no process to send from", s.id)
+	}
+	return s.send(to.Agent, proto.AgentMessage{Session: to.Session, Kind: kindOf(reflect.TypeOf(msg)), Payload: payload})
+}
+
+// kindOf names a message type on the wire: its package path and name, or
+// its type literal for an unnamed type.
+func kindOf(t reflect.Type) string {
+	if t == nil {
+		return "nil"
+	}
+	if t.Name() != "" && t.PkgPath() != "" {
+		return t.PkgPath() + "." + t.Name()
+	}
+	return t.String()
+}
+
+// messageHandler decodes an AgentMessage's payload for its registered
+// type and runs the handler.
+type messageHandler func(s *Session, payload []byte) error
+
+// Receive registers f for messages of type T sent to a's agents with
+// [Session.SendTo]. f runs in the agent's process, like a request handler:
+// it may use the session, and its output is sent at once, in order with
+// the session's other output. An error (or a panic) is logged; the session
+// goes on. T is decoded from msgpack as [proto.Msgpack] decodes into a
+// typed value, so give its fields msgpack (or json) tags when the sender
+// and receiver are built from different code.
+func Receive[T any](a *Agent, f func(s *Session, m T) error) *Agent {
+	var zero T
+	a.receivers[kindOf(reflect.TypeOf(zero))] = func(s *Session, payload []byte) error {
+		var m T
+		if err := proto.Msgpack().Unmarshal(payload, &m); err != nil {
+			return fmt.Errorf("agent: message of kind %T does not decode: %w", m, err)
+		}
+		return f(s, m)
+	}
+	return a
+}

@@ -1,0 +1,160 @@
+package nodes_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
+)
+
+// letter is sent from one client's agent to another's, across nodes.
+type letter struct {
+	Text string `msgpack:"text"`
+	From uint64 `msgpack:"from"`
+}
+
+// postKind: "address" answers with the session's Address; "send" sends a
+// letter to the Address in its data; a letter received is pushed to the
+// client.
+func postKind() *agent.Agent {
+	a := agent.New().
+		Handle("address", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			addr := s.Address()
+			return agent.Reply{"status": "ok", "node": addr.Agent.Node, "pid": addr.Agent.ID, "creation": addr.Agent.Creation, "session": addr.Session}, nil
+		}).
+		Handle("send", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			node, _ := proto.String(req.Data["node"])
+			pid, _ := proto.Int(req.Data["pid"])
+			creation, _ := proto.Int(req.Data["creation"])
+			session, _ := proto.Int(req.Data["session"])
+			text, _ := proto.String(req.Data["text"])
+			to := agent.Address{Agent: proto.PID{Node: node, ID: uint64(pid), Creation: uint32(creation)}, Session: uint64(session)}
+			if err := s.SendTo(to, letter{Text: text, From: s.ID()}); err != nil {
+				return nil, err
+			}
+			return agent.Reply{"status": "ok"}, nil
+		})
+	return agent.Receive(a, func(s *agent.Session, m letter) error {
+		return s.Send(agent.Reply{"letter": m.Text, "from": m.From})
+	})
+}
+
+// postClient is a msgpack client of a post listener.
+type postClient struct {
+	t      *testing.T
+	conn   net.Conn
+	frames *frame.Reader
+}
+
+func dialPost(t *testing.T, addr string) *postClient {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &postClient{t: t, conn: conn, frames: frame.NewReader(conn, frame.Options{})}
+}
+
+func (c *postClient) call(req map[string]any) map[string]any {
+	c.t.Helper()
+	b, _ := proto.Msgpack().Marshal(req)
+	f, _ := frame.Append(nil, frame.Options{}, b)
+	if _, err := c.conn.Write(f); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.next()
+}
+
+func (c *postClient) next() map[string]any {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := c.frames.Next()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
+		c.t.Fatal(err)
+	}
+	return m
+}
+
+// Agents on two nodes message each other by Address, through the nodes'
+// per-peer path: each letter reaches the other client, in order.
+func TestAgentsMessageAcrossNodes(t *testing.T) {
+	port := freePort(t)
+	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
+[cluster]
+cookie = "post-test"
+seeds = ["127.0.0.1:%d"]
+[[node]]
+name = "pa"
+gossip_port = %d
+  [[node.listener]]
+  name = "post"
+  addr = "127.0.0.1:0"
+  agent = "post"
+[[node]]
+name = "pb"
+  [[node.listener]]
+  name = "post"
+  addr = "127.0.0.1:0"
+  agent = "post"
+`, port, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(name string) *nodes.Node {
+		n, err := nodes.Start(context.Background(), cfg, name, nodes.Options{
+			Agents: map[string]*agent.Agent{"post": postKind()},
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = n.Stop(ctx)
+		})
+		return n
+	}
+	a, b := start("pa"), start("pb")
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		for _, m := range a.Members() {
+			if m.Name == b.Name() && m.Alive && m.ErgoPort > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s does not see %s", a.Name(), b.Name())
+	})
+	x, y := dialPost(t, a.Addr("post").String()), dialPost(t, b.Addr("post").String())
+	addr := y.call(map[string]any{"cmd": "address", "id": 1})
+	if addr["node"] != b.Name() {
+		t.Fatalf("y's address %v, want on %s", addr, b.Name())
+	}
+	to := map[string]any{"node": addr["node"], "pid": addr["pid"], "creation": addr["creation"], "session": addr["session"]}
+	for i := range 5 {
+		data := map[string]any{"text": fmt.Sprint("letter ", i)}
+		for k, v := range to {
+			data[k] = v
+		}
+		if got := x.call(map[string]any{"cmd": "send", "id": i, "data": data}); got["status"] != "ok" {
+			t.Fatalf("send: %v", got)
+		}
+	}
+	for i := range 5 {
+		if got := y.next(); got["letter"] != fmt.Sprint("letter ", i) {
+			t.Fatalf("y got %v, want letter %d", got, i)
+		}
+	}
+}
