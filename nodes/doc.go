@@ -10,6 +10,7 @@
 //	│   ├── agents.<listener>           a listener's agents on this node: shards .0..3 (simple_one_for_one, transient)
 //	│   └── agents.<agent>.<codec>      agents this node runs for other nodes' listeners (agents_on), same shape
 //	├── watchdog       sessions and agent placement
+//	├── topics         this node's subscriptions to cluster-wide topics (apps/topics)
 //	├── spawner        starts agents in this node's pools for other nodes' watchdogs
 //	└── gates          one_for_one
 //	    └── gate.<listener>             one per listener

@@ -62,6 +62,21 @@ func (n *Node) candidates(role string) []watchdog.Candidate {
 	return out
 }
 
+// peers returns the other live nodes of the cluster that run skynode's
+// processes (observers, such as `node status`, run none).
+func (n *Node) peers() []string {
+	if n.members == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range n.members.Members() {
+		if m.Alive && m.ErgoPort > 0 && m.Name != n.ergo.Name() && !slices.Contains(m.Roles, cluster.ObserverRole) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
 // loadEvery is how often a node gossips its load.
 const loadEvery = time.Second
 

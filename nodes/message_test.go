@@ -42,6 +42,15 @@ func postKind() *agent.Agent {
 			}
 			return agent.Reply{"status": "ok"}, nil
 		})
+	a.Handle("subscribe", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+		topic, _ := proto.String(req.Data["topic"])
+		return agent.Reply{"status": "ok"}, s.Subscribe(topic)
+	})
+	a.Handle("publish", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+		topic, _ := proto.String(req.Data["topic"])
+		text, _ := proto.String(req.Data["text"])
+		return agent.Reply{"status": "ok"}, s.Publish(topic, letter{Text: text, From: s.ID()})
+	})
 	return agent.Receive(a, func(s *agent.Session, m letter) error {
 		return s.Send(agent.Reply{"letter": m.Text, "from": m.From})
 	})
@@ -88,9 +97,10 @@ func (c *postClient) next() map[string]any {
 	return m
 }
 
-// Agents on two nodes message each other by Address, through the nodes'
-// per-peer path: each letter reaches the other client, in order.
-func TestAgentsMessageAcrossNodes(t *testing.T) {
+// postCluster starts two nodes that find each other by gossip, each with
+// a "post" listener.
+func postCluster(t *testing.T) (a, b *nodes.Node) {
+	t.Helper()
 	port := freePort(t)
 	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
 [cluster]
@@ -128,7 +138,7 @@ name = "pb"
 		})
 		return n
 	}
-	a, b := start("pa"), start("pb")
+	a, b = start("pa"), start("pb")
 	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
 		for _, m := range a.Members() {
 			if m.Name == b.Name() && m.Alive && m.ErgoPort > 0 {
@@ -137,6 +147,53 @@ name = "pb"
 		}
 		return fmt.Errorf("%s does not see %s", a.Name(), b.Name())
 	})
+	return a, b
+}
+
+// A topic's publications reach its subscribers on every node, in the
+// publisher's order; a subscriber whose client left is removed.
+func TestTopicAcrossNodes(t *testing.T) {
+	a, b := postCluster(t)
+	pub := dialPost(t, a.Addr("post").String())
+	subs := []*postClient{dialPost(t, a.Addr("post").String()), dialPost(t, b.Addr("post").String())}
+	leaver := dialPost(t, b.Addr("post").String())
+	for _, c := range append(subs, leaver) {
+		if got := c.call(map[string]any{"cmd": "subscribe", "id": 1, "data": map[string]any{"topic": "news"}}); got["status"] != "ok" {
+			t.Fatalf("subscribe: %v", got)
+		}
+	}
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if na, nb := a.Topics().Subscriptions(), b.Topics().Subscriptions(); na != 1 || nb != 2 {
+			return fmt.Errorf("subscriptions %d on %s, %d on %s", na, a.Name(), nb, b.Name())
+		}
+		return nil
+	})
+	leaver.conn.Close()
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := b.Topics().Subscriptions(); n != 1 {
+			return fmt.Errorf("%d subscriptions on %s after a subscriber left", n, b.Name())
+		}
+		return nil
+	})
+	for i := range 20 {
+		data := map[string]any{"topic": "news", "text": fmt.Sprint("item ", i)}
+		if got := pub.call(map[string]any{"cmd": "publish", "id": i, "data": data}); got["status"] != "ok" {
+			t.Fatalf("publish: %v", got)
+		}
+	}
+	for _, c := range subs {
+		for i := range 20 {
+			if got := c.next(); got["letter"] != fmt.Sprint("item ", i) {
+				t.Fatalf("subscriber got %v, want item %d", got, i)
+			}
+		}
+	}
+}
+
+// Agents on two nodes message each other by Address, through the nodes'
+// per-peer path: each letter reaches the other client, in order.
+func TestAgentsMessageAcrossNodes(t *testing.T) {
+	a, b := postCluster(t)
 	x, y := dialPost(t, a.Addr("post").String()), dialPost(t, b.Addr("post").String())
 	addr := y.call(map[string]any{"cmd": "address", "id": 1})
 	if addr["node"] != b.Name() {

@@ -17,6 +17,7 @@ import (
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/nodes/outbox"
@@ -61,6 +62,7 @@ type Node struct {
 	root      gen.Process
 	listeners []*gate.Listener
 	store     *watchdog.Store
+	topics    *topics.Stats
 	remote    *remote // remote sends of this node's processes
 	outbox    *outbox.Outbox
 	log       *slog.Logger
@@ -103,7 +105,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}
-	n := &Node{cfg: nc, store: watchdog.NewStore(), remote: &remote{}, done: make(chan struct{})}
+	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, remote: &remote{}, done: make(chan struct{})}
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
 
 	// Bind every listener first: a port in use is a start-up error.
@@ -237,6 +239,11 @@ func (n *Node) Members() []cluster.Member {
 	}
 	return n.members.Members()
 }
+
+// Topics returns the counters of the node's topics process (package
+// apps/topics): subscriptions held, publications delivered, forwarded and
+// dropped.
+func (n *Node) Topics() *topics.Stats { return n.topics }
 
 // GossipAddr returns the node's gossip address, or "" when it runs alone.
 func (n *Node) GossipAddr() string {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
@@ -98,6 +99,11 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 			Live: n.connections,
 		}),
 		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
+	})
+	root.Children = append(root.Children, sup.Child{
+		Name:     proto.TopicsName,
+		Behavior: topics.Behavior(topics.Options{Remote: n.remote, Peers: n.peers, Stats: n.topics, Logger: n.log}),
+		Options:  gen.ProcessOptions{MailboxSize: topics.MailboxSize},
 	})
 	root.Children = append(root.Children, sup.Child{
 		Name:     sup.SpawnerName,

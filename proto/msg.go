@@ -203,13 +203,47 @@ type SpawnFailed struct {
 }
 
 // AgentMessage carries a message from another process to an agent
-// (agent.Session.SendTo): Kind names the Go type of the message, Payload
+// (agent.Session.SendTo, or a topic's publication): Kind names the Go type of the message, Payload
 // is its msgpack encoding. Session is the session the sender addressed;
 // an agent drops a message for another session.
 type AgentMessage struct {
 	Session uint64
 	Kind    string
 	Payload []byte
+	Topic   string // the topic it was published to; "" for a direct message
+}
+
+// TopicsName is the registered name of every node's topics process
+// (apps/topics), which holds the node's subscriptions to cluster-wide
+// topics.
+const TopicsName = "topics"
+
+// Subscribe asks a node's topics process to deliver the topic's
+// publications to an agent on that node (as AgentMessages for Session).
+// A subscription ends with Unsubscribe or when the agent ends. Subscribe
+// and Unsubscribe stay on their node (not in Messages).
+type Subscribe struct {
+	Topic   string
+	Agent   PID
+	Session uint64
+}
+
+// Unsubscribe ends a Subscribe.
+type Unsubscribe struct {
+	Topic string
+	Agent PID
+}
+
+// Publish is a publication to a topic: Kind and Payload as in
+// AgentMessage. A publisher hands it to its own node's topics process,
+// which delivers it to that node's subscribers and forwards it, with
+// Forwarded set, to every other node's topics process, which delivers it
+// to its own.
+type Publish struct {
+	Topic     string
+	Kind      string
+	Payload   []byte
+	Forwarded bool
 }
 
 // Messages returns one value of every message type above: the only types
@@ -222,6 +256,6 @@ func Messages() []any {
 		Connect{}, Disconnect{}, Forward{}, AgentDown{},
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
-		SessionStarted{}, Probe{}, AgentMessage{},
+		SessionStarted{}, Probe{}, AgentMessage{}, Publish{},
 	}
 }

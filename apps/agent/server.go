@@ -129,6 +129,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st.sess.send = func(to proto.PID, msg any) error {
 		return sup.Send(p, s.opts.Remote, sup.ToPid(to), msg)
 	}
+	st.sess.local = func(name string, msg any) error { return p.Send(name, msg) }
 	st.sess.timers.schedule = func(id uint64, d time.Duration) func() {
 		cancel := p.SendAfter(p.Self(), timerFired{id: id}, d)
 		return func() { cancel() }

@@ -27,6 +27,7 @@ type Session struct {
 	timers timers // pending After and Every callbacks
 	self   proto.PID
 	send   func(to proto.PID, msg any) error // sends through the node's per-peer path
+	local  func(name string, msg any) error  // sends to a process registered on this node
 
 	out     [][]byte // replies produced by the current handler, in order
 	closing bool     // Close was called: close once this handler's output is out
