@@ -11,6 +11,7 @@
 //	│   └── agents.<agent>.<codec>      agents this node runs for other nodes' listeners (agents_on), same shape
 //	├── watchdog       sessions and agent placement
 //	├── topics         this node's subscriptions to cluster-wide topics (apps/topics)
+//	├── services       the service host: this node's service instances, routing of calls (apps/service)
 //	├── spawner        starts agents in this node's pools for other nodes' watchdogs
 //	└── gates          one_for_one
 //	    └── gate.<listener>             one per listener

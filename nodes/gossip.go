@@ -77,6 +77,25 @@ func (n *Node) peers() []string {
 	return out
 }
 
+// roleMembers returns the live nodes with role ("" for every node), this
+// node included when it has the role.
+func (n *Node) roleMembers(role string) []string {
+	if n.members == nil {
+		if role == "" || slices.Contains(n.cfg.Roles, role) {
+			return []string{n.ergo.Name()}
+		}
+		return nil
+	}
+	var out []string
+	for _, m := range n.members.Members() {
+		if m.Alive && m.ErgoPort > 0 && !slices.Contains(m.Roles, cluster.ObserverRole) &&
+			(role == "" || slices.Contains(m.Roles, role)) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
 // loadEvery is how often a node gossips its load.
 const loadEvery = time.Second
 

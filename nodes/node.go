@@ -17,6 +17,7 @@ import (
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
@@ -39,6 +40,10 @@ type Options struct {
 	// Agents adds agent kinds that listeners can name in `agent = "..."`,
 	// beside the built-in "demo" and "echo".
 	Agents map[string]*agent.Agent
+	// Services are the cluster's services (package apps/service): give
+	// every node the same list. A node runs the instances of those of its
+	// roles and routes messages and calls to all of them.
+	Services []service.Definition
 	// Logger receives the node's logs; nil logs text at Info level to
 	// standard error. For another level or format, pass a logger built on
 	// the slog handler of your choice (slog.NewJSONHandler, say).
@@ -160,7 +165,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			ob.Drop(name) // what was queued for it is lost with it
 		})
 	}
-	if err := n.startTree(cfg, nc, kinds); err != nil {
+	if err := n.startTree(cfg, nc, kinds, o.Services); err != nil {
 		n.leave()
 		ob.Close()
 		n.ergo.Stop()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/net/frame"
@@ -56,7 +57,7 @@ func (n *Node) agentCount() int {
 	return count
 }
 
-func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Agent) error {
+func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Agent, services []service.Definition) error {
 	pools := map[string]sup.PoolSpec{}  // local pools, by listener name
 	hosted := map[string]sup.PoolSpec{} // pools run for other nodes' listeners, by pool name
 	placement := map[string]watchdog.Placement{}
@@ -104,6 +105,13 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 		Name:     proto.TopicsName,
 		Behavior: topics.Behavior(topics.Options{Remote: n.remote, Peers: n.peers, Stats: n.topics, Logger: n.log}),
 		Options:  gen.ProcessOptions{MailboxSize: topics.MailboxSize},
+	})
+	root.Children = append(root.Children, sup.Child{
+		Name: proto.ServicesName,
+		Behavior: service.Host(service.HostOptions{
+			Services: services, Remote: n.remote, Members: n.roleMembers, Logger: n.log,
+		}),
+		Options: gen.ProcessOptions{MailboxSize: service.HostMailbox},
 	})
 	root.Children = append(root.Children, sup.Child{
 		Name:     sup.SpawnerName,

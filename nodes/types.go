@@ -39,13 +39,14 @@ func envelopes() func(msg etf.Term) bool {
 
 // urgent reports whether msg may overtake the data queued for its node
 // (nodes/outbox's urgent queue): every control message may. Frames,
-// outputs, messages to agents and publications are data; SessionSave and SessionStarted
+// outputs, messages to agents and services, and publications are data; SessionSave and SessionStarted
 // stay behind the outputs sent before them (SessionStarted says the start
 // hook's output has gone ahead, see proto.SessionStarted), and a Probe
 // behind the frames it asks about.
 func urgent(msg etf.Term) bool {
 	switch msg.(type) {
-	case proto.Frame, proto.Output, proto.SessionSave, proto.SessionStarted, proto.Probe, proto.AgentMessage, proto.Publish:
+	case proto.Frame, proto.Output, proto.SessionSave, proto.SessionStarted, proto.Probe, proto.AgentMessage, proto.Publish,
+		proto.ServiceCast, proto.ServiceCall, proto.ServiceReply, proto.ServiceSnapshot:
 		return false
 	}
 	return true

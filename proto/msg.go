@@ -1,5 +1,10 @@
 package proto
 
+import (
+	"fmt"
+	"reflect"
+)
+
 // This file holds the messages that skynode's own processes (gate, watchdog,
 // agent) exchange. They are plain structs with no Ergo types so that this
 // package stays free of Ergo; nodes registers them with Ergo's ETF encoder so
@@ -202,6 +207,24 @@ type SpawnFailed struct {
 	Attempt uint64 // the AgentStart's
 }
 
+// Address names the agent process serving a session, on any node, for
+// messages from other processes (agent.Session.SendTo, a service's
+// Context.SendTo). It is a value: store it, or send it inside a message.
+// It names one agent process: a session's agent restarted or moved has a
+// new Address.
+type Address struct {
+	Agent   PID    `msgpack:"agent"`
+	Session uint64 `msgpack:"session"`
+}
+
+// IsZero reports whether a names no agent.
+func (a Address) IsZero() bool { return a.Agent.IsZero() }
+
+// String shows the session and its agent's process.
+func (a Address) String() string {
+	return fmt.Sprintf("session %d at <%s.%d.%d>", a.Session, a.Agent.Node, a.Agent.ID, a.Agent.Creation)
+}
+
 // AgentMessage carries a message from another process to an agent
 // (agent.Session.SendTo, or a topic's publication): Kind names the Go type of the message, Payload
 // is its msgpack encoding. Session is the session the sender addressed;
@@ -211,6 +234,20 @@ type AgentMessage struct {
 	Kind    string
 	Payload []byte
 	Topic   string // the topic it was published to; "" for a direct message
+}
+
+// KindOf names the Go type of v on the wire, for AgentMessage, Publish
+// and the service messages: its package path and name, or its type literal
+// for an unnamed type.
+func KindOf(v any) string {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return "nil"
+	}
+	if t.Name() != "" && t.PkgPath() != "" {
+		return t.PkgPath() + "." + t.Name()
+	}
+	return t.String()
 }
 
 // TopicsName is the registered name of every node's topics process
@@ -257,5 +294,6 @@ func Messages() []any {
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
 		SessionStarted{}, Probe{}, AgentMessage{}, Publish{},
+		ServiceCast{}, ServiceCall{}, ServiceReply{}, ServiceSnapshot{},
 	}
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/skynode/skynode/proto"
 )
@@ -12,24 +11,13 @@ import (
 var ErrNoAddress = errors.New("agent: no address")
 
 // Address names the agent process serving a session, on any node, for
-// messages from other processes ([Session.SendTo]). It is a value: store it,
-// or send it inside a message (its fields are msgpack-encodable). It names
-// one agent process: when the session's agent is restarted or moved, the
-// new agent has a new Address, and messages to the old one are lost. A
-// session that others know by its Address gives them the new one from its
-// [Agent.OnRestore] hook.
-type Address struct {
-	Agent   proto.PID `msgpack:"agent"`
-	Session uint64    `msgpack:"session"`
-}
-
-// IsZero reports whether a names no agent.
-func (a Address) IsZero() bool { return a.Agent.IsZero() }
-
-// String shows the session and its agent's process.
-func (a Address) String() string {
-	return fmt.Sprintf("session %d at <%s.%d.%d>", a.Session, a.Agent.Node, a.Agent.ID, a.Agent.Creation)
-}
+// messages from other processes ([Session.SendTo]). It is a value: store
+// it, or send it inside a message (its fields are msgpack-encodable). It
+// names one agent process: when the session's agent is restarted or
+// moved, the new agent has a new Address, and messages to the old one are
+// lost. A session that others know by its Address gives them the new one
+// from its [Agent.OnRestore] hook.
+type Address = proto.Address
 
 // Address returns the Address of this session's agent.
 func (s *Session) Address() Address { return Address{Agent: s.self, Session: s.id} }
@@ -53,19 +41,7 @@ func (s *Session) SendTo(to Address, msg any) error {
 	if s.send == nil {
 		return fmt.Errorf("agent: session %d has no process to send from", s.id)
 	}
-	return s.send(to.Agent, proto.AgentMessage{Session: to.Session, Kind: kindOf(reflect.TypeOf(msg)), Payload: payload})
-}
-
-// kindOf names a message type on the wire: its package path and name, or
-// its type literal for an unnamed type.
-func kindOf(t reflect.Type) string {
-	if t == nil {
-		return "nil"
-	}
-	if t.Name() != "" && t.PkgPath() != "" {
-		return t.PkgPath() + "." + t.Name()
-	}
-	return t.String()
+	return s.send(to.Agent, proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
 }
 
 // messageHandler decodes an AgentMessage's payload for its registered
@@ -81,7 +57,7 @@ type messageHandler func(s *Session, payload []byte) error
 // and receiver are built from different code.
 func Receive[T any](a *Agent, f func(s *Session, m T) error) *Agent {
 	var zero T
-	a.receivers[kindOf(reflect.TypeOf(zero))] = func(s *Session, payload []byte) error {
+	a.receivers[proto.KindOf(zero)] = func(s *Session, payload []byte) error {
 		var m T
 		if err := proto.Msgpack().Unmarshal(payload, &m); err != nil {
 			return fmt.Errorf("agent: message of kind %T does not decode: %w", m, err)

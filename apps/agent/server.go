@@ -130,6 +130,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		return sup.Send(p, s.opts.Remote, sup.ToPid(to), msg)
 	}
 	st.sess.local = func(name string, msg any) error { return p.Send(name, msg) }
+	st.sess.later = func(d time.Duration, msg any) { p.SendAfter(p.Self(), msg, d) }
 	st.sess.timers.schedule = func(id uint64, d time.Duration) func() {
 		cancel := p.SendAfter(p.Self(), timerFired{id: id}, d)
 		return func() { cancel() }
@@ -206,6 +207,12 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.fire(p, st, m.id)
 	case proto.AgentMessage:
 		s.message(p, st, m)
+	case proto.ServiceReply:
+		s.answered(p, st, m.Ref, func(then func(*Session, proto.ServiceReply)) { then(&st.sess, m) })
+	case callExpired:
+		s.answered(p, st, m.ref, func(then func(*Session, proto.ServiceReply)) {
+			then(&st.sess, proto.ServiceReply{Ref: m.ref, Error: proto.ReasonTimeout})
+		})
 	case gen.MessageNodeDown:
 		if s.opts.Leaving != nil && s.opts.Leaving() {
 			st.log.Info("agent ends: this node is leaving; its session moves to another", "peer", m.Name)
@@ -367,6 +374,22 @@ func (s *server) message(p *gen.ServerProcess, st *state, m proto.AgentMessage) 
 	}
 	if err := s.call(st, func() error { return h(&st.sess, m.Payload) }); err != nil {
 		st.log.Error("agent message handler failed", "kind", m.Kind, "err", err)
+	}
+	s.flush(p, st, st.ack)
+}
+
+// answered runs the callback of a pending service call, if still pending,
+// and sends its output at once.
+func (s *server) answered(p *gen.ServerProcess, st *state, ref uint64, run func(then func(*Session, proto.ServiceReply))) {
+	then := st.sess.calls.take(ref)
+	if then == nil {
+		return
+	}
+	if st.sess.closed {
+		return
+	}
+	if err := s.call(st, func() error { run(then); return nil }); err != nil {
+		st.log.Error("agent call callback failed", "err", err)
 	}
 	s.flush(p, st, st.ack)
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/skynode/skynode/proto"
 )
@@ -28,6 +29,8 @@ type Session struct {
 	self   proto.PID
 	send   func(to proto.PID, msg any) error // sends through the node's per-peer path
 	local  func(name string, msg any) error  // sends to a process registered on this node
+	later  func(d time.Duration, msg any)    // sends the agent msg after d
+	calls  calls                             // pending service calls
 
 	out     [][]byte // replies produced by the current handler, in order
 	closing bool     // Close was called: close once this handler's output is out

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"reflect"
 
 	"github.com/skynode/skynode/proto"
 )
@@ -33,15 +32,7 @@ func (s *Session) Publish(topic string, msg any) error {
 	if err != nil {
 		return fmt.Errorf("agent: message of type %T cannot be published: %w", msg, err)
 	}
-	return s.toTopics(proto.Publish{Topic: topic, Kind: kindOf(reflect.TypeOf(msg)), Payload: payload})
+	return s.toTopics(proto.Publish{Topic: topic, Kind: proto.KindOf(msg), Payload: payload})
 }
 
-func (s *Session) toTopics(msg any) error {
-	if s.local == nil {
-		return fmt.Errorf("agent: session %d has no process to send from", s.id)
-	}
-	if err := s.local(proto.TopicsName, msg); err != nil {
-		return fmt.Errorf("agent: topics: %w", err)
-	}
-	return nil
-}
+func (s *Session) toTopics(msg any) error { return s.toLocal(proto.TopicsName, msg) }

@@ -1,0 +1,479 @@
+package service
+
+import (
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// Mailbox sizes of a host and of an instance: calls and messages of the
+// whole node (host) and of all callers of one instance pass through them.
+const (
+	HostMailbox     = 1 << 14
+	InstanceMailbox = 1 << 12
+)
+
+// tickEvery is how often a host revisits placement, fails the calls to
+// nodes gossip declared lost, and expires calls.
+const tickEvery = 100 * time.Millisecond
+
+// HostOptions configure a node's service host.
+type HostOptions struct {
+	// Services are the services of the cluster: every node should be
+	// given the same list (a node runs those of its roles, and routes
+	// messages to all).
+	Services []Definition
+	// Remote carries messages to other nodes without blocking
+	// (nodes/outbox); nil keeps everything on this node.
+	Remote sup.Remote
+	// Members returns the live nodes of role ("" for every node), this
+	// node included when it has the role; nil means this node alone, with
+	// every role.
+	Members func(role string) []string
+	Logger  *slog.Logger // nil discards
+}
+
+// Host returns the behavior of a node's service host; spawn it as
+// proto.ServicesName with gen.ProcessOptions{MailboxSize: HostMailbox}.
+// The returned behavior keeps what must outlive a restart of the host (the
+// saved states it holds): give the same one to its supervisor.
+func Host(o HostOptions) gen.ServerBehavior {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h := &host{opts: o, defs: map[string]Definition{}, snaps: &snapshots{m: map[string]proto.ServiceSnapshot{}}}
+	for _, d := range o.Services {
+		h.defs[d.Name()] = d
+	}
+	return h
+}
+
+type host struct {
+	gen.Server
+	opts  HostOptions
+	defs  map[string]Definition
+	snaps *snapshots
+}
+
+type hostState struct {
+	env     *env
+	self    proto.PID
+	running map[string]*running  // by supervisor name
+	failed  map[string]bool      // supervisors that gave up on this node
+	out     map[uint64]*outCall  // calls this host routed, by its own ref
+	next    uint64               // last ref of out
+	in      map[inKey]*inCall    // calls handed to this node's instances
+	watched map[etf.Pid]struct{} // instances monitored
+	shipped map[string]shippedTo // per instance, where its latest snapshot went
+}
+
+// shippedTo is the node an instance's snapshot was last sent to, and its
+// Seq.
+type shippedTo struct {
+	node string
+	seq  uint64
+}
+
+type running struct {
+	def   Definition
+	shard int
+	sup   etf.Pid
+}
+
+// outCall is a call routed by this host for one of its node's callers.
+type outCall struct {
+	caller   proto.PID
+	ref      uint64 // the caller's
+	node     string
+	service  string
+	deadline time.Time
+}
+
+type inKey struct {
+	replyTo proto.PID
+	ref     uint64
+}
+
+// inCall is a call handed to an instance of this node.
+type inCall struct {
+	inst     etf.Pid
+	deadline time.Time
+}
+
+type tick struct{}
+
+func (h *host) Init(p *gen.ServerProcess, args ...etf.Term) error {
+	p.State = &hostState{
+		env:     &env{node: p.NodeName(), remote: h.opts.Remote, log: h.opts.Logger, snapshots: h.snaps},
+		self:    sup.FromPid(p.Self()),
+		running: map[string]*running{}, failed: map[string]bool{},
+		out: map[uint64]*outCall{}, in: map[inKey]*inCall{}, watched: map[etf.Pid]struct{}{},
+		shipped: map[string]shippedTo{},
+	}
+	// The instances this node runs by its current view start now, so that
+	// a node alone serves its services once it has started.
+	h.reconcile(p, p.State.(*hostState))
+	p.SendAfter(p.Self(), tick{}, tickEvery)
+	return nil
+}
+
+func (h *host) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	st := p.State.(*hostState)
+	switch m := msg.(type) {
+	case tick:
+		h.expire(p, st)
+		h.reconcile(p, st)
+		h.reship(p, st)
+		p.SendAfter(p.Self(), tick{}, tickEvery)
+	case proto.ServiceCall:
+		if m.Forwarded {
+			h.dispatch(p, st, m)
+		} else {
+			h.route(p, st, m)
+		}
+	case proto.ServiceCast:
+		h.cast(p, st, m)
+	case proto.ServiceReply:
+		h.reply(p, st, m)
+	case callDone:
+		delete(st.in, inKey{m.replyTo, m.reply.Ref})
+		h.answer(p, st, m.replyTo, m.reply)
+	case saveSnapshot:
+		h.ship(p, st, m.snap)
+	case proto.ServiceSnapshot:
+		st.env.snapshots.put(m)
+	case gen.MessageDown:
+		h.down(p, st, m)
+	}
+	return gen.ServerStatusOK
+}
+
+// members returns the live nodes of role.
+func (h *host) members(p *gen.ServerProcess, role string) []string {
+	if h.opts.Members == nil {
+		return []string{p.NodeName()}
+	}
+	return h.opts.Members(role)
+}
+
+// ShardOf returns the shard of key among n: the same on every node.
+func ShardOf(key string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(key))
+	return int(f.Sum32() % uint32(n))
+}
+
+// rank orders nodes for an instance by rendezvous hashing: the first runs
+// it, the second takes over when the first is lost.
+func rank(service string, shard int, nodes []string) []string {
+	score := func(node string) uint64 {
+		f := fnv.New64a()
+		_, _ = f.Write([]byte(service + "#" + strconv.Itoa(shard) + "@" + node))
+		return f.Sum64()
+	}
+	out := slices.Clone(nodes)
+	slices.SortFunc(out, func(a, b string) int {
+		sa, sb := score(a), score(b)
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// target returns the node whose instance gets a message for key, or "".
+func (h *host) target(p *gen.ServerProcess, d Definition, key string) (string, int) {
+	members := h.members(p, d.Role())
+	if len(members) == 0 {
+		return "", 0
+	}
+	if d.Kind() == KindPerNode {
+		if slices.Contains(members, p.NodeName()) {
+			return p.NodeName(), 0
+		}
+		return rank(d.Name(), 0, members)[0], 0
+	}
+	shard := ShardOf(key, d.Shards())
+	return rank(d.Name(), shard, members)[0], shard
+}
+
+// route sends a call of one of this node's processes to the host of the
+// node that runs its instance, and remembers it until it is answered.
+func (h *host) route(p *gen.ServerProcess, st *hostState, m proto.ServiceCall) {
+	d, ok := h.defs[m.Service]
+	if !ok {
+		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonUnknown})
+		return
+	}
+	node, _ := h.target(p, d, m.Key)
+	if node == "" {
+		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonNoNode})
+		return
+	}
+	timeout := time.Duration(m.Timeout) * time.Millisecond
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	st.next++
+	ref := st.next
+	st.out[ref] = &outCall{caller: m.ReplyTo, ref: m.Ref, node: node, service: m.Service, deadline: time.Now().Add(timeout)}
+	fwd := m
+	fwd.Ref, fwd.ReplyTo, fwd.Forwarded = ref, st.self, true
+	if node == p.NodeName() {
+		h.dispatch(p, st, fwd)
+		return
+	}
+	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: node}, fwd); err != nil {
+		h.fail(p, st, ref, proto.ReasonNotSent)
+	}
+}
+
+// dispatch hands a routed call to this node's instance.
+func (h *host) dispatch(p *gen.ServerProcess, st *hostState, m proto.ServiceCall) {
+	d, ok := h.defs[m.Service]
+	if !ok {
+		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonUnknown})
+		return
+	}
+	shard := 0
+	if d.Kind() != KindPerNode {
+		shard = ShardOf(m.Key, d.Shards())
+	}
+	inst := p.ProcessByName(instanceName(m.Service, shard))
+	if inst == nil {
+		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonNotHere})
+		return
+	}
+	pid := inst.Self()
+	if _, ok := st.watched[pid]; !ok {
+		if err := sup.Monitor(p, h.opts.Remote, pid); err != nil {
+			h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonNotHere})
+			return
+		}
+		st.watched[pid] = struct{}{}
+	}
+	timeout := time.Duration(m.Timeout) * time.Millisecond
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	st.in[inKey{m.ReplyTo, m.Ref}] = &inCall{inst: pid, deadline: time.Now().Add(timeout)}
+	if err := sup.Send(p, h.opts.Remote, pid, hostCall{call: m}); err != nil {
+		delete(st.in, inKey{m.ReplyTo, m.Ref})
+		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonNotSent})
+	}
+}
+
+// cast routes a message to its instance, or hands a routed one to this
+// node's instance. A message that cannot be delivered is dropped (casts
+// are answered by nothing).
+func (h *host) cast(p *gen.ServerProcess, st *hostState, m proto.ServiceCast) {
+	d, ok := h.defs[m.Service]
+	if !ok {
+		st.env.log.Debug("service: message for an unknown service dropped", "service", m.Service)
+		return
+	}
+	node, shard := h.target(p, d, m.Key)
+	if m.Forwarded || node == p.NodeName() {
+		if m.Forwarded && d.Kind() != KindPerNode {
+			shard = ShardOf(m.Key, d.Shards())
+		}
+		if err := p.Send(instanceName(m.Service, shard), m); err != nil {
+			st.env.log.Debug("service: message dropped", "service", m.Service, "err", err)
+		}
+		return
+	}
+	if node == "" {
+		st.env.log.Debug("service: message dropped: no node runs the service", "service", m.Service)
+		return
+	}
+	m.Forwarded = true
+	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: node}, m); err != nil {
+		st.env.log.Debug("service: message dropped", "service", m.Service, "peer", node, "err", err)
+	}
+}
+
+// reply takes the answer to a call this host routed back to its caller.
+func (h *host) reply(p *gen.ServerProcess, st *hostState, m proto.ServiceReply) {
+	oc, ok := st.out[m.Ref]
+	if !ok {
+		return // answered already (failed or timed out)
+	}
+	delete(st.out, m.Ref)
+	m.Ref = oc.ref
+	_ = sup.Send(p, h.opts.Remote, sup.ToPid(oc.caller), m)
+}
+
+// answer sends a reply to to: this host itself, or another node's host.
+func (h *host) answer(p *gen.ServerProcess, st *hostState, to proto.PID, r proto.ServiceReply) {
+	if to == st.self {
+		h.reply(p, st, r)
+		return
+	}
+	if err := sup.Send(p, h.opts.Remote, sup.ToPid(to), r); err != nil {
+		st.env.log.Debug("service: reply dropped", "err", err) // its host times the call out
+	}
+}
+
+// fail answers a call this host routed with an error.
+func (h *host) fail(p *gen.ServerProcess, st *hostState, ref uint64, reason string) {
+	h.reply(p, st, proto.ServiceReply{Ref: ref, Error: reason})
+}
+
+// expire answers the calls routed to a node that gossip no longer lists
+// alive (lost) with an error, and those past their deadline with a
+// timeout.
+func (h *host) expire(p *gen.ServerProcess, st *hostState) {
+	now := time.Now()
+	var live []string
+	if len(st.out) > 0 {
+		live = h.members(p, "")
+	}
+	for ref, oc := range st.out {
+		switch {
+		case !slices.Contains(live, oc.node):
+			h.fail(p, st, ref, proto.ReasonNodeLost)
+		case now.After(oc.deadline):
+			h.fail(p, st, ref, proto.ReasonTimeout)
+		}
+	}
+	for k, ic := range st.in {
+		if now.After(ic.deadline) {
+			delete(st.in, k) // the caller's host times it out too
+		}
+	}
+}
+
+// down handles the end of an instance (its calls fail) or of an
+// instance's supervisor (it gave up: the instance stays down here).
+func (h *host) down(p *gen.ServerProcess, st *hostState, m gen.MessageDown) {
+	if _, ok := st.watched[m.Pid]; ok {
+		delete(st.watched, m.Pid)
+		for k, ic := range st.in {
+			if ic.inst == m.Pid {
+				delete(st.in, k)
+				h.answer(p, st, k.replyTo, proto.ServiceReply{Ref: k.ref, Error: proto.ReasonFailed})
+			}
+		}
+		return
+	}
+	for name, r := range st.running {
+		if r.sup == m.Pid {
+			delete(st.running, name)
+			st.failed[name] = true
+			st.env.log.Error("service instance keeps failing; it stays down on this node",
+				"service", r.def.Name(), "shard", r.shard, "reason", m.Reason)
+		}
+	}
+}
+
+// reconcile starts the instances this node should run and stops the
+// others.
+func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
+	want := map[string]*running{}
+	for _, d := range h.opts.Services {
+		members := h.members(p, d.Role())
+		if !slices.Contains(members, p.NodeName()) {
+			continue
+		}
+		for shard := range d.Shards() {
+			if d.Kind() == KindPerNode || rank(d.Name(), shard, members)[0] == p.NodeName() {
+				want[supName(d.Name(), shard)] = &running{def: d, shard: shard}
+			}
+		}
+	}
+	for name, r := range st.running {
+		if _, ok := want[name]; !ok {
+			delete(st.running, name)
+			if proc := p.ProcessByName(name); proc != nil {
+				st.env.log.Info("service instance moves to another node", "service", r.def.Name(), "shard", r.shard)
+				proc.Exit("shutdown")
+			}
+		}
+	}
+	for name, r := range want {
+		if _, ok := st.running[name]; ok || st.failed[name] {
+			continue
+		}
+		h.start(p, st, name, r)
+	}
+}
+
+// start starts (or, after a restart of the host, adopts) an instance's
+// supervisor.
+func (h *host) start(p *gen.ServerProcess, st *hostState, name string, r *running) {
+	proc := p.ProcessByName(name)
+	if proc == nil {
+		intensity, period := r.def.restart()
+		spec := sup.Spec{
+			Name: name, Restart: sup.Permanent, Intensity: intensity, Period: period,
+			Children: []sup.Child{{
+				Name: instanceName(r.def.Name(), r.shard), Behavior: r.def.instance(r.shard, st.env),
+				Options: gen.ProcessOptions{MailboxSize: InstanceMailbox},
+			}},
+		}
+		var err error
+		if proc, err = p.Spawn(name, gen.ProcessOptions{}, sup.New(spec)); err != nil {
+			st.env.log.Error("service instance did not start", "service", r.def.Name(), "shard", r.shard, "err", err)
+			st.failed[name] = true
+			return
+		}
+	}
+	r.sup = proc.Self()
+	if err := sup.Monitor(p, h.opts.Remote, r.sup); err != nil {
+		return // it ended already: the next tick starts it again
+	}
+	st.running[name] = r
+	st.env.log.Info("service instance started", "service", r.def.Name(), "shard", r.shard)
+}
+
+// ship sends an instance's snapshot to the node that would run the
+// instance next, unless that node has it already.
+func (h *host) ship(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnapshot) {
+	d, ok := h.defs[snap.Service]
+	if !ok || d.Kind() == KindPerNode {
+		return
+	}
+	next := ""
+	for _, node := range rank(d.Name(), snap.Shard, h.members(p, d.Role())) {
+		if node != p.NodeName() {
+			next = node
+			break
+		}
+	}
+	k := snapshotKey(snap.Service, snap.Shard)
+	if last := st.shipped[k]; next == "" || (last.node == next && last.seq >= snap.Seq) {
+		return
+	}
+	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: next}, snap); err != nil {
+		st.env.log.Warn("service snapshot not sent", "service", snap.Service, "peer", next, "err", err)
+		return
+	}
+	st.shipped[k] = shippedTo{node: next, seq: snap.Seq}
+}
+
+// reship sends the latest snapshot of every instance running here to the
+// node that would run it next, when that node changed (a node joined or
+// was lost) or lacks the latest.
+func (h *host) reship(p *gen.ServerProcess, st *hostState) {
+	for _, r := range st.running {
+		if snap, ok := st.env.snapshots.get(r.def.Name(), r.shard); ok {
+			h.ship(p, st, snap)
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// env is what a node's host shares with its instances.
+type env struct {
+	node      string
+	remote    sup.Remote
+	log       *slog.Logger
+	snapshots *snapshots
+}
+
+// snapshots holds, per instance, the latest state saved by an instance of
+// this node or sent by another node's: an instance starting here restores
+// it. Safe for concurrent use.
+type snapshots struct {
+	mu sync.Mutex
+	m  map[string]proto.ServiceSnapshot
+}
+
+func snapshotKey(service string, shard int) string { return fmt.Sprintf("%s#%d", service, shard) }
+
+func (s *snapshots) get(service string, shard int) (proto.ServiceSnapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, ok := s.m[snapshotKey(service, shard)]
+	return snap, ok
+}
+
+// put keeps snap unless a later one (by Seq) is held.
+func (s *snapshots) put(snap proto.ServiceSnapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := snapshotKey(snap.Service, snap.Shard)
+	if old, ok := s.m[k]; ok && old.Seq > snap.Seq {
+		return
+	}
+	s.m[k] = snap
+}
+
+// Context is an instance's view of itself, handed to its hooks and
+// handlers, which all run in the instance's process, one at a time.
+type Context[S any] struct {
+	// State is the instance's state: set it in OnStart.
+	State S
+
+	svc   *Service[S]
+	shard int
+	p     *gen.ServerProcess
+	env   *env
+	log   *slog.Logger
+	seq   uint64 // of the last snapshot saved or restored
+	calls map[uint64]func(proto.ServiceReply)
+	ref   uint64
+}
+
+// Name returns the service's name.
+func (c *Context[S]) Name() string { return c.svc.name }
+
+// Shard returns the instance's shard (0 unless the service is sharded).
+func (c *Context[S]) Shard() int { return c.shard }
+
+// Node returns the name of the node the instance runs on.
+func (c *Context[S]) Node() string { return c.env.node }
+
+// Logger returns the instance's logger.
+func (c *Context[S]) Logger() *slog.Logger { return c.log }
+
+// Save keeps v (msgpack-encodable) as the instance's state to start from:
+// a restart of the instance on this node, and the instance that takes
+// over on another node if this one is lost, get it from Restore. The
+// snapshot goes at once to the node that would run the instance next; a
+// snapshot the queue to that node cannot take is kept here only (the error
+// says so).
+func (c *Context[S]) Save(v any) error {
+	payload, err := proto.Msgpack().Marshal(v)
+	if err != nil {
+		return fmt.Errorf("service %s: state of type %T cannot be saved: %w", c.svc.name, v, err)
+	}
+	c.seq++
+	snap := proto.ServiceSnapshot{Service: c.svc.name, Shard: c.shard, Seq: c.seq, Payload: payload}
+	c.env.snapshots.put(snap)
+	if err := c.p.Send(proto.ServicesName, saveSnapshot{snap: snap}); err != nil {
+		return fmt.Errorf("service %s: snapshot kept on this node only: %w", c.svc.name, err)
+	}
+	return nil
+}
+
+// Restore decodes the state last saved by an instance of this service and
+// shard (on this node, or on the node that ran it before) into v, and
+// reports whether there was one.
+func (c *Context[S]) Restore(v any) (bool, error) {
+	snap, ok := c.env.snapshots.get(c.svc.name, c.shard)
+	if !ok {
+		return false, nil
+	}
+	c.seq = max(c.seq, snap.Seq)
+	if err := proto.Msgpack().Unmarshal(snap.Payload, v); err != nil {
+		return false, fmt.Errorf("service %s: saved state does not decode: %w", c.svc.name, err)
+	}
+	return true, nil
+}
+
+// SendTo sends msg to an agent (see agent.Session.Address), on any node,
+// without waiting; the agent handles it with the agent.Receive handler for
+// its type.
+func (c *Context[S]) SendTo(to proto.Address, msg any) error {
+	if to.IsZero() {
+		return errors.New("service: no address")
+	}
+	payload, err := proto.Msgpack().Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
+	}
+	return sup.Send(c.p, c.env.remote, sup.ToPid(to.Agent), proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
+}
+
+// Publish publishes msg to a cluster-wide topic (see package apps/topics).
+func (c *Context[S]) Publish(topic string, msg any) error {
+	payload, err := proto.Msgpack().Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("service %s: message of type %T cannot be published: %w", c.svc.name, msg, err)
+	}
+	return c.p.Send(proto.TopicsName, proto.Publish{Topic: topic, Kind: proto.KindOf(msg), Payload: payload})
+}
+
+// Cast sends msg to the service called service (key picks the shard of a
+// sharded one), without waiting for anything.
+func (c *Context[S]) Cast(service, key string, msg any) error {
+	payload, err := proto.Msgpack().Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
+	}
+	return c.p.Send(proto.ServicesName, proto.ServiceCast{Service: service, Key: key, Kind: proto.KindOf(msg), Payload: payload})
+}
+
+// DefaultCallTimeout is how long a call waits for its answer unless told
+// otherwise.
+const DefaultCallTimeout = 5 * time.Second
+
+// Call calls the service called service (key picks the shard of a sharded
+// one) with req, and runs then in the instance's process with the answer,
+// or with the error that replaced it, a *proto.ServiceError: the callee
+// failed or is not running, its node was lost, its handler returned an
+// error, or no answer came within timeout (0 means DefaultCallTimeout). A Call never blocks the
+// instance. The error is the one of sending the call, if any (then is not
+// run).
+func Call[S, Resp any](c *Context[S], service, key string, req any, timeout time.Duration, then func(c *Context[S], resp Resp, err error)) error {
+	payload, err := proto.Msgpack().Marshal(req)
+	if err != nil {
+		return fmt.Errorf("service %s: request of type %T cannot be sent: %w", c.svc.name, req, err)
+	}
+	if timeout <= 0 {
+		timeout = DefaultCallTimeout
+	}
+	c.ref++
+	ref := c.ref
+	call := proto.ServiceCall{
+		Service: service, Key: key, Kind: proto.KindOf(req), Payload: payload,
+		Ref: ref, ReplyTo: sup.FromPid(c.p.Self()), Timeout: timeout.Milliseconds(),
+	}
+	if err := c.p.Send(proto.ServicesName, call); err != nil {
+		return fmt.Errorf("service %s: call not sent: %w", c.svc.name, err)
+	}
+	c.calls[ref] = func(r proto.ServiceReply) {
+		var resp Resp
+		err := r.Err(service)
+		if err == nil {
+			err = proto.Msgpack().Unmarshal(r.Payload, &resp)
+		}
+		then(c, resp, err)
+	}
+	return nil
+}
+
+// Messages between a host and its instances (local only).
+type (
+	// hostCall hands an instance a call routed to it.
+	hostCall struct{ call proto.ServiceCall }
+	// callDone is an instance's answer to a hostCall.
+	callDone struct {
+		replyTo proto.PID
+		reply   proto.ServiceReply
+	}
+	// saveSnapshot asks the host to send an instance's snapshot to the
+	// node that would run it next.
+	saveSnapshot struct{ snap proto.ServiceSnapshot }
+	// stopInstance ends an instance whose start hook failed.
+	stopInstance struct{ err error }
+)
+
+// instance is the process of one instance of a service.
+type instance[S any] struct {
+	gen.Server
+	svc   *Service[S]
+	shard int
+	env   *env
+}
+
+func (in *instance[S]) Init(p *gen.ServerProcess, args ...etf.Term) error {
+	c := &Context[S]{
+		svc: in.svc, shard: in.shard, p: p, env: in.env, calls: map[uint64]func(proto.ServiceReply){},
+		log: in.env.log.With("service", in.svc.name, "shard", in.shard),
+	}
+	p.State = c
+	if in.svc.onStart != nil {
+		if err := safe(c.log, func() error { return in.svc.onStart(c) }); err != nil {
+			// Init must not fail under a supervisor (package sup): the
+			// instance ends at once instead, and is restarted.
+			_ = p.Send(p.Self(), stopInstance{err: err})
+		}
+	}
+	return nil
+}
+
+func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	c := p.State.(*Context[S])
+	switch m := msg.(type) {
+	case hostCall:
+		reply := proto.ServiceReply{Ref: m.call.Ref}
+		h, ok := in.svc.calls[m.call.Kind]
+		if !ok {
+			reply.Error = proto.ReasonNoHandler
+		} else {
+			var resp any
+			err := safe(c.log, func() (err error) { resp, err = h(c, m.call.Payload); return err })
+			if err == nil {
+				reply.Kind = proto.KindOf(resp)
+				reply.Payload, err = proto.Msgpack().Marshal(resp)
+			}
+			if err != nil {
+				reply.Error = err.Error()
+			}
+		}
+		_ = p.Send(proto.ServicesName, callDone{replyTo: m.call.ReplyTo, reply: reply})
+	case proto.ServiceCast:
+		h, ok := in.svc.casts[m.Kind]
+		if !ok {
+			c.log.Warn("service has no handler for a message", "kind", m.Kind)
+			break
+		}
+		if err := safe(c.log, func() error { return h(c, m.Payload) }); err != nil {
+			c.log.Error("service message handler failed", "kind", m.Kind, "err", err)
+		}
+	case proto.ServiceReply:
+		if then, ok := c.calls[m.Ref]; ok {
+			delete(c.calls, m.Ref)
+			if err := safe(c.log, func() error { then(m); return nil }); err != nil {
+				c.log.Error("service call callback failed", "err", err)
+			}
+		}
+	case stopInstance:
+		c.log.Error("service start hook failed", "err", m.err)
+		return gen.ServerStatusStopWithReason("start hook failed")
+	}
+	return gen.ServerStatusOK
+}
+
+func (in *instance[S]) Terminate(p *gen.ServerProcess, reason string) {
+	c, ok := p.State.(*Context[S])
+	if !ok || in.svc.onStop == nil {
+		return
+	}
+	_ = safe(c.log, func() error { in.svc.onStop(c, reason); return nil })
+}
+
+// safe runs user code, turning a panic into an error (its stack is
+// logged here, not carried to a caller).
+func safe(log *slog.Logger, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("service code panicked", "panic", fmt.Sprint(r),
+				"stack", strings.Split(strings.TrimSpace(string(debug.Stack())), "\n"))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return f()
+}

@@ -1,0 +1,314 @@
+package service_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
+
+	"github.com/skynode/skynode/apps/service"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/ergotest"
+)
+
+func TestMain(m *testing.M) { ergotest.Main(m) }
+
+const waitTime = 10 * time.Second
+
+// The counter service's messages.
+type (
+	add struct {
+		N int `msgpack:"n"`
+	}
+	get   struct{}
+	count struct {
+		N int `msgpack:"n"`
+	}
+	slow struct {
+		For time.Duration `msgpack:"for"`
+	}
+	fail struct{}
+)
+
+// counter keeps a count, saved after every change so that a restarted
+// instance goes on from it.
+func counter() *service.Service[*int] {
+	s := service.New[*int]("counter").
+		OnStart(func(c *service.Context[*int]) error {
+			n := 0
+			if _, err := c.Restore(&n); err != nil {
+				return err
+			}
+			c.State = &n
+			return nil
+		})
+	service.Receive(s, func(c *service.Context[*int], m add) error {
+		*c.State += m.N
+		return c.Save(*c.State)
+	})
+	service.Handle(s, func(c *service.Context[*int], _ get) (count, error) {
+		return count{N: *c.State}, nil
+	})
+	service.Handle(s, func(c *service.Context[*int], m slow) (count, error) {
+		time.Sleep(m.For) // work that takes time (the test kills the instance meanwhile)
+		return count{N: *c.State}, nil
+	})
+	service.Handle(s, func(c *service.Context[*int], _ fail) (count, error) {
+		return count{}, errors.New("refused")
+	})
+	return s
+}
+
+// startHost starts a node alone with its service host.
+func startHost(t *testing.T, defs ...service.Definition) node.Node {
+	t.Helper()
+	n := ergotest.StartNode(t)
+	if _, err := n.Spawn(proto.ServicesName, gen.ProcessOptions{MailboxSize: service.HostMailbox},
+		service.Host(service.HostOptions{Services: defs})); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// caller sends calls and casts to the node's host as an agent would.
+type caller struct {
+	t   *testing.T
+	p   gen.Process
+	ch  <-chan etf.Term
+	ref uint64
+}
+
+func newCaller(t *testing.T, n node.Node) *caller {
+	p, ch := ergotest.Recorder(t, n, "")
+	return &caller{t: t, p: p, ch: ch}
+}
+
+func (c *caller) cast(service string, msg any) {
+	c.t.Helper()
+	b, _ := proto.Msgpack().Marshal(msg)
+	if err := c.p.Send(proto.ServicesName, proto.ServiceCast{Service: service, Kind: proto.KindOf(msg), Payload: b}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// call sends a call and returns its answer (or error) and how long it took.
+func (c *caller) call(service string, req any, timeout time.Duration) (count, error, time.Duration) {
+	c.t.Helper()
+	b, _ := proto.Msgpack().Marshal(req)
+	c.ref++
+	begin := time.Now()
+	if err := c.p.Send(proto.ServicesName, proto.ServiceCall{
+		Service: service, Kind: proto.KindOf(req), Payload: b, Ref: c.ref,
+		ReplyTo: sup.FromPid(c.p.Self()), Timeout: timeout.Milliseconds(),
+	}); err != nil {
+		c.t.Fatal(err)
+	}
+	r := ergotest.Next[proto.ServiceReply](c.t, c.ch, waitTime, nil)
+	took := time.Since(begin)
+	if r.Ref != c.ref {
+		c.t.Fatalf("reply %+v, want ref %d", r, c.ref)
+	}
+	if err := r.Err(service); err != nil {
+		return count{}, err, took
+	}
+	var out count
+	if err := proto.Msgpack().Unmarshal(r.Payload, &out); err != nil {
+		c.t.Fatal(err)
+	}
+	return out, nil, took
+}
+
+// reason returns the Reason of a *proto.ServiceError.
+func reason(err error) string {
+	var se *proto.ServiceError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return fmt.Sprint(err)
+}
+
+// A service started by its host takes messages and answers calls, typed;
+// a handler's error, an unknown service and a request of a type with no
+// handler are answered with errors.
+func TestCallAndCast(t *testing.T) {
+	t.Parallel()
+	n := startHost(t, counter())
+	c := newCaller(t, n)
+	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+		if _, err, _ := c.call("counter", get{}, time.Second); err != nil {
+			return err
+		}
+		return nil
+	})
+	for i := 1; i <= 3; i++ {
+		c.cast("counter", add{N: i})
+	}
+	if got, err, _ := c.call("counter", get{}, time.Second); err != nil || got.N != 6 {
+		t.Fatalf("count %d, %v; want 6", got.N, err)
+	}
+	if _, err, _ := c.call("counter", fail{}, time.Second); reason(err) != "refused" {
+		t.Fatalf("failing handler: %v", err)
+	}
+	if _, err, _ := c.call("nobody", get{}, time.Second); reason(err) != proto.ReasonUnknown {
+		t.Fatalf("unknown service: %v", err)
+	}
+	if _, err, _ := c.call("counter", "a string", time.Second); reason(err) != proto.ReasonNoHandler {
+		t.Fatalf("request without handler: %v", err)
+	}
+	if _, err, took := c.call("counter", slow{For: 300 * time.Millisecond}, 100*time.Millisecond); reason(err) != proto.ReasonTimeout {
+		t.Fatalf("slow call: %v after %v", err, took)
+	}
+	// A call queued behind the slow one: its answer means the slow
+	// handler has returned (nothing of this test outlives it).
+	if _, err, _ := c.call("counter", get{}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A call handed to an instance that then dies without answering is
+// answered with an error at once, not at its timeout. (The instance here is
+// a stand-in registered under the instance's name, which never answers:
+// Ergo ends a killed process only after its running handler returns, so a
+// real instance cannot be caught mid-call reliably.)
+func TestCallToDyingInstanceFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	defn := counter().On("elsewhere") // this node does not run it: the stand-in does
+	n := ergotest.StartNode(t)
+	if _, err := n.Spawn(proto.ServicesName, gen.ProcessOptions{MailboxSize: service.HostMailbox},
+		service.Host(service.HostOptions{Services: []service.Definition{defn}, Members: func(string) []string { return nil }})); err != nil {
+		t.Fatal(err)
+	}
+	standIn, handed := ergotest.Recorder(t, n, "svc.counter.0")
+	c := newCaller(t, n)
+	req, _ := proto.Msgpack().Marshal(get{})
+	// As another node's host forwards it: ReplyTo is that host (here c).
+	if err := c.p.Send(proto.ServicesName, proto.ServiceCall{
+		Service: "counter", Kind: proto.KindOf(get{}), Payload: req, Ref: 7,
+		ReplyTo: sup.FromPid(c.p.Self()), Timeout: 5000, Forwarded: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ergotest.Next[etf.Term](t, handed, waitTime, nil) // the instance has the call
+	begin := time.Now()
+	standIn.Kill()
+	r := ergotest.Next[proto.ServiceReply](t, c.ch, waitTime, nil)
+	if r.Ref != 7 || r.Error != proto.ReasonFailed || time.Since(begin) > 2*time.Second {
+		t.Fatalf("reply %+v after %v, want %q well before the 5 s timeout", r, time.Since(begin), proto.ReasonFailed)
+	}
+}
+
+// A crashed instance is restarted from the state it saved.
+func TestRestartFromSavedState(t *testing.T) {
+	t.Parallel()
+	n := startHost(t, counter())
+	c := newCaller(t, n)
+	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+		_, err, _ := c.call("counter", get{}, time.Second)
+		return err
+	})
+	c.cast("counter", add{N: 5})
+	if got, err, _ := c.call("counter", get{}, time.Second); err != nil || got.N != 5 {
+		t.Fatalf("count %d, %v", got.N, err)
+	}
+	inst := n.ProcessByName("svc.counter.0")
+	inst.Kill()
+	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+		if now := n.ProcessByName("svc.counter.0"); now == nil || now.Self() == inst.Self() {
+			return errors.New("not restarted yet")
+		}
+		got, err, _ := c.call("counter", get{}, time.Second)
+		if err != nil {
+			return err
+		}
+		if got.N != 5 {
+			t.Fatalf("restarted instance counts %d, want the saved 5", got.N)
+		}
+		return nil
+	})
+}
+
+// An instance is restarted as often as its intensity allows within its
+// period; one crash more and it stays down on its node: calls to it fail
+// at once.
+func TestRestartIntensity(t *testing.T) {
+	t.Parallel()
+	const allowed = 2
+	n := startHost(t, counter().Restart(allowed, 10*time.Second))
+	c := newCaller(t, n)
+	for kills := 0; kills <= allowed; kills++ {
+		var inst gen.Process
+		ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+			if inst = n.ProcessByName("svc.counter.0"); inst == nil || !inst.IsAlive() {
+				return fmt.Errorf("no instance after %d kills", kills)
+			}
+			return nil
+		})
+		inst.Kill()
+		ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+			if inst.IsAlive() {
+				return errors.New("still alive")
+			}
+			return nil
+		})
+	}
+	ergotest.CheckFor(t, waitTime, 50*time.Millisecond, func() error {
+		_, err, took := c.call("counter", get{}, 5*time.Second)
+		if reason(err) != proto.ReasonNotHere {
+			return fmt.Errorf("call after the instance gave up: %v", err)
+		}
+		if took > time.Second {
+			t.Fatalf("call to a service down took %v", took)
+		}
+		return nil
+	})
+}
+
+// whichShard answers with the shard that handled it.
+type whichShard struct{}
+
+// A sharded service runs its shards (all on this node alone); a message
+// goes to the shard of its key.
+func TestShardedByKey(t *testing.T) {
+	t.Parallel()
+	s := service.New[struct{}]("rooms").Sharded(4)
+	service.Handle(s, func(c *service.Context[struct{}], _ whichShard) (count, error) {
+		return count{N: c.Shard()}, nil
+	})
+	n := startHost(t, s)
+	c := newCaller(t, n)
+	for i := range 20 {
+		key := fmt.Sprint("room-", i)
+		b, _ := proto.Msgpack().Marshal(whichShard{})
+		c.ref++
+		ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+			if err := c.p.Send(proto.ServicesName, proto.ServiceCall{
+				Service: "rooms", Key: key, Kind: proto.KindOf(whichShard{}), Payload: b, Ref: c.ref,
+				ReplyTo: sup.FromPid(c.p.Self()), Timeout: 1000,
+			}); err != nil {
+				t.Fatal(err)
+			}
+			r := ergotest.Next[proto.ServiceReply](t, c.ch, waitTime, nil)
+			if err := r.Err("rooms"); err != nil {
+				return err // shards still starting
+			}
+			var got count
+			if err := proto.Msgpack().Unmarshal(r.Payload, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.N != service.ShardOf(key, 4) {
+				t.Fatalf("%s handled by shard %d, want %d", key, got.N, service.ShardOf(key, 4))
+			}
+			return nil
+		})
+	}
+	for shard := range 4 {
+		if n.ProcessByName(fmt.Sprintf("svc.rooms.%d", shard)) == nil {
+			t.Fatalf("shard %d does not run", shard)
+		}
+	}
+}

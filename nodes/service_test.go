@@ -1,0 +1,181 @@
+package nodes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/service"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
+)
+
+// The tally service's messages.
+type (
+	tallyAdd struct {
+		N int `msgpack:"n"`
+	}
+	tallyGet   struct{}
+	tallyCount struct {
+		N    int    `msgpack:"n"`
+		Node string `msgpack:"node"`
+	}
+)
+
+// tally is a singleton that keeps a count, saved after every change.
+func tally() *service.Service[*int] {
+	s := service.New[*int]("tally").On("svc").
+		OnStart(func(c *service.Context[*int]) error {
+			n := 0
+			if _, err := c.Restore(&n); err != nil {
+				return err
+			}
+			c.State = &n
+			return nil
+		})
+	service.Receive(s, func(c *service.Context[*int], m tallyAdd) error {
+		*c.State += m.N
+		return c.Save(*c.State)
+	})
+	service.Handle(s, func(c *service.Context[*int], _ tallyGet) (tallyCount, error) {
+		return tallyCount{N: *c.State, Node: c.Node()}, nil
+	})
+	return s
+}
+
+// tallyAgent: "add" casts to the tally, "get" calls it and answers from
+// the call's callback.
+func tallyAgent() *agent.Agent {
+	return agent.New().
+		Handle("add", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			n, _ := proto.Int(req.Data["n"])
+			return agent.Reply{"status": "ok"}, s.Cast(agent.Service("tally"), tallyAdd{N: int(n)})
+		}).
+		Handle("get", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			id := req.ID
+			err := agent.Call(s, agent.Service("tally").WithTimeout(3*time.Second), tallyGet{},
+				func(s *agent.Session, c tallyCount, err error) {
+					if err != nil {
+						var se *proto.ServiceError
+						reason := err.Error()
+						if errors.As(err, &se) {
+							reason = se.Reason
+						}
+						_ = s.Send(agent.Reply{"status": "error", "message": reason, "id": id})
+						return
+					}
+					_ = s.Send(agent.Reply{"status": "ok", "n": c.N, "node": c.Node, "id": id})
+				})
+			return nil, err
+		})
+}
+
+// A singleton service runs on one node of its role; agents on any node
+// message and call it. When its node leaves, the other node of the role
+// runs it from its last saved state, and calls meanwhile fail at once
+// rather than wait out their timeout.
+func TestSingletonMovesWithItsState(t *testing.T) {
+	port := freePort(t)
+	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
+[cluster]
+cookie = "tally-test"
+seeds = ["127.0.0.1:%d"]
+[[node]]
+name = "front"
+gossip_port = %d
+roles = ["gate"]
+  [[node.listener]]
+  name = "tally"
+  addr = "127.0.0.1:0"
+  agent = "tally"
+[[node]]
+name = "s1"
+roles = ["svc"]
+[[node]]
+name = "s2"
+roles = ["svc"]
+`, port, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := nodes.Options{
+		Agents:   map[string]*agent.Agent{"tally": tallyAgent()},
+		Services: []service.Definition{tally()},
+		Logger:   slog.New(slog.DiscardHandler),
+	}
+	started := map[string]*nodes.Node{}
+	for _, name := range []string{"front", "s1", "s2"} {
+		n, err := nodes.Start(context.Background(), cfg, name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started[n.Name()] = n
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = n.Stop(ctx)
+		})
+	}
+	front := started["front@127.0.0.1"]
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range started {
+			alive := 0
+			for _, m := range n.Members() {
+				if m.Alive && m.ErgoPort > 0 {
+					alive++
+				}
+			}
+			if alive != 3 {
+				return fmt.Errorf("%s sees %d live members", n.Name(), alive)
+			}
+		}
+		return nil
+	})
+	c := dialPost(t, front.Addr("tally").String())
+	var owner string
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		got := c.call(map[string]any{"cmd": "get", "id": 1})
+		if got["status"] != "ok" {
+			return fmt.Errorf("get: %v", got)
+		}
+		owner, _ = got["node"].(string)
+		return nil
+	})
+	for i := 1; i <= 4; i++ {
+		if got := c.call(map[string]any{"cmd": "add", "id": 10 + i, "data": map[string]any{"n": i}}); got["status"] != "ok" {
+			t.Fatalf("add: %v", got)
+		}
+	}
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if got := c.call(map[string]any{"cmd": "get", "id": 2}); got["n"] != int64(10) {
+			return fmt.Errorf("get: %v, want 10", got)
+		}
+		return nil
+	})
+
+	// The owner leaves: the other svc node takes over with the count.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := started[owner].Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ergotest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		begin := time.Now()
+		got := c.call(map[string]any{"cmd": "get", "id": 3})
+		if took := time.Since(begin); took > 2*time.Second {
+			t.Fatalf("a call while the singleton moved took %v (%v): it should fail at once", took, got)
+		}
+		if got["status"] != "ok" {
+			return fmt.Errorf("get while moving: %v", got)
+		}
+		if got["node"] == owner || got["n"] != int64(10) {
+			t.Fatalf("after %s left: %v, want the count 10 from the other node", owner, got)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,103 @@
+package proto
+
+import "fmt"
+
+// This file holds the messages of services (apps/service): user code run
+// as supervised processes that any process of the cluster reaches by the
+// service's name. Every node runs a service host, registered as
+// ServicesName, which starts the node's instances of the services it runs
+// and routes messages to and from them.
+//
+// A call goes caller → the caller's node's host → the host of the node that
+// runs the service (the owner, or the same host) → the instance, and its
+// reply the same way back; each host on the way tracks it, so that a call
+// whose instance crashes or whose node is lost is answered with an error at
+// once, and one that gets no answer in time with a timeout.
+//
+// ONLY APPEND fields: values are wire protocol between nodes of a cluster.
+
+// ServicesName is the registered name of every node's service host.
+const ServicesName = "services"
+
+// ServiceCast is a message to a service, answered by nothing. Key picks
+// the shard of a sharded service ("" otherwise). Kind and Payload are as
+// in AgentMessage.
+type ServiceCast struct {
+	Service string
+	Key     string
+	Kind    string
+	Payload []byte
+	// Forwarded is set by the host that routed it: the receiving host
+	// hands it to its own instance, never routes it again.
+	Forwarded bool
+}
+
+// ServiceCall is a request to a service. ReplyTo gets a ServiceReply with
+// the same Ref. Timeout is in milliseconds: a host holding the call that
+// long answers it with a timeout.
+type ServiceCall struct {
+	Service string
+	Key     string
+	Kind    string
+	Payload []byte
+	Ref     uint64
+	ReplyTo PID
+	Timeout int64
+	// Forwarded is set by the host that routed it (ReplyTo is then that
+	// host): the receiving host hands it to its own instance.
+	Forwarded bool
+}
+
+// ServiceReply answers a ServiceCall: Kind and Payload are the answer's,
+// or Error says why there is none (the service failed, is not running,
+// its node was lost, the call timed out, or the handler returned an
+// error).
+type ServiceReply struct {
+	Ref     uint64
+	Kind    string
+	Payload []byte
+	Error   string
+}
+
+// ServiceSnapshot carries the latest state an instance of a service saved,
+// to the node that would run the instance next if its node were lost: the
+// new instance starts from it. Seq orders the snapshots of one instance.
+type ServiceSnapshot struct {
+	Service string
+	Shard   int
+	Seq     uint64
+	Payload []byte
+}
+
+// ServiceError is the error of a call to a service that got no answer:
+// Reason says why (one of the Reason constants, or the error its handler
+// returned).
+type ServiceError struct {
+	Service string
+	Reason  string
+}
+
+// Error names the service and the reason.
+func (e *ServiceError) Error() string { return fmt.Sprintf("service %s: %s", e.Service, e.Reason) }
+
+// Err returns the error a reply to a call to service carries, as a
+// *ServiceError, or nil.
+func (r ServiceReply) Err(service string) error {
+	if r.Error == "" {
+		return nil
+	}
+	return &ServiceError{Service: service, Reason: r.Error}
+}
+
+// Reasons a call to a service fails with (ServiceError.Reason), besides
+// its handler's own error.
+const (
+	ReasonUnknown   = "no such service"
+	ReasonNoNode    = "no live node runs it"
+	ReasonNotHere   = "not running on its node"
+	ReasonFailed    = "its instance failed while handling the call"
+	ReasonNodeLost  = "its node was lost"
+	ReasonTimeout   = "no answer in time"
+	ReasonNotSent   = "the queue to its node is full"
+	ReasonNoHandler = "no handler for the request's type"
+)
