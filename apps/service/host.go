@@ -74,6 +74,7 @@ type hostState struct {
 	in      map[inKey]*inCall    // calls handed to this node's instances
 	watched map[etf.Pid]struct{} // instances monitored
 	shipped map[string]shippedTo // per instance, where its latest snapshot went
+	nodes   map[string]struct{}  // nodes monitored (calls were routed to them)
 }
 
 // shippedTo is the node an instance's snapshot was last sent to, and its
@@ -117,7 +118,7 @@ func (h *host) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		self:    sup.FromPid(p.Self()),
 		running: map[string]*running{}, failed: map[string]bool{},
 		out: map[uint64]*outCall{}, in: map[inKey]*inCall{}, watched: map[etf.Pid]struct{}{},
-		shipped: map[string]shippedTo{},
+		shipped: map[string]shippedTo{}, nodes: map[string]struct{}{},
 	}
 	// The instances this node runs by its current view start now, so that
 	// a node alone serves its services once it has started.
@@ -153,6 +154,13 @@ func (h *host) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 		st.env.snapshots.put(m)
 	case gen.MessageDown:
 		h.down(p, st, m)
+	case gen.MessageNodeDown:
+		delete(st.nodes, m.Name)
+		for ref, oc := range st.out {
+			if oc.node == m.Name {
+				h.fail(p, st, ref, proto.ReasonNodeLost)
+			}
+		}
 	}
 	return gen.ServerStatusOK
 }
@@ -241,6 +249,12 @@ func (h *host) route(p *gen.ServerProcess, st *hostState, m proto.ServiceCall) {
 	}
 	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: node}, fwd); err != nil {
 		h.fail(p, st, ref, proto.ReasonNotSent)
+		return
+	}
+	// A link lost to that node (a kill -9 resets it at once) fails the
+	// call before gossip declares the node dead.
+	if _, ok := st.nodes[node]; !ok && sup.MonitorNode(p, h.opts.Remote, node) == nil {
+		st.nodes[node] = struct{}{}
 	}
 }
 
