@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -281,6 +282,18 @@ func (c *Config) Clone() *Config {
 // Gossip reports whether nodes find each other by gossip: the cluster has
 // seeds or the node has a gossip port.
 func (c *Config) Gossip(n NodeConfig) bool { return len(c.Cluster.Seeds) > 0 || n.GossipPort > 0 }
+
+// Founder reports whether the node nc counts as joined to the cluster as
+// soon as its gossip is up: a seed, or any gossiping node when there are
+// no seeds (the others join it). Other nodes have joined once they see
+// another member alive.
+func (c *Config) Founder(nc NodeConfig) bool {
+	if !c.Gossip(nc) {
+		return false
+	}
+	addr := net.JoinHostPort(nc.Host, strconv.Itoa(nc.GossipPort))
+	return len(c.Cluster.Seeds) == 0 || (nc.GossipPort > 0 && slices.Contains(c.Cluster.Seeds, addr))
+}
 
 // GossipKeyValue returns the decoded gossip key from the file, the
 // environment or the config; nil when none is set.

@@ -96,6 +96,22 @@ func (n *Node) roleMembers(role string) []string {
 	return out
 }
 
+// Joined reports whether the node's gossip is in the cluster: it runs
+// alone (no gossip), or it is a founder (a seed, or any gossiping node
+// when there are no seeds: the others join it), or it has seen another
+// member alive.
+func (n *Node) Joined() bool {
+	if n.members == nil || n.founder {
+		return true
+	}
+	for _, m := range n.members.Members() {
+		if m.Alive && m.Name != n.ergo.Name() {
+			return true
+		}
+	}
+	return false
+}
+
 // loadEvery is how often a node gossips its load.
 const loadEvery = time.Second
 

@@ -79,6 +79,7 @@ type Node struct {
 	done     chan struct{}
 	treeDown atomic.Bool
 	stopping atomic.Bool // Stop has begun
+	founder  bool        // Config.Founder: joined as soon as its gossip is up
 	base     int         // processes of the node's own tree: beyond them, agents
 	shards   []string    // names of the agent pools' shard supervisors
 }
@@ -112,6 +113,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	}
 	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, remote: &remote{}, done: make(chan struct{})}
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
+	n.founder = cfg.Founder(nc)
 
 	// Bind every listener first: a port in use is a start-up error.
 	var sessions atomic.Uint64

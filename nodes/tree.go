@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ergo-services/ergo/gen"
 
@@ -88,6 +89,10 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 			Options: gen.ProcessOptions{MailboxSize: gate.MailboxSize},
 		})
 	}
+	settle := time.Duration(0) // service.DefaultSettle
+	if n.members == nil {
+		settle = -1 // alone: no view to settle
+	}
 	root := sup.Spec{Name: RootName, Type: sup.OneForOne}
 	if len(agents.Children) > 0 {
 		root.Children = append(root.Children, sup.Child{Name: AgentsName, Behavior: sup.New(agents)})
@@ -109,7 +114,8 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 	root.Children = append(root.Children, sup.Child{
 		Name: proto.ServicesName,
 		Behavior: service.Host(service.HostOptions{
-			Services: services, Remote: n.remote, Members: n.roleMembers, Logger: n.log,
+			Services: services, Remote: n.remote, Members: n.roleMembers, Joined: n.Joined, Logger: n.log,
+			Settle: settle,
 		}),
 		Options: gen.ProcessOptions{MailboxSize: service.HostMailbox},
 	})

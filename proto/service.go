@@ -67,6 +67,10 @@ type ServiceSnapshot struct {
 	Shard   int
 	Seq     uint64
 	Payload []byte
+	// Handover is set on the last snapshot of an instance whose node
+	// stopped running it because another node now should: a node that
+	// already runs that instance restarts it from this state when newer.
+	Handover bool
 }
 
 // ServiceError is the error of a call to a service that got no answer:

@@ -22,6 +22,11 @@ const (
 	InstanceMailbox = 1 << 12
 )
 
+// RetryAfter is how long an instance whose supervisor gave up (it crashed
+// more often than its intensity allows) stays down on its node before the
+// node starts it again.
+const RetryAfter = 30 * time.Second
+
 // tickEvery is how often a host revisits placement, fails the calls to
 // nodes gossip declared lost, and expires calls.
 const tickEvery = 100 * time.Millisecond
@@ -39,8 +44,22 @@ type HostOptions struct {
 	// node included when it has the role; nil means this node alone, with
 	// every role.
 	Members func(role string) []string
-	Logger  *slog.Logger // nil discards
+	// Joined reports whether this node's view of the cluster is worth
+	// acting on: a node that has not yet joined the others sees itself
+	// alone, and would run every singleton. Until it returns true the
+	// node runs only its per-node services. nil means always.
+	Joined func() bool
+	// Settle is how long the nodes of a role must have been without a
+	// newcomer before a singleton or shard is started: a node just
+	// joining is not yet seen by all, and views that differ would run
+	// an instance twice. A node lost makes the next one run its instances
+	// at once. 0 means DefaultSettle; negative means none (a node alone).
+	Settle time.Duration
+	Logger *slog.Logger // nil discards
 }
+
+// DefaultSettle is HostOptions.Settle's default.
+const DefaultSettle = time.Second
 
 // Host returns the behavior of a node's service host; spawn it as
 // proto.ServicesName with gen.ProcessOptions{MailboxSize: HostMailbox}.
@@ -68,13 +87,21 @@ type hostState struct {
 	env     *env
 	self    proto.PID
 	running map[string]*running  // by supervisor name
-	failed  map[string]bool      // supervisors that gave up on this node
+	failed  map[string]time.Time // supervisors that gave up on this node, and when
 	out     map[uint64]*outCall  // calls this host routed, by its own ref
 	next    uint64               // last ref of out
 	in      map[inKey]*inCall    // calls handed to this node's instances
 	watched map[etf.Pid]struct{} // instances monitored
 	shipped map[string]shippedTo // per instance, where its latest snapshot went
 	nodes   map[string]struct{}  // nodes monitored (calls were routed to them)
+	views   map[string]*view     // per role: its live nodes and when one last came
+}
+
+// view is a role's live nodes as last seen, and when a node last joined
+// them.
+type view struct {
+	members []string
+	grew    time.Time
 }
 
 // shippedTo is the node an instance's snapshot was last sent to, and its
@@ -116,9 +143,9 @@ func (h *host) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	p.State = &hostState{
 		env:     &env{node: p.NodeName(), remote: h.opts.Remote, log: h.opts.Logger, snapshots: h.snaps},
 		self:    sup.FromPid(p.Self()),
-		running: map[string]*running{}, failed: map[string]bool{},
+		running: map[string]*running{}, failed: map[string]time.Time{},
 		out: map[uint64]*outCall{}, in: map[inKey]*inCall{}, watched: map[etf.Pid]struct{}{},
-		shipped: map[string]shippedTo{}, nodes: map[string]struct{}{},
+		shipped: map[string]shippedTo{}, nodes: map[string]struct{}{}, views: map[string]*view{},
 	}
 	// The instances this node runs by its current view start now, so that
 	// a node alone serves its services once it has started.
@@ -151,7 +178,7 @@ func (h *host) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 	case saveSnapshot:
 		h.ship(p, st, m.snap)
 	case proto.ServiceSnapshot:
-		st.env.snapshots.put(m)
+		h.adopt(p, st, m)
 	case gen.MessageDown:
 		h.down(p, st, m)
 	case gen.MessageNodeDown:
@@ -389,9 +416,9 @@ func (h *host) down(p *gen.ServerProcess, st *hostState, m gen.MessageDown) {
 	for name, r := range st.running {
 		if r.sup == m.Pid {
 			delete(st.running, name)
-			st.failed[name] = true
-			st.env.log.Error("service instance keeps failing; it stays down on this node",
-				"service", r.def.Name(), "shard", r.shard, "reason", m.Reason)
+			st.failed[name] = time.Now()
+			st.env.log.Error("service instance keeps failing; it stays down on this node for a while",
+				"service", r.def.Name(), "shard", r.shard, "reason", m.Reason, "retry_in", RetryAfter)
 		}
 	}
 }
@@ -400,9 +427,23 @@ func (h *host) down(p *gen.ServerProcess, st *hostState, m gen.MessageDown) {
 // others.
 func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
 	want := map[string]*running{}
+	joined := h.opts.Joined == nil || h.opts.Joined()
+	settle := h.opts.Settle
+	if settle == 0 {
+		settle = DefaultSettle
+	}
 	for _, d := range h.opts.Services {
 		members := h.members(p, d.Role())
-		if !slices.Contains(members, p.NodeName()) {
+		settled := h.settled(st, d.Role(), members, settle)
+		if !slices.Contains(members, p.NodeName()) || (d.Kind() != KindPerNode && (!joined || !settled)) {
+			for shard := range d.Shards() {
+				// Keep what runs while the view settles: stop only what
+				// another node should run.
+				if r, ok := st.running[supName(d.Name(), shard)]; ok && slices.Contains(members, p.NodeName()) &&
+					rank(d.Name(), shard, members)[0] == p.NodeName() {
+					want[supName(d.Name(), shard)] = r
+				}
+			}
 			continue
 		}
 		for shard := range d.Shards() {
@@ -418,11 +459,18 @@ func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
 				st.env.log.Info("service instance moves to another node", "service", r.def.Name(), "shard", r.shard)
 				proc.Exit("shutdown")
 			}
+			h.handOver(p, st, r)
 		}
 	}
 	for name, r := range want {
-		if _, ok := st.running[name]; ok || st.failed[name] {
+		if _, ok := st.running[name]; ok {
 			continue
+		}
+		if at, failed := st.failed[name]; failed {
+			if time.Since(at) < RetryAfter {
+				continue
+			}
+			delete(st.failed, name)
 		}
 		h.start(p, st, name, r)
 	}
@@ -444,7 +492,7 @@ func (h *host) start(p *gen.ServerProcess, st *hostState, name string, r *runnin
 		var err error
 		if proc, err = p.Spawn(name, gen.ProcessOptions{}, sup.New(spec)); err != nil {
 			st.env.log.Error("service instance did not start", "service", r.def.Name(), "shard", r.shard, "err", err)
-			st.failed[name] = true
+			st.failed[name] = time.Now()
 			return
 		}
 	}
@@ -490,4 +538,58 @@ func (h *host) reship(p *gen.ServerProcess, st *hostState) {
 			h.ship(p, st, snap)
 		}
 	}
+}
+
+// handOver sends the latest snapshot of an instance this node stops
+// running to the node that runs it now.
+func (h *host) handOver(p *gen.ServerProcess, st *hostState, r *running) {
+	snap, ok := st.env.snapshots.get(r.def.Name(), r.shard)
+	if !ok || r.def.Kind() == KindPerNode {
+		return
+	}
+	ranked := rank(r.def.Name(), r.shard, h.members(p, r.def.Role()))
+	if len(ranked) == 0 || ranked[0] == p.NodeName() {
+		return
+	}
+	snap.Handover = true
+	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: ranked[0]}, snap); err != nil {
+		st.env.log.Warn("service snapshot not handed over", "service", snap.Service, "peer", ranked[0], "err", err)
+	}
+}
+
+// adopt keeps a snapshot another node sent. A handover to a node that
+// already runs the instance (the two nodes' views differed for a while:
+// one had not joined yet, or they were cut apart, and both ran it) restarts
+// the instance with the handed-over state when it is newer than its own:
+// of two histories, the one with more saved changes wins, and the other's
+// changes since they split are lost.
+func (h *host) adopt(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnapshot) {
+	own, had := st.env.snapshots.get(snap.Service, snap.Shard)
+	st.env.snapshots.put(snap)
+	if _, runs := st.running[supName(snap.Service, snap.Shard)]; !runs || !snap.Handover || (had && own.Seq >= snap.Seq) {
+		return
+	}
+	if inst := p.ProcessByName(instanceName(snap.Service, snap.Shard)); inst != nil {
+		st.env.log.Warn("service instance ran on two nodes; it restarts with the other's newer state",
+			"service", snap.Service, "shard", snap.Shard, "seq", snap.Seq)
+		inst.Exit("newer state")
+	}
+}
+
+// settled reports whether no node has joined role's members for settle,
+// recording the members seen now.
+func (h *host) settled(st *hostState, role string, members []string, settle time.Duration) bool {
+	v, ok := st.views[role]
+	if !ok {
+		v = &view{grew: time.Now()}
+		st.views[role] = v
+	}
+	for _, m := range members {
+		if !slices.Contains(v.members, m) {
+			v.grew = time.Now()
+			break
+		}
+	}
+	v.members = slices.Clone(members)
+	return settle < 0 || h.opts.Members == nil || time.Since(v.grew) >= settle
 }

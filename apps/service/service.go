@@ -19,7 +19,7 @@
 // Each instance runs under a supervisor of its own with an OTP-like restart
 // intensity ([Service.Restart]): a crashed instance is restarted, from its
 // last saved state, until it crashes more often than allowed; then it stays
-// down on that node and calls to it fail.
+// down on that node for [RetryAfter], and calls to it fail at once.
 //
 // Messages and calls are typed: [Receive] registers a handler for messages
 // of a Go type, [Handle] one for requests of a type that returns an answer.
@@ -30,10 +30,13 @@
 // crashes, whose node is lost, or that is not answered in time is answered
 // with an error at once (see proto/service.go for the path).
 //
-// Placement is decided from each node's gossip view: while views differ
-// (a node joining, or one cut off), two nodes may briefly both run a
-// singleton. Services that need one writer at all times must guard it
-// themselves (for instance with a sequence number in their saved state).
+// Placement is decided from each node's gossip view, once the node has
+// joined the cluster: while views differ (a node joining, or one cut
+// off), two nodes may both run a singleton for a while. When the views
+// agree again, the node that stops running it hands its last saved state
+// to the one that goes on, which takes it if it has more saved changes
+// than its own: the other history's changes are lost. Services that need
+// one writer at all times must guard it themselves.
 package service
 
 import (
@@ -140,7 +143,7 @@ func (s *Service[S]) Sharded(n int) *Service[S] {
 
 // Restart sets the restart intensity of an instance: at most intensity
 // restarts within period (whole seconds, at least one), after which the
-// instance stays down on its node.
+// instance stays down on its node for RetryAfter.
 func (s *Service[S]) Restart(intensity int, period time.Duration) *Service[S] {
 	s.intensity = uint16(min(max(intensity, 1), 1<<15))
 	s.period = uint16(min(max(period/time.Second, 1), 1<<15))

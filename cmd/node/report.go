@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,17 +24,6 @@ type report struct {
 // joinPoll is how often a started node looks for a member to call joined.
 const joinPoll = 20 * time.Millisecond
 
-// founder reports whether nc's gossip counts as joined once it is up: a
-// seed, or a node with a gossip port when there are no seeds, since the
-// others join it.
-func founder(cfg *nodes.Config, nc nodes.NodeConfig) bool {
-	if !cfg.Gossip(nc) {
-		return false
-	}
-	addr := net.JoinHostPort(nc.Host, strconv.Itoa(nc.GossipPort))
-	return len(cfg.Cluster.Seeds) == 0 || (nc.GossipPort > 0 && slices.Contains(cfg.Cluster.Seeds, addr))
-}
-
 // reportSteps writes n's steps to w: ready at once, then joined once
 // gossip shows another member alive (or at once, for a founder), unless
 // ctx ends first.
@@ -51,7 +37,7 @@ func reportSteps(ctx context.Context, w io.Writer, cfg *nodes.Config, nc nodes.N
 	if enc.Encode(ready) != nil || !cfg.Gossip(nc) {
 		return
 	}
-	if founder(cfg, nc) {
+	if cfg.Founder(nc) {
 		_ = enc.Encode(report{State: "joined", Via: n.Name()})
 		return
 	}

@@ -1,0 +1,205 @@
+package kvapp_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/proctest"
+)
+
+// kvBin is the kvnode binary, built (with -race when the test has it) by
+// TestMain.
+var kvBin string
+
+func TestMain(m *testing.M) {
+	proctest.Main(m, "./kvnode", &kvBin, ergotest.MemberlistProbe())
+}
+
+// freePort returns a TCP port free on 127.0.0.1 now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// client is a msgpack client of the kv listener.
+type client struct {
+	t      *testing.T
+	conn   net.Conn
+	frames *frame.Reader
+	id     int
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, frames: frame.NewReader(conn, frame.Options{})}
+}
+
+// send sends a request and returns its id.
+func (c *client) send(cmd string, data map[string]any) int {
+	c.t.Helper()
+	c.id++
+	b, _ := proto.Msgpack().Marshal(map[string]any{"cmd": cmd, "id": c.id, "data": data})
+	f, _ := frame.Append(nil, frame.Options{}, b)
+	if _, err := c.conn.Write(f); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.id
+}
+
+// next returns the next message from the server.
+func (c *client) next(timeout time.Duration) (map[string]any, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
+	b, err := c.frames.Next()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	err = proto.Msgpack().Unmarshal(b, &m)
+	return m, err
+}
+
+// call sends a request and returns its answer.
+func (c *client) call(cmd string, data map[string]any) map[string]any {
+	c.t.Helper()
+	id := c.send(cmd, data)
+	m, err := c.next(10 * time.Second)
+	if err != nil {
+		c.t.Fatalf("%s: %v", cmd, err)
+	}
+	if got, _ := proto.Int(m["id"]); int(got) != id {
+		c.t.Fatalf("%s: answer %v, want id %d", cmd, m, id)
+	}
+	return m
+}
+
+// The application on three node processes: a front node holding the
+// clients, and two nodes that may run the store. The store's node is
+// killed (kill -9): the other runs it with the data saved before the kill,
+// writers go on writing, and a client watching changes goes on receiving
+// them, with no reconnect.
+func TestStoreSurvivesItsNodeKilled(t *testing.T) {
+	gossip, listen := freePort(t), freePort(t)
+	cfg := filepath.Join(t.TempDir(), "kv.toml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `
+[cluster]
+cookie = "kvapp-test"
+seeds = ["127.0.0.1:%d"]
+[[node]]
+name = "front"
+gossip_port = %d
+roles = ["gate"]
+  [[node.listener]]
+  name = "kv"
+  addr = "127.0.0.1:%d"
+  agent = "kv"
+[[node]]
+name = "s1"
+roles = ["store"]
+[[node]]
+name = "s2"
+roles = ["store"]
+`, gossip, gossip, listen), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	procs := map[string]*proctest.Proc{}
+	for _, name := range []string{"front", "s1", "s2"} {
+		procs[name+"@127.0.0.1"] = proctest.Start(t, name, exec.Command(kvBin, "--config", cfg, "--node", name))
+	}
+	// Every node sees the others (a node that started before the seed
+	// joins it a few seconds later): the store's state then has a replica.
+	ergotest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		for name, p := range procs {
+			for other := range procs {
+				if other != name && !strings.Contains(p.Out.String(), "peer="+other) {
+					return fmt.Errorf("%s does not see %s yet", name, other)
+				}
+			}
+		}
+		return nil
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", listen)
+	var writer *client
+	ergotest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		conn.Close()
+		writer = dial(t, addr)
+		if got := writer.call("get", map[string]any{"key": "none"}); got["status"] != "ok" {
+			return fmt.Errorf("store not up: %v", got)
+		}
+		return nil
+	})
+	watcher := dial(t, addr)
+	if got := watcher.call("watch", nil); got["status"] != "ok" {
+		t.Fatalf("watch: %v", got)
+	}
+	put := func(i int) {
+		t.Helper()
+		key := fmt.Sprint("k", i)
+		// Retried while the store moves: an error names why, at once.
+		ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if got := writer.call("put", map[string]any{"key": key, "value": fmt.Sprint("v", i)}); got["status"] != "ok" {
+				return fmt.Errorf("put %s: %v", key, got)
+			}
+			return nil
+		})
+	}
+	// The watcher gets every change, in order, whoever runs the store.
+	watched := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			m, err := watcher.next(30 * time.Second)
+			if err != nil {
+				t.Fatalf("watcher, waiting for k%d: %v", i, err)
+			}
+			if m["event"] != "change" || m["key"] != fmt.Sprint("k", i) || m["value"] != fmt.Sprint("v", i) {
+				t.Fatalf("watcher got %v, want the change of k%d", m, i)
+			}
+		}
+	}
+	for i := range 10 {
+		put(i)
+	}
+	watched(0, 10)
+	owner, _ := writer.call("get", map[string]any{"key": "k0"})["node"].(string)
+	victim, ok := procs[owner]
+	if !ok || !strings.HasPrefix(owner, "s") {
+		t.Fatalf("the store runs on %q", owner)
+	}
+	time.Sleep(time.Second) // the writes' age at the kill, not a synchronisation: their state has been shipped
+
+	victim.Kill(t)
+	killed := time.Now()
+	for i := 10; i < 20; i++ {
+		put(i)
+	}
+	t.Logf("writes served again %v after the kill of %s", time.Since(killed).Round(time.Millisecond), owner)
+	watched(10, 20)
+	for i := range 20 {
+		got := writer.call("get", map[string]any{"key": fmt.Sprint("k", i)})
+		if got["value"] != fmt.Sprint("v", i) || got["node"] == owner {
+			t.Fatalf("k%d after the kill: %v", i, got)
+		}
+	}
+}
