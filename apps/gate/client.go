@@ -41,6 +41,12 @@ type client struct {
 	// first output. At most maxEarly; the Forward's agent's are written,
 	// the rest dropped.
 	early []proto.Output
+	// recheck: outputs of the agent may have been lost with a gate
+	// process that ended (its restart): the agent is probed, at most every
+	// ProbeAfter, until an output of it arrives, whose number shows the
+	// loss (a welcome lost that way would leave the client waiting with
+	// nothing in flight to probe for).
+	recheck bool
 }
 
 // maxEarly bounds client.early: a session's start hook writes a few

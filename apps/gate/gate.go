@@ -227,6 +227,9 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		l.mu.Unlock()
 		for _, c := range clients {
 			l.failAll(c, proto.PID{})
+			c.mu.Lock()
+			c.recheck = true
+			c.mu.Unlock()
 		}
 	}
 	l.flushLost()

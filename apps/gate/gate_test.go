@@ -420,3 +420,52 @@ func TestOutputBeforeItsForwardIsHeld(t *testing.T) {
 		t.Fatalf("client got %q after the held outputs", got)
 	}
 }
+
+// An output sent to a gate process that then dies is lost; with nothing in
+// flight (a welcome, a push) the client would wait for it forever. After a
+// restart the gate probes each agent until it hears from it: the answer's
+// number shows the loss, and the client is closed.
+func TestOutputLostWithGateProcessClosesClient(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{ProbeAfter: 100 * time.Millisecond})
+	c, a := h.dialForward()
+	h.killGate()
+	// The agent's welcome (output 1) went to the dead process: lost.
+	h.spawnGate()
+	next[proto.Resync](t, h.watchdogCh)
+	h.toGate(proto.Forward{Session: c.session, Agent: a.pid})
+	p := next[proto.Probe](t, a.ch)
+	if p.Session != c.session {
+		t.Fatalf("Probe = %+v", p)
+	}
+	// The agent answers with its next output number, 2: one is missing.
+	a.output(proto.Output{Session: c.session, Ack: p.Seq, From: a.pid, N: 2})
+	c.expectClosed()
+	if n := h.l.LostOutputs(); n != 1 {
+		t.Fatalf("LostOutputs = %d, want 1", n)
+	}
+}
+
+// After a restart, an agent whose outputs all arrived answers the probe
+// with the next number in sequence and its client goes on; it is not
+// probed again.
+func TestProbeAfterGateRestartKeepsIntactSessions(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{ProbeAfter: 100 * time.Millisecond})
+	c, a := h.dialForward()
+	a.output(proto.Output{Session: c.session, Payload: []byte("welcome"), Write: true, From: a.pid, N: 1})
+	if got := c.recv(); string(got) != "welcome" {
+		t.Fatalf("client got %q", got)
+	}
+	h.killGate()
+	h.spawnGate()
+	next[proto.Resync](t, h.watchdogCh)
+	h.toGate(proto.Forward{Session: c.session, Agent: a.pid})
+	p := next[proto.Probe](t, a.ch)
+	a.output(proto.Output{Session: c.session, Ack: p.Seq, From: a.pid, N: 2})
+	a.output(proto.Output{Session: c.session, Payload: []byte("push"), Write: true, From: a.pid, N: 3})
+	if got := c.recv(); string(got) != "push" {
+		t.Fatalf("client got %q", got)
+	}
+	quiet(t, a.ch)
+}

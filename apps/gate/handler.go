@@ -255,6 +255,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		cl.outN = m.N
 	}
 	cl.heard = time.Now()
+	cl.recheck = false
 	if m.Start && cl.welcomed {
 		// The session was started on this connection already: a second
 		// welcome is not written (its acknowledgement and close still are).

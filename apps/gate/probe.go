@@ -26,7 +26,8 @@ func (l *Listener) probeLoop(ctx context.Context) {
 }
 
 // probeAll probes the agent of every client with a request waiting too
-// long, and closes the clients whose agent has been silent past
+// long, or whose output may have been lost with a gate process that
+// ended (client.recheck), and closes the clients whose agent has been silent past
 // AnswerTimeout.
 func (l *Listener) probeAll(now time.Time) {
 	l.mu.Lock()
@@ -56,6 +57,10 @@ func (l *Listener) probeAll(now time.Time) {
 func (l *Listener) due(cl *client, now time.Time) (probe proto.Probe, silent bool, agent proto.PID) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	if cl.recheck && !cl.agent.IsZero() && now.Sub(cl.probed) >= l.opts.ProbeAfter {
+		cl.probed = now
+		return proto.Probe{Session: cl.session, Seq: cl.queued, Base: cl.base}, false, cl.agent
+	}
 	if len(cl.flight) == 0 || cl.agent.IsZero() || cl.queued < cl.flight[0].seq {
 		return proto.Probe{}, false, proto.PID{} // idle, between agents, or held back by a full queue
 	}
