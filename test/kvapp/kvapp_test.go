@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
@@ -154,12 +155,15 @@ roles = ["store"]
 	if got := watcher.call("watch", nil); got["status"] != "ok" {
 		t.Fatalf("watch: %v", got)
 	}
+	var slowestFailure time.Duration
 	put := func(i int) {
 		t.Helper()
 		key := fmt.Sprint("k", i)
 		// Retried while the store moves: an error names why, at once.
 		ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			begin := time.Now()
 			if got := writer.call("put", map[string]any{"key": key, "value": fmt.Sprint("v", i)}); got["status"] != "ok" {
+				slowestFailure = max(slowestFailure, time.Since(begin))
 				return fmt.Errorf("put %s: %v", key, got)
 			}
 			return nil
@@ -194,7 +198,13 @@ roles = ["store"]
 	for i := 10; i < 20; i++ {
 		put(i)
 	}
-	t.Logf("writes served again %v after the kill of %s", time.Since(killed).Round(time.Millisecond), owner)
+	t.Logf("writes served again %v after the kill of %s; the slowest failed write took %v",
+		time.Since(killed).Round(time.Millisecond), owner, slowestFailure.Round(time.Millisecond))
+	// A call to the lost node fails when its link drops or gossip declares
+	// it dead, not at its timeout.
+	if slowestFailure >= agent.DefaultCallTimeout {
+		t.Fatalf("a write waited %v, its whole timeout, to fail", slowestFailure)
+	}
 	watched(10, 20)
 	for i := range 20 {
 		got := writer.call("get", map[string]any{"key": fmt.Sprint("k", i)})
