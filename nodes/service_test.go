@@ -12,6 +12,7 @@ import (
 	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
 )
 
@@ -178,4 +179,139 @@ roles = ["svc"]
 		}
 		return nil
 	})
+}
+
+// shardCount is the sharded counter's answer: its count and where it ran.
+type shardCount struct {
+	N     int    `msgpack:"n"`
+	Shard int    `msgpack:"shard"`
+	Node  string `msgpack:"node"`
+}
+
+// shardAdd adds to the count of a key's shard and answers with it.
+type shardAdd struct {
+	N int `msgpack:"n"`
+}
+
+// A sharded service spreads its shards over the nodes of its role; when
+// one of them leaves, its shards run on the other with their saved state,
+// and the shards already there stay where they are.
+func TestShardsMoveWithTheirState(t *testing.T) {
+	port := freePort(t)
+	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
+[cluster]
+cookie = "shard-test"
+seeds = ["127.0.0.1:%d"]
+[[node]]
+name = "h1"
+gossip_port = %d
+roles = ["svc"]
+[[node]]
+name = "h2"
+roles = ["svc"]
+`, port, port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters := service.New[*int]("counters").On("svc").Sharded(8).
+		OnStart(func(c *service.Context[*int]) error {
+			n := 0
+			_, err := c.Restore(&n)
+			c.State = &n
+			return err
+		})
+	service.Handle(counters, func(c *service.Context[*int], a shardAdd) (shardCount, error) {
+		*c.State += a.N
+		return shardCount{N: *c.State, Shard: c.Shard(), Node: c.Node()}, c.Save(*c.State)
+	})
+	opts := nodes.Options{Services: []service.Definition{counters}, Logger: slog.New(slog.DiscardHandler)}
+	var all []*nodes.Node
+	for _, name := range []string{"h1", "h2"} {
+		n, err := nodes.Start(context.Background(), cfg, name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, n)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = n.Stop(ctx)
+		})
+	}
+	// Calls come from a service instance's callers in production; here a
+	// stand-in process on h1 calls through h1's service host.
+	caller, replies := ergotest.Recorder(t, all[0].Ergo(), "")
+	var ref uint64
+	add := func(key string) (shardCount, error) {
+		t.Helper()
+		ref++
+		b, _ := proto.Msgpack().Marshal(shardAdd{N: 1})
+		if err := caller.Send(proto.ServicesName, proto.ServiceCall{
+			Service: "counters", Key: key, Kind: proto.KindOf(shardAdd{}), Payload: b, Ref: ref,
+			ReplyTo: sup.FromPid(caller.Self()), Timeout: 2000,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r := ergotest.Next[proto.ServiceReply](t, replies, 10*time.Second, nil)
+			if r.Ref != ref {
+				continue // the answer to an earlier, timed-out call
+			}
+			if err := r.Err("counters"); err != nil {
+				return shardCount{}, err
+			}
+			var c shardCount
+			if err := proto.Msgpack().Unmarshal(r.Payload, &c); err != nil {
+				t.Fatal(err)
+			}
+			return c, nil
+		}
+	}
+	keys := make([]string, 16)
+	where := map[string]string{}
+	for i := range keys {
+		keys[i] = fmt.Sprint("key-", i)
+		ergotest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			c, err := add(keys[i])
+			if err != nil {
+				return err
+			}
+			if c.Shard != service.ShardOf(keys[i], 8) {
+				t.Fatalf("%s served by shard %d, want %d", keys[i], c.Shard, service.ShardOf(keys[i], 8))
+			}
+			where[keys[i]] = c.Node
+			return nil
+		})
+	}
+	nodesUsed := map[string]bool{}
+	for _, n := range where {
+		nodesUsed[n] = true
+	}
+	if len(nodesUsed) != 2 {
+		t.Fatalf("shards all on %v", nodesUsed)
+	}
+	// Counts per shard so far: every key's add counted on its shard.
+	counts := map[int]int{}
+	for _, k := range keys {
+		counts[service.ShardOf(k, 8)]++
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := all[1].Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		shard := service.ShardOf(k, 8)
+		ergotest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			c, err := add(k)
+			if err != nil {
+				return err
+			}
+			counts[shard]++
+			if c.Node != all[0].Name() || c.N != counts[shard] {
+				t.Fatalf("%s after h2 left: %+v, want count %d on %s", k, c, counts[shard], all[0].Name())
+			}
+			return nil
+		})
+	}
 }
