@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"slices"
@@ -27,8 +26,13 @@ var ErrConfig = errors.New("nodes: invalid config")
 // format is documented in the repository's cluster.toml.
 type Config struct {
 	Cluster ClusterConfig `toml:"cluster"`
-	Auth    AuthConfig    `toml:"auth"`
 	Nodes   []NodeConfig  `toml:"node"`
+
+	// The file's other top-level tables, each owned by an agent or a
+	// service that the program registers (the demo agent's [auth], say):
+	// read one with DecodeSection, which decodes them from raw.
+	sections []string
+	raw      string
 }
 
 // ClusterConfig holds settings shared by every node.
@@ -90,12 +94,6 @@ func (c ClusterConfig) TLS() (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS13,
 	}, nil
-}
-
-// AuthConfig holds the credentials of the demo agent.
-type AuthConfig struct {
-	// Users maps user names to bcrypt hashes (`node hash-password`).
-	Users map[string]string `toml:"users"`
 }
 
 // NodeConfig describes one node.
@@ -175,8 +173,27 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		return nil, fmt.Errorf("%w: unknown keys %v", ErrConfig, undecoded)
+	// Tables other than [cluster] and [[node]] belong to the program's
+	// agents and services: kept for DecodeSection.
+	var tables map[string]toml.Primitive
+	if _, err := toml.Decode(string(data), &tables); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	for name := range tables {
+		if name != "cluster" && name != "node" {
+			c.sections = append(c.sections, name)
+		}
+	}
+	slices.Sort(c.sections)
+	c.raw = string(data)
+	var unknown []toml.Key
+	for _, k := range md.Undecoded() {
+		if !slices.Contains(c.sections, k[0]) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%w: unknown keys %v", ErrConfig, unknown)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -265,12 +282,47 @@ func validateListeners(n *NodeConfig) error {
 	return nil
 }
 
+// Sections returns the names of the description's top-level tables other
+// than [cluster] and [[node]], sorted: each belongs to an agent or a
+// service of the program (see DecodeSection).
+func (c *Config) Sections() []string { return slices.Clone(c.sections) }
+
+// DecodeSection decodes the top-level table called name (for instance
+// the demo agent's [auth]) into v, as toml decodes a struct; an absent
+// table leaves v as it is. A key of the table that v has no field for is
+// an error wrapping ErrConfig. Agents and services of a program read their
+// own settings this way; a Config built in Go has no sections (give them
+// their settings directly).
+func (c *Config) DecodeSection(name string, v any) error {
+	if !slices.Contains(c.sections, name) {
+		return nil
+	}
+	var tables map[string]toml.Primitive
+	md, err := toml.Decode(c.raw, &tables)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := md.PrimitiveDecode(tables[name], v); err != nil {
+		return fmt.Errorf("%w: [%s]: %v", ErrConfig, name, err)
+	}
+	var unknown []toml.Key
+	for _, k := range md.Undecoded() {
+		if k[0] == name {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: unknown keys %v", ErrConfig, unknown)
+	}
+	return nil
+}
+
 // Clone returns a deep copy of c: validating or changing it leaves c as
 // it was.
 func (c *Config) Clone() *Config {
 	out := *c
 	out.Cluster.Seeds = slices.Clone(c.Cluster.Seeds)
-	out.Auth.Users = maps.Clone(c.Auth.Users)
+	out.sections = slices.Clone(c.sections)
 	out.Nodes = slices.Clone(c.Nodes)
 	for i := range out.Nodes {
 		out.Nodes[i].Roles = slices.Clone(out.Nodes[i].Roles)

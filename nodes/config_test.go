@@ -23,8 +23,14 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	if n.Listeners[1].Codec != "raw" || n.Listeners[0].Framing != "len16" || n.Listeners[0].Codec != "msgpack" {
 		t.Fatalf("listeners = %+v", n.Listeners)
 	}
-	if cfg.Auth.Users["admin"] == "" {
-		t.Fatal("the example must carry the seed's admin account")
+	var auth struct {
+		Users map[string]string `toml:"users"`
+	}
+	if err := cfg.DecodeSection("auth", &auth); err != nil || auth.Users["admin"] == "" {
+		t.Fatalf("the example must carry the seed's admin account in [auth]: %v", err)
+	}
+	if got := cfg.Sections(); len(got) != 1 || got[0] != "auth" {
+		t.Fatalf("sections %v, want [auth]", got)
 	}
 }
 
@@ -71,5 +77,45 @@ func TestCookieSources(t *testing.T) {
 	}
 	if _, err := (ClusterConfig{CookieEnv: "SKYNODE_TEST_UNSET_COOKIE"}).CookieValue(); err == nil {
 		t.Fatal("an empty cookie variable must be an error")
+	}
+}
+
+// A program's own tables are kept for it: DecodeSection reads one into its
+// settings, refusing keys they have no field for; an absent one leaves them
+// as they are; [cluster] and [[node]] stay strict.
+func TestSections(t *testing.T) {
+	t.Parallel()
+	cfg, err := ParseConfig([]byte(`
+[game]
+tick = 30
+[game.lobby]
+size = 8
+[[node]]
+name = "a"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var game struct {
+		Tick  int `toml:"tick"`
+		Lobby struct {
+			Size int `toml:"size"`
+		} `toml:"lobby"`
+	}
+	if err := cfg.DecodeSection("game", &game); err != nil || game.Tick != 30 || game.Lobby.Size != 8 {
+		t.Fatalf("game = %+v, %v", game, err)
+	}
+	var strict struct {
+		Tick int `toml:"tick"`
+	}
+	if err := cfg.DecodeSection("game", &strict); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a key without a field: %v, want ErrConfig", err)
+	}
+	absent := struct{ X int }{X: 7}
+	if err := cfg.DecodeSection("chat", &absent); err != nil || absent.X != 7 {
+		t.Fatalf("absent section: %+v, %v", absent, err)
+	}
+	if _, err := ParseConfig([]byte("[cluster]\ncookies = \"x\"\n[[node]]\nname = \"a\"")); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a typo in [cluster]: %v", err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/skynode/skynode/apps/agent"
-	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/apps/topics"
@@ -38,7 +37,8 @@ var ErrTreeDown = errors.New("nodes: supervision tree terminated")
 // Options are the library hooks of a node, beside its Config.
 type Options struct {
 	// Agents adds agent kinds that listeners can name in `agent = "..."`,
-	// beside the built-in "demo" and "echo".
+	// beside the built-in "echo" (raw echo). The `node` command registers
+	// the demo agent ("demo") this way, from its [auth] section.
 	Agents map[string]*agent.Agent
 	// Services are the cluster's services (package apps/service): give
 	// every node the same list. A node runs the instances of those of its
@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if err != nil {
 		return nil, err
 	}
-	kinds := map[string]*agent.Agent{"demo": demo.New(demo.Credentials(cfg.Auth.Users)), "echo": agent.Echo()}
+	kinds := map[string]*agent.Agent{"echo": agent.Echo()}
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}

@@ -75,7 +75,9 @@ func startClusterWith(t *testing.T, prefix string, opts func(name string) nodes.
 	t.Helper()
 	cfg := clusterConfig(t, prefix)
 	start := func(name string) *nodes.Node {
-		n, err := nodes.Start(context.Background(), cfg, name, opts(name))
+		o := opts(name)
+		o.Agents = withDemo(t, cfg, o.Agents)
+		n, err := nodes.Start(context.Background(), cfg, name, o)
 		if err != nil {
 			t.Fatal(err)
 		}

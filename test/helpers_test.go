@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
@@ -58,10 +59,25 @@ codec = "raw"
 agent = "echo"
 `
 
+// withDemo adds the demo agent, built from cfg's [auth], to agents (as
+// the node command registers it).
+func withDemo(t testing.TB, cfg *nodes.Config, agents map[string]*agent.Agent) map[string]*agent.Agent {
+	t.Helper()
+	d, err := demo.FromSection(cfg.DecodeSection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*agent.Agent{"demo": d}
+	for k, a := range agents {
+		out[k] = a
+	}
+	return out
+}
+
 // startNode starts a node and stops it at cleanup.
 func startNode(t testing.TB, cfg *nodes.Config, agents map[string]*agent.Agent) *nodes.Node {
 	t.Helper()
-	n, err := nodes.Start(context.Background(), cfg, cfg.Nodes[0].Name, nodes.Options{Agents: agents})
+	n, err := nodes.Start(context.Background(), cfg, cfg.Nodes[0].Name, nodes.Options{Agents: withDemo(t, cfg, agents)})
 	if err != nil {
 		t.Fatal(err)
 	}

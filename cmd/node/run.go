@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/nodes"
 )
 
@@ -50,7 +53,16 @@ func runCmd() *cobra.Command {
 			// this process's log goes through slog too.
 			stdlog.SetFlags(0)
 			stdlog.SetOutput(ergoLog{log.With("from", "ergo")})
-			o := nodes.Options{Logger: log}
+			// The demo agent is registered as any program registers its
+			// own, with its settings from its own section of the file.
+			demoAgent, err := demo.FromSection(cfg.DecodeSection)
+			if err != nil {
+				return err
+			}
+			if unknown := slices.DeleteFunc(cfg.Sections(), func(s string) bool { return s == demo.Section }); len(unknown) > 0 {
+				return fmt.Errorf("%w: unknown tables %v", nodes.ErrConfig, unknown)
+			}
+			o := nodes.Options{Logger: log, Agents: map[string]*agent.Agent{"demo": demoAgent}}
 			if statusFD > 0 {
 				status := os.NewFile(uintptr(statusFD), "status")
 				defer status.Close()

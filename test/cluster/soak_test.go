@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/test/proctest"
@@ -48,7 +50,12 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gateLog proctest.Buffer
+	demoAgent, err := demo.FromSection(cfg.DecodeSection) // as the node command registers it
+	if err != nil {
+		t.Fatal(err)
+	}
 	gate, err := nodes.Start(context.Background(), cfg, "gate1", nodes.Options{
+		Agents: map[string]*agent.Agent{"demo": demoAgent},
 		Logger: slog.New(slog.NewTextHandler(&gateLog, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {

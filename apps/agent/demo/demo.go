@@ -15,6 +15,29 @@ import (
 // `node hash-password`). Plain passwords are never stored.
 type Credentials map[string]string
 
+// Section is the name of the demo agent's table in a cluster description:
+// [auth], with its users (see Config).
+const Section = "auth"
+
+// Config is the demo agent's section of a cluster description:
+//
+//	[auth.users]
+//	admin = "$2a$10$..."   # bcrypt hash, from `node hash-password`
+type Config struct {
+	Users Credentials `toml:"users"`
+}
+
+// FromSection builds the demo agent from its section of a cluster
+// description, read with decode (nodes.Config.DecodeSection): the way a
+// program registers its own agents from its own settings.
+func FromSection(decode func(section string, v any) error) (*agent.Agent, error) {
+	var c Config
+	if err := decode(Section, &c); err != nil {
+		return nil, err
+	}
+	return New(c.Users), nil
+}
+
 // UserKey is the session value holding the logged-in user's name.
 const UserKey = "user"
 
