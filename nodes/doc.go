@@ -12,6 +12,7 @@
 //	├── watchdog       sessions and agent placement
 //	├── topics         this node's subscriptions to cluster-wide topics (apps/topics)
 //	├── services       the service host: this node's service instances, routing of calls (apps/service)
+//	├── callers        receives the answers to Call from code outside processes (call.go)
 //	├── spawner        starts agents in this node's pools for other nodes' watchdogs
 //	└── gates          one_for_one
 //	    └── gate.<listener>             one per listener
@@ -30,7 +31,8 @@
 // peers. Every operation of the node's processes on another node goes
 // through the node's per-peer path (nodes/outbox, see sup/remote.go).
 //
-// Where things are: node.go (Start, Run, accessors), listeners.go (client
+// Where things are: node.go (Start, Run, accessors), call.go (Cast and
+// Call from code outside processes), listeners.go (client
 // sockets), gossip.go (membership, placement candidates, load), ergo.go
 // (the Ergo node's options), tree.go (the supervision tree and agent
 // pools), types.go (the messages that cross node links), stop.go (the

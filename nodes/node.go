@@ -21,6 +21,7 @@ import (
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/nodes/outbox"
+	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 )
 
@@ -68,6 +69,7 @@ type Node struct {
 	listeners []*gate.Listener
 	store     *watchdog.Store
 	topics    *topics.Stats
+	callers   callers // calls from code outside processes (call.go)
 	remote    *remote // remote sends of this node's processes
 	outbox    *outbox.Outbox
 	log       *slog.Logger
@@ -112,6 +114,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		kinds[k] = a
 	}
 	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, remote: &remote{}, done: make(chan struct{})}
+	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
 	n.founder = cfg.Founder(nc)
 
@@ -222,7 +225,10 @@ func (n *Node) serve(ctx context.Context) {
 // Name returns the Ergo node name (name@host).
 func (n *Node) Name() string { return n.ergo.Name() }
 
-// Ergo returns the underlying Ergo node.
+// Ergo returns the underlying Ergo node: an escape hatch for advanced
+// uses that the library does not cover. Nothing of the common path needs
+// it, and code that sends through it to other nodes bypasses the per-peer
+// path (sup/remote.go) that keeps processes from blocking on a peer.
 func (n *Node) Ergo() node.Node { return n.ergo }
 
 // Sessions returns the node's session store.

@@ -315,3 +315,41 @@ roles = ["svc"]
 		})
 	}
 }
+
+// Code outside any process (an HTTP handler, say) casts to and calls a
+// service through its node, waiting for the answer or its context.
+func TestCallFromOutsideProcesses(t *testing.T) {
+	t.Parallel()
+	s := tally().On("") // every node: here, the one
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{Name: "outside"}}}
+	n, err := nodes.Start(context.Background(), cfg, "outside", nodes.Options{
+		Services: []service.Definition{s}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	for i := 1; i <= 3; i++ {
+		if err := n.Cast("tally", "", tallyAdd{N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		got, err := nodes.Call[tallyCount](ctx, n, "tally", "", tallyGet{})
+		if err != nil || got.N != 6 || got.Node != n.Name() {
+			return fmt.Errorf("tally %+v, %v; want 6 on %s", got, err, n.Name())
+		}
+		return nil
+	})
+	var se *proto.ServiceError
+	if _, err := nodes.Call[tallyCount](ctx, n, "nobody", "", tallyGet{}); !errors.As(err, &se) || se.Reason != proto.ReasonUnknown {
+		t.Fatalf("unknown service: %v", err)
+	}
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	if _, err := nodes.Call[tallyCount](done, n, "tally", "", tallyGet{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: %v", err)
+	}
+}

@@ -120,6 +120,11 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 		Options: gen.ProcessOptions{MailboxSize: service.HostMailbox},
 	})
 	root.Children = append(root.Children, sup.Child{
+		Name:     callersName,
+		Behavior: &callersServer{c: &n.callers},
+		Options:  gen.ProcessOptions{MailboxSize: service.HostMailbox},
+	})
+	root.Children = append(root.Children, sup.Child{
 		Name:     sup.SpawnerName,
 		Behavior: sup.Spawner(hosted, n.remote, n.log),
 		Options:  gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
