@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/skynode/skynode/apps/agent"
-	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/wire"
 )
 
 // letter is sent from one client's agent to another's, across nodes.
@@ -54,47 +53,6 @@ func postKind() *agent.Agent {
 	return agent.Receive(a, func(s *agent.Session, m letter) error {
 		return s.Send(agent.Reply{"letter": m.Text, "from": m.From})
 	})
-}
-
-// postClient is a msgpack client of a post listener.
-type postClient struct {
-	t      *testing.T
-	conn   net.Conn
-	frames *frame.Reader
-}
-
-func dialPost(t *testing.T, addr string) *postClient {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &postClient{t: t, conn: conn, frames: frame.NewReader(conn, frame.Options{})}
-}
-
-func (c *postClient) call(req map[string]any) map[string]any {
-	c.t.Helper()
-	b, _ := proto.Msgpack().Marshal(req)
-	f, _ := frame.Append(nil, frame.Options{}, b)
-	if _, err := c.conn.Write(f); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.next()
-}
-
-func (c *postClient) next() map[string]any {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := c.frames.Next()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var m map[string]any
-	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
-		c.t.Fatal(err)
-	}
-	return m
 }
 
 // postCluster starts two nodes that find each other by gossip, each with
@@ -154,11 +112,11 @@ name = "pb"
 // publisher's order; a subscriber whose client left is removed.
 func TestTopicAcrossNodes(t *testing.T) {
 	a, b := postCluster(t)
-	pub := dialPost(t, a.Addr("post").String())
-	subs := []*postClient{dialPost(t, a.Addr("post").String()), dialPost(t, b.Addr("post").String())}
-	leaver := dialPost(t, b.Addr("post").String())
+	pub := wire.Dial(t, a.Addr("post").String())
+	subs := []*wire.Client{wire.Dial(t, a.Addr("post").String()), wire.Dial(t, b.Addr("post").String())}
+	leaver := wire.Dial(t, b.Addr("post").String())
 	for _, c := range append(subs, leaver) {
-		if got := c.call(map[string]any{"cmd": "subscribe", "id": 1, "data": map[string]any{"topic": "news"}}); got["status"] != "ok" {
+		if got := c.Call("subscribe", map[string]any{"topic": "news"}); got["status"] != "ok" {
 			t.Fatalf("subscribe: %v", got)
 		}
 	}
@@ -168,7 +126,7 @@ func TestTopicAcrossNodes(t *testing.T) {
 		}
 		return nil
 	})
-	leaver.conn.Close()
+	leaver.Close()
 	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if n := b.Topics().Subscriptions(); n != 1 {
 			return fmt.Errorf("%d subscriptions on %s after a subscriber left", n, b.Name())
@@ -177,13 +135,13 @@ func TestTopicAcrossNodes(t *testing.T) {
 	})
 	for i := range 20 {
 		data := map[string]any{"topic": "news", "text": fmt.Sprint("item ", i)}
-		if got := pub.call(map[string]any{"cmd": "publish", "id": i, "data": data}); got["status"] != "ok" {
+		if got := pub.Call("publish", data); got["status"] != "ok" {
 			t.Fatalf("publish: %v", got)
 		}
 	}
 	for _, c := range subs {
 		for i := range 20 {
-			if got := c.next(); got["letter"] != fmt.Sprint("item ", i) {
+			if got := c.Next(); got["letter"] != fmt.Sprint("item ", i) {
 				t.Fatalf("subscriber got %v, want item %d", got, i)
 			}
 		}
@@ -194,8 +152,8 @@ func TestTopicAcrossNodes(t *testing.T) {
 // per-peer path: each letter reaches the other client, in order.
 func TestAgentsMessageAcrossNodes(t *testing.T) {
 	a, b := postCluster(t)
-	x, y := dialPost(t, a.Addr("post").String()), dialPost(t, b.Addr("post").String())
-	addr := y.call(map[string]any{"cmd": "address", "id": 1})
+	x, y := wire.Dial(t, a.Addr("post").String()), wire.Dial(t, b.Addr("post").String())
+	addr := y.Call("address", nil)
 	if addr["node"] != b.Name() {
 		t.Fatalf("y's address %v, want on %s", addr, b.Name())
 	}
@@ -205,12 +163,12 @@ func TestAgentsMessageAcrossNodes(t *testing.T) {
 		for k, v := range to {
 			data[k] = v
 		}
-		if got := x.call(map[string]any{"cmd": "send", "id": i, "data": data}); got["status"] != "ok" {
+		if got := x.Call("send", data); got["status"] != "ok" {
 			t.Fatalf("send: %v", got)
 		}
 	}
 	for i := range 5 {
-		if got := y.next(); got["letter"] != fmt.Sprint("letter ", i) {
+		if got := y.Next(); got["letter"] != fmt.Sprint("letter ", i) {
 			t.Fatalf("y got %v, want letter %d", got, i)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/wire"
 )
 
 // The tally service's messages.
@@ -137,10 +138,10 @@ roles = ["svc"]
 		}
 		return nil
 	})
-	c := dialPost(t, front.Addr("tally").String())
+	c := wire.Dial(t, front.Addr("tally").String())
 	var owner string
 	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		got := c.call(map[string]any{"cmd": "get", "id": 1})
+		got := c.Call("get", nil)
 		if got["status"] != "ok" {
 			return fmt.Errorf("get: %v", got)
 		}
@@ -148,12 +149,12 @@ roles = ["svc"]
 		return nil
 	})
 	for i := 1; i <= 4; i++ {
-		if got := c.call(map[string]any{"cmd": "add", "id": 10 + i, "data": map[string]any{"n": i}}); got["status"] != "ok" {
+		if got := c.Call("add", map[string]any{"n": i}); got["status"] != "ok" {
 			t.Fatalf("add: %v", got)
 		}
 	}
 	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if got := c.call(map[string]any{"cmd": "get", "id": 2}); got["n"] != int64(10) {
+		if got := c.Call("get", nil); got["n"] != int64(10) {
 			return fmt.Errorf("get: %v, want 10", got)
 		}
 		return nil
@@ -167,7 +168,7 @@ roles = ["svc"]
 	}
 	ergotest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		begin := time.Now()
-		got := c.call(map[string]any{"cmd": "get", "id": 3})
+		got := c.Call("get", nil)
 		if took := time.Since(begin); took > 2*time.Second {
 			t.Fatalf("a call while the singleton moved took %v (%v): it should fail at once", took, got)
 		}

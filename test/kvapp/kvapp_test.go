@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/apps/agent"
-	"github.com/skynode/skynode/net/frame"
-	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/proctest"
+	"github.com/skynode/skynode/test/wire"
 )
 
 // kvBin is the kvnode binary, built (with -race when the test has it) by
@@ -34,62 +33,6 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// client is a msgpack client of the kv listener.
-type client struct {
-	t      *testing.T
-	conn   net.Conn
-	frames *frame.Reader
-	id     int
-}
-
-func dial(t *testing.T, addr string) *client {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &client{t: t, conn: conn, frames: frame.NewReader(conn, frame.Options{})}
-}
-
-// send sends a request and returns its id.
-func (c *client) send(cmd string, data map[string]any) int {
-	c.t.Helper()
-	c.id++
-	b, _ := proto.Msgpack().Marshal(map[string]any{"cmd": cmd, "id": c.id, "data": data})
-	f, _ := frame.Append(nil, frame.Options{}, b)
-	if _, err := c.conn.Write(f); err != nil {
-		c.t.Fatal(err)
-	}
-	return c.id
-}
-
-// next returns the next message from the server.
-func (c *client) next(timeout time.Duration) (map[string]any, error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
-	b, err := c.frames.Next()
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	err = proto.Msgpack().Unmarshal(b, &m)
-	return m, err
-}
-
-// call sends a request and returns its answer.
-func (c *client) call(cmd string, data map[string]any) map[string]any {
-	c.t.Helper()
-	id := c.send(cmd, data)
-	m, err := c.next(10 * time.Second)
-	if err != nil {
-		c.t.Fatalf("%s: %v", cmd, err)
-	}
-	if got, _ := proto.Int(m["id"]); int(got) != id {
-		c.t.Fatalf("%s: answer %v, want id %d", cmd, m, id)
-	}
-	return m
 }
 
 // The application on three node processes: a front node holding the
@@ -138,21 +81,21 @@ roles = ["store"]
 		return nil
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", listen)
-	var writer *client
+	var writer *wire.Client
 	ergotest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return err
 		}
 		conn.Close()
-		writer = dial(t, addr)
-		if got := writer.call("get", map[string]any{"key": "none"}); got["status"] != "ok" {
+		writer = wire.Dial(t, addr)
+		if got := writer.Call("get", map[string]any{"key": "none"}); got["status"] != "ok" {
 			return fmt.Errorf("store not up: %v", got)
 		}
 		return nil
 	})
-	watcher := dial(t, addr)
-	if got := watcher.call("watch", nil); got["status"] != "ok" {
+	watcher := wire.Dial(t, addr)
+	if got := watcher.Call("watch", nil); got["status"] != "ok" {
 		t.Fatalf("watch: %v", got)
 	}
 	var slowestFailure time.Duration
@@ -162,7 +105,7 @@ roles = ["store"]
 		// Retried while the store moves: an error names why, at once.
 		ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 			begin := time.Now()
-			if got := writer.call("put", map[string]any{"key": key, "value": fmt.Sprint("v", i)}); got["status"] != "ok" {
+			if got := writer.Call("put", map[string]any{"key": key, "value": fmt.Sprint("v", i)}); got["status"] != "ok" {
 				slowestFailure = max(slowestFailure, time.Since(begin))
 				return fmt.Errorf("put %s: %v", key, got)
 			}
@@ -173,7 +116,7 @@ roles = ["store"]
 	watched := func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
-			m, err := watcher.next(30 * time.Second)
+			m, err := watcher.NextErr(30 * time.Second)
 			if err != nil {
 				t.Fatalf("watcher, waiting for k%d: %v", i, err)
 			}
@@ -186,7 +129,7 @@ roles = ["store"]
 		put(i)
 	}
 	watched(0, 10)
-	owner, _ := writer.call("get", map[string]any{"key": "k0"})["node"].(string)
+	owner, _ := writer.Call("get", map[string]any{"key": "k0"})["node"].(string)
 	victim, ok := procs[owner]
 	if !ok || !strings.HasPrefix(owner, "s") {
 		t.Fatalf("the store runs on %q", owner)
@@ -207,7 +150,7 @@ roles = ["store"]
 	}
 	watched(10, 20)
 	for i := range 20 {
-		got := writer.call("get", map[string]any{"key": fmt.Sprint("k", i)})
+		got := writer.Call("get", map[string]any{"key": fmt.Sprint("k", i)})
 		if got["value"] != fmt.Sprint("v", i) || got["node"] == owner {
 			t.Fatalf("k%d after the kill: %v", i, got)
 		}

@@ -19,10 +19,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/skynode/skynode/net/frame"
-	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/proctest"
+	"github.com/skynode/skynode/test/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -56,36 +55,6 @@ func goCmd(t *testing.T, dir string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-}
-
-// client speaks the agent protocol: msgpack requests in len16 frames.
-type client struct {
-	t      *testing.T
-	conn   net.Conn
-	frames *frame.Reader
-}
-
-func (c *client) send(req map[string]any) {
-	c.t.Helper()
-	b, _ := proto.Msgpack().Marshal(req)
-	f, _ := frame.Append(nil, frame.Options{}, b)
-	if _, err := c.conn.Write(f); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *client) next() map[string]any {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b, err := c.frames.Next()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	var m map[string]any
-	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
-		c.t.Fatal(err)
-	}
-	return m
 }
 
 func TestWriteYourOwnServer(t *testing.T) {
@@ -135,31 +104,29 @@ name = "gate1"
 		t.Fatal(err)
 	}
 	srv := proctest.Start(t, "guestbook", exec.Command(bin, "--config", config, "--node", "gate1"))
-	dial := func() *client {
-		var conn net.Conn
+	dial := func() *wire.Client {
 		ergotest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-			var err error
-			conn, err = net.Dial("tcp", addr)
+			conn, err := net.Dial("tcp", addr)
+			if err == nil {
+				conn.Close()
+			}
 			return err
 		})
-		t.Cleanup(func() { conn.Close() })
-		c := &client{t: t, conn: conn, frames: frame.NewReader(conn, frame.Options{})}
-		if w := c.next(); w["message"] != "welcome to the guestbook" {
+		c := wire.Dial(t, addr)
+		if w := c.Next(); w["message"] != "welcome to the guestbook" {
 			t.Fatalf("welcome: %v", w)
 		}
 		return c
 	}
 	watcher, signer := dial(), dial()
-	watcher.send(map[string]any{"cmd": "watch", "id": 1})
-	if got := watcher.next(); got["status"] != "ok" {
+	if got := watcher.Call("watch", nil); got["status"] != "ok" {
 		t.Fatalf("watch: %v", got)
 	}
 	for i := 1; i <= 2; i++ {
-		signer.send(map[string]any{"cmd": "sign", "id": i, "data": map[string]any{"name": "ann", "text": fmt.Sprint("hello ", i)}})
-		if got := signer.next(); got["status"] != "ok" || got["lines"] != int64(i) {
+		if got := signer.Call("sign", map[string]any{"name": "ann", "text": fmt.Sprint("hello ", i)}); got["status"] != "ok" || got["lines"] != int64(i) {
 			t.Fatalf("sign %d: %v", i, got)
 		}
-		if got := watcher.next(); got["event"] != "signed" || got["text"] != fmt.Sprint("hello ", i) {
+		if got := watcher.Next(); got["event"] != "signed" || got["text"] != fmt.Sprint("hello ", i) {
 			t.Fatalf("watcher: %v", got)
 		}
 	}
