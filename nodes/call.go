@@ -95,6 +95,17 @@ func (n *Node) Cast(name, key string, msg any) error {
 // came in time) or ctx's. The call's timeout is ctx's deadline, or
 // service.DefaultCallTimeout without one.
 func Call[Resp any](ctx context.Context, n *Node, name, key string, req any) (Resp, error) {
+	return call[Resp](ctx, n, proto.ServiceCall{Service: name, Key: key}, req)
+}
+
+// CallNode is Call to the instance of a per-node service on the node
+// called node (its full name): a node is asked about itself this way.
+func CallNode[Resp any](ctx context.Context, n *Node, name, node string, req any) (Resp, error) {
+	return call[Resp](ctx, n, proto.ServiceCall{Service: name, Node: node}, req)
+}
+
+// call sends call, with req, and waits for its answer (see Call).
+func call[Resp any](ctx context.Context, n *Node, call proto.ServiceCall, req any) (Resp, error) {
 	var resp Resp
 	if err := ctx.Err(); err != nil {
 		return resp, err
@@ -123,16 +134,14 @@ func Call[Resp any](ctx context.Context, n *Node, name, key string, req any) (Re
 		delete(c.waiting, ref)
 		c.mu.Unlock()
 	}()
-	call := proto.ServiceCall{
-		Service: name, Key: key, Kind: proto.KindOf(req), Payload: payload,
-		Ref: ref, ReplyTo: sup.FromPid(p.Self()), Timeout: timeout.Milliseconds(),
-	}
+	call.Kind, call.Payload, call.Ref = proto.KindOf(req), payload, ref
+	call.ReplyTo, call.Timeout = sup.FromPid(p.Self()), timeout.Milliseconds()
 	if err := p.Send(proto.ServicesName, call); err != nil {
 		return resp, fmt.Errorf("nodes: call not sent: %w", err)
 	}
 	select {
 	case r := <-ch:
-		if err := r.Err(name); err != nil {
+		if err := r.Err(call.Service); err != nil {
 			return resp, err
 		}
 		err := proto.Msgpack().Unmarshal(r.Payload, &resp)

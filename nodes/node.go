@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"os"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/apps/observer"
 	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
@@ -82,6 +84,7 @@ type Node struct {
 	treeDown atomic.Bool
 	stopping atomic.Bool // Stop has begun
 	founder  bool        // Config.Founder: joined as soon as its gossip is up
+	started  time.Time
 	base     int         // processes of the node's own tree: beyond them, agents
 	shards   []string    // names of the agent pools' shard supervisors
 }
@@ -117,6 +120,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
 	n.founder = cfg.Founder(nc)
+	n.started = time.Now()
 
 	// Bind every listener first: a port in use is a start-up error.
 	var sessions atomic.Uint64
@@ -170,7 +174,10 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			ob.Drop(name) // what was queued for it is lost with it
 		})
 	}
-	if err := n.startTree(cfg, nc, kinds, o.Services); err != nil {
+	// Every node runs the observer service (apps/observer), answering
+	// about itself.
+	services := append(slices.Clone(o.Services), observer.Service(observed{n}))
+	if err := n.startTree(cfg, nc, kinds, services); err != nil {
 		n.leave()
 		ob.Close()
 		n.ergo.Stop()

@@ -30,6 +30,9 @@ type ServiceCast struct {
 	// Forwarded is set by the host that routed it: the receiving host
 	// hands it to its own instance, never routes it again.
 	Forwarded bool
+	// Node, when set, names the node whose instance of a per-node service
+	// gets it (an observer asks one node about itself).
+	Node string
 }
 
 // ServiceCall is a request to a service. ReplyTo gets a ServiceReply with
@@ -46,6 +49,8 @@ type ServiceCall struct {
 	// Forwarded is set by the host that routed it (ReplyTo is then that
 	// host): the receiving host hands it to its own instance.
 	Forwarded bool
+	// Node, as in ServiceCast.
+	Node string
 }
 
 // ServiceReply answers a ServiceCall: Kind and Payload are the answer's,

@@ -232,10 +232,17 @@ func rank(service string, shard int, nodes []string) []string {
 	return out
 }
 
-// target returns the node whose instance gets a message for key, or "".
-func (h *host) target(p *gen.ServerProcess, d Definition, key string) (string, int) {
+// target returns the node whose instance gets a message for key (or, for
+// a per-node service, for the node named on, when set), or "".
+func (h *host) target(p *gen.ServerProcess, d Definition, key, on string) (string, int) {
 	members := h.members(p, d.Role())
 	if len(members) == 0 {
+		return "", 0
+	}
+	if d.Kind() == KindPerNode && on != "" {
+		if slices.Contains(members, on) {
+			return on, 0
+		}
 		return "", 0
 	}
 	if d.Kind() == KindPerNode {
@@ -256,7 +263,7 @@ func (h *host) route(p *gen.ServerProcess, st *hostState, m proto.ServiceCall) {
 		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonUnknown})
 		return
 	}
-	node, _ := h.target(p, d, m.Key)
+	node, _ := h.target(p, d, m.Key, m.Node)
 	if node == "" {
 		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonNoNode})
 		return
@@ -329,7 +336,7 @@ func (h *host) cast(p *gen.ServerProcess, st *hostState, m proto.ServiceCast) {
 		st.env.log.Debug("service: message for an unknown service dropped", "service", m.Service)
 		return
 	}
-	node, shard := h.target(p, d, m.Key)
+	node, shard := h.target(p, d, m.Key, m.Node)
 	if m.Forwarded || node == p.NodeName() {
 		if m.Forwarded && d.Kind() != KindPerNode {
 			shard = ShardOf(m.Key, d.Shards())

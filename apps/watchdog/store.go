@@ -133,6 +133,10 @@ func (s *Store) remove(session uint64) (Record, bool) {
 	return *r, true
 }
 
+// All returns a copy of every session's record, in no order (for
+// observation).
+func (s *Store) All() []Record { return s.all() }
+
 func (s *Store) all() []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,114 @@
+// Package observer is the service through which a node is observed over
+// the cluster's own links: every node runs an instance (a per-node
+// service, see package apps/service) that answers questions about its
+// node — node info, processes, sessions — from what its node tells it
+// (Source). `node observe` asks them; so may any program with a node in
+// the cluster (nodes.CallNode).
+package observer
+
+import (
+	"github.com/skynode/skynode/apps/service"
+)
+
+// Name is the observer service's name.
+const Name = "observer"
+
+// Source is what a node tells its observer: package nodes implements it.
+// Its methods are called from the observer's process and must not block
+// on other nodes.
+type Source interface {
+	Info() NodeInfo
+	Processes() []Process
+	Sessions() []Session
+}
+
+// Requests of the observer service, and their answers.
+type (
+	// InfoRequest asks for the node's NodeInfo.
+	InfoRequest struct{}
+	// ProcessesRequest asks for the node's processes.
+	ProcessesRequest struct{}
+	// SessionsRequest asks for the sessions held by the node's gates.
+	SessionsRequest struct{}
+	// ProcessList answers a ProcessesRequest.
+	ProcessList struct {
+		Processes []Process `msgpack:"processes" json:"processes"`
+	}
+	// SessionList answers a SessionsRequest.
+	SessionList struct {
+		Sessions []Session `msgpack:"sessions" json:"sessions"`
+	}
+)
+
+// NodeInfo describes a node as it sees itself. The JSON names are those of
+// `node observe --json`.
+type NodeInfo struct {
+	Name       string     `msgpack:"name" json:"name"`
+	Version    string     `msgpack:"version" json:"version"`
+	UptimeMs   int64      `msgpack:"uptime_ms" json:"uptime_ms"`
+	Roles      []string   `msgpack:"roles" json:"roles"`
+	Processes  int        `msgpack:"processes" json:"processes"`
+	Agents     int        `msgpack:"agents" json:"agents"`
+	Sessions   int        `msgpack:"sessions" json:"sessions"` // held by this node's gates
+	Goroutines int        `msgpack:"goroutines" json:"goroutines"`
+	HeapBytes  uint64     `msgpack:"heap_bytes" json:"heap_bytes"`
+	SysBytes   uint64     `msgpack:"sys_bytes" json:"sys_bytes"`
+	NumGC      uint32     `msgpack:"num_gc" json:"num_gc"`
+	GCPauseNs  uint64     `msgpack:"gc_pause_ns" json:"gc_pause_ns"` // total
+	Listeners  []Listener `msgpack:"listeners" json:"listeners"`
+	Members    []Member   `msgpack:"members" json:"members"` // the node's gossip view
+}
+
+// Listener is one of a node's client listeners.
+type Listener struct {
+	Name        string `msgpack:"name" json:"name"`
+	Addr        string `msgpack:"addr" json:"addr"`
+	Connections int    `msgpack:"connections" json:"connections"`
+}
+
+// Member is one cluster member in a node's gossip view.
+type Member struct {
+	Name       string   `msgpack:"name" json:"name"`
+	Addr       string   `msgpack:"addr" json:"addr"`
+	State      string   `msgpack:"state" json:"state"` // alive, suspect or dead
+	Roles      []string `msgpack:"roles" json:"roles"`
+	Load       int      `msgpack:"load" json:"load"`
+	Goroutines int      `msgpack:"goroutines" json:"goroutines"`
+	Creation   uint32   `msgpack:"creation" json:"creation"` // its incarnation
+}
+
+// Process is one process of a node.
+type Process struct {
+	PID      string `msgpack:"pid" json:"pid"`
+	Name     string `msgpack:"name" json:"name,omitempty"`
+	Behavior string `msgpack:"behavior" json:"behavior"` // its Go type
+	Mailbox  int    `msgpack:"mailbox" json:"mailbox"`   // messages waiting
+}
+
+// Session is a session held by one of a node's gates, and where its agent
+// runs.
+type Session struct {
+	ID        uint64 `msgpack:"id" json:"id"`
+	Listener  string `msgpack:"listener" json:"listener"`
+	Remote    string `msgpack:"remote" json:"remote"`
+	AgentNode string `msgpack:"agent_node" json:"agent_node"` // "" while it has none
+	AgentPID  string `msgpack:"agent_pid" json:"agent_pid"`
+	Started   bool   `msgpack:"started" json:"started"`
+}
+
+// Service returns the observer service of a node, answering from src.
+// Give every node the same definition name: each node builds its own
+// with its own Source.
+func Service(src Source) *service.Service[struct{}] {
+	s := service.New[struct{}](Name).PerNode()
+	service.Handle(s, func(c *service.Context[struct{}], _ InfoRequest) (NodeInfo, error) {
+		return src.Info(), nil
+	})
+	service.Handle(s, func(c *service.Context[struct{}], _ ProcessesRequest) (ProcessList, error) {
+		return ProcessList{Processes: src.Processes()}, nil
+	})
+	service.Handle(s, func(c *service.Context[struct{}], _ SessionsRequest) (SessionList, error) {
+		return SessionList{Sessions: src.Sessions()}, nil
+	})
+	return s
+}

@@ -1,0 +1,102 @@
+package nodes
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/skynode/skynode/apps/observer"
+	"github.com/skynode/skynode/sup"
+)
+
+// observed is the node as its observer service sees it (package
+// apps/observer): it implements observer.Source.
+type observed struct{ n *Node }
+
+// version is the module version the binary was built from, or "devel".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func (o observed) Info() observer.NodeInfo {
+	n := o.n
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	info := observer.NodeInfo{
+		Name: n.ergo.Name(), Version: version(), UptimeMs: time.Since(n.started).Milliseconds(),
+		Roles: slices.Clone(n.cfg.Roles), Processes: len(n.ergo.ProcessList()), Agents: n.agentCount(),
+		Sessions: n.store.Len(), Goroutines: runtime.NumGoroutine(),
+		HeapBytes: mem.HeapAlloc, SysBytes: mem.Sys, NumGC: mem.NumGC, GCPauseNs: mem.PauseTotalNs,
+	}
+	for _, l := range n.listeners {
+		info.Listeners = append(info.Listeners, observer.Listener{Name: l.Name(), Addr: l.Addr().String(), Connections: l.Len()})
+	}
+	for _, m := range n.Members() {
+		state := "alive"
+		switch {
+		case !m.Alive:
+			state = "dead"
+		case m.Suspect:
+			state = "suspect"
+		}
+		info.Members = append(info.Members, observer.Member{
+			Name: m.Name, Addr: m.Addr, State: state, Roles: m.Roles, Load: m.Load,
+			Goroutines: m.Goroutines, Creation: m.Creation,
+		})
+	}
+	return info
+}
+
+func (o observed) Processes() []observer.Process {
+	var out []observer.Process
+	for _, p := range o.n.ergo.ProcessList() {
+		info := p.Info()
+		if info.PID.ID == 0 {
+			continue // ended meanwhile
+		}
+		out = append(out, observer.Process{
+			PID: info.PID.String(), Name: info.Name, Behavior: fmt.Sprintf("%T", p.Behavior()), Mailbox: info.MessageQueueLen,
+		})
+	}
+	slices.SortFunc(out, func(a, b observer.Process) int { return cmpPID(a.PID, b.PID) })
+	return out
+}
+
+func cmpPID(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (o observed) Sessions() []observer.Session {
+	var out []observer.Session
+	for _, r := range o.n.store.All() {
+		s := observer.Session{ID: r.Session, Listener: r.Listener, Remote: r.Remote, Started: r.Started}
+		if !r.Agent.IsZero() {
+			s.AgentNode, s.AgentPID = r.Agent.Node, sup.ToPid(r.Agent).String()
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b observer.Session) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}

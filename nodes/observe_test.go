@@ -1,0 +1,75 @@
+package nodes_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/observer"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/wire"
+)
+
+// Every node runs the observer service, which answers about its own node:
+// its info, its processes, the sessions its gates hold and where their
+// agents run.
+func TestObserverAnswersAboutItsNode(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name: "observed", Roles: []string{"gate"},
+		Listeners: []nodes.ListenerConfig{{Name: "post", Addr: "127.0.0.1:0", Agent: "post"}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "observed", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	c := wire.Dial(t, n.Addr("post").String())
+	addr := c.Call("address", nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var info observer.NodeInfo
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		if info, err = nodes.CallNode[observer.NodeInfo](ctx, n, observer.Name, n.Name(), observer.InfoRequest{}); err != nil {
+			return err
+		}
+		if info.Sessions != 1 || info.Agents != 1 {
+			return fmt.Errorf("info %+v, want 1 session and 1 agent", info)
+		}
+		return nil
+	})
+	if info.Name != n.Name() || !slices.Equal(info.Roles, []string{"gate"}) || len(info.Listeners) != 1 ||
+		info.Listeners[0].Connections != 1 || info.Goroutines == 0 || info.HeapBytes == 0 || info.UptimeMs < 0 {
+		t.Fatalf("info %+v", info)
+	}
+	procs, err := nodes.CallNode[observer.ProcessList](ctx, n, observer.Name, n.Name(), observer.ProcessesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, p := range procs.Processes {
+		names[p.Name] = true
+	}
+	for _, want := range []string{"watchdog", "topics", "services", "gate.post", "svc.observer.0"} {
+		if !names[want] {
+			t.Fatalf("processes lack %s: %+v", want, procs.Processes)
+		}
+	}
+	sessions, err := nodes.CallNode[observer.SessionList](ctx, n, observer.Name, n.Name(), observer.SessionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions.Sessions) != 1 || sessions.Sessions[0].AgentNode != n.Name() ||
+		uint64(addr["session"].(int64)) != sessions.Sessions[0].ID {
+		t.Fatalf("sessions %+v, want the client's (%v)", sessions.Sessions, addr)
+	}
+}
