@@ -5,8 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"slices"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,8 +85,8 @@ type Node struct {
 	stopping atomic.Bool // Stop has begun
 	founder  bool        // Config.Founder: joined as soon as its gossip is up
 	started  time.Time
-	base     int         // processes of the node's own tree: beyond them, agents
-	shards   []string    // names of the agent pools' shard supervisors
+	base     int      // processes of the node's own tree: beyond them, agents
+	shards   []string // names of the agent pools' shard supervisors
 }
 
 // Start starts the node called name of cfg. Stop it with Stop. cfg may
