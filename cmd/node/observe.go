@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skynode/skynode/apps/observer"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/nodes/cluster"
+)
+
+// clusterView is the document `node observe --json` prints for the whole
+// cluster.
+type clusterView struct {
+	Nodes []nodeView `json:"nodes"`
+	Audit audit      `json:"audit"`
+}
+
+// nodeView is one node in a clusterView: its info, or why it did not
+// answer.
+type nodeView struct {
+	Name      string             `json:"name"`
+	Reachable bool               `json:"reachable"`
+	Error     string             `json:"error,omitempty"`
+	Info      *observer.NodeInfo `json:"info,omitempty"`
+}
+
+// audit compares the sessions the gates hold with the agents the nodes
+// run: when the cluster is quiet they are equal, and a difference means an
+// orphan (an agent without a session, or a session without an agent).
+type audit struct {
+	Sessions int  `json:"sessions"`
+	Agents   int  `json:"agents"`
+	Mismatch bool `json:"mismatch"`
+	Complete bool `json:"complete"` // every node answered
+}
+
+// nodeDetail is the document `node observe --json NODE` prints.
+type nodeDetail struct {
+	Info      observer.NodeInfo  `json:"info"`
+	Processes []observer.Process `json:"processes"`
+	Sessions  []observer.Session `json:"sessions"`
+}
+
+func observeCmd() *cobra.Command {
+	var config, host string
+	var asJSON, watch bool
+	var timeout, every time.Duration
+	c := &cobra.Command{
+		Use:   "observe [NODE]",
+		Short: "Show the cluster's nodes, or one node in detail, asked over the cluster itself",
+		Long: `observe joins the cluster as an observer node (roles [observer]: it runs no
+agents or services) and asks every node's observer service about its node:
+uptime, processes, agents, sessions, memory, listeners. With NODE (short
+or full name) it shows that node's processes and sessions too. A node that
+does not answer within --timeout is shown unreachable.
+
+--json prints one JSON document: for the cluster
+  {"nodes": [{"name", "reachable", "error", "info": NodeInfo}],
+   "audit": {"sessions", "agents", "mismatch", "complete"}}
+and for one node {"info": NodeInfo, "processes": [Process], "sessions": [Session]},
+where NodeInfo, Process and Session are those of package apps/observer
+(go doc ./apps/observer), with their JSON names. The audit compares the
+sessions the gates hold with the agents the nodes run: they are equal in a
+quiet cluster; mismatch flags a difference.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := nodes.LoadConfig(config)
+			if err != nil {
+				return err
+			}
+			if len(cfg.Cluster.Seeds) == 0 {
+				return fmt.Errorf("%s has no [cluster] seeds: its nodes do not gossip", config)
+			}
+			n, err := startObserver(cmd.Context(), cfg, host)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = n.Stop(ctx)
+			}()
+			waitView(n, 3*time.Second)
+			show := func(w io.Writer) error {
+				if len(args) == 1 {
+					return showNode(cmd.Context(), w, n, args[0], asJSON, timeout)
+				}
+				return showCluster(cmd.Context(), w, n, asJSON, timeout)
+			}
+			if !watch {
+				return show(cmd.OutOrStdout())
+			}
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				var b strings.Builder
+				if err := show(&b); err != nil {
+					fmt.Fprintln(&b, "error:", err)
+				}
+				fmt.Fprint(cmd.OutOrStdout(), "\033[H\033[2J"+time.Now().Format(time.TimeOnly)+"\n"+b.String())
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-tick.C:
+				}
+			}
+		},
+	}
+	c.Flags().StringVar(&config, "config", "cluster.toml", "cluster description")
+	c.Flags().StringVar(&host, "host", "127.0.0.1", "address the observer node listens and gossips on")
+	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
+	c.Flags().BoolVar(&watch, "watch", false, "refresh until interrupted, like top")
+	c.Flags().DurationVar(&every, "every", 2*time.Second, "refresh period with --watch")
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long a node has to answer")
+	return c
+}
+
+// startObserver starts this process's observer node in the cluster of cfg.
+func startObserver(ctx context.Context, cfg *nodes.Config, host string) (*nodes.Node, error) {
+	cfg = cfg.Clone()
+	name := fmt.Sprintf("observe-%d", os.Getpid())
+	cfg.Nodes = append(cfg.Nodes, nodes.NodeConfig{Name: name, Host: host, Roles: []string{cluster.ObserverRole}})
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	return nodes.Start(ctx, cfg, name, nodes.Options{Logger: log})
+}
+
+// waitView waits until n has joined and its member list has stopped
+// changing for a few gossip rounds, or wait passes.
+func waitView(n *nodes.Node, wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	last, stable := -1, 0
+	for time.Now().Before(deadline) {
+		count := len(observed(n))
+		if n.Joined() && count > 0 && count == last {
+			if stable++; stable >= 5 {
+				return
+			}
+		} else {
+			stable = 0
+		}
+		last = count
+		time.Sleep(100 * time.Millisecond) // gossip rounds, not synchronisation
+	}
+}
+
+// observed returns the names of the nodes to observe: the members that run
+// skynode's processes (not observers), alive or not.
+func observed(n *nodes.Node) []cluster.Member {
+	var out []cluster.Member
+	for _, m := range n.Members() {
+		if m.Name != n.Name() && !hasRole(m, cluster.ObserverRole) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func hasRole(m cluster.Member, role string) bool {
+	for _, r := range m.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func showCluster(ctx context.Context, w io.Writer, n *nodes.Node, asJSON bool, timeout time.Duration) error {
+	var view clusterView
+	view.Audit.Complete = true
+	for _, m := range observed(n) {
+		nv := nodeView{Name: m.Name}
+		if !m.Alive {
+			nv.Error = "dead"
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			info, err := nodes.CallNode[observer.NodeInfo](cctx, n, observer.Name, m.Name, observer.InfoRequest{})
+			cancel()
+			if err != nil {
+				nv.Error = err.Error()
+			} else {
+				nv.Reachable, nv.Info = true, &info
+				view.Audit.Sessions += info.Sessions
+				view.Audit.Agents += info.Agents
+			}
+		}
+		if !nv.Reachable {
+			view.Audit.Complete = false
+		}
+		view.Nodes = append(view.Nodes, nv)
+	}
+	view.Audit.Mismatch = view.Audit.Complete && view.Audit.Sessions != view.Audit.Agents
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(view)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLES\tUPTIME\tPROCESSES\tAGENTS\tSESSIONS\tGOROUTINES\tHEAP\tSTATE")
+	for _, nv := range view.Nodes {
+		if !nv.Reachable {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\tunreachable (%s)\n", nv.Name, nv.Error)
+			continue
+		}
+		i := nv.Info
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f MiB\tok\n", i.Name, strings.Join(i.Roles, ","),
+			(time.Duration(i.UptimeMs) * time.Millisecond).Round(time.Second), i.Processes, i.Agents, i.Sessions,
+			i.Goroutines, float64(i.HeapBytes)/(1<<20))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	a := view.Audit
+	switch {
+	case !a.Complete:
+		fmt.Fprintf(w, "audit: incomplete (a node did not answer): %d sessions, %d agents\n", a.Sessions, a.Agents)
+	case a.Mismatch:
+		fmt.Fprintf(w, "audit: MISMATCH: %d sessions held by gates, %d agents running\n", a.Sessions, a.Agents)
+	default:
+		fmt.Fprintf(w, "audit: %d sessions, %d agents\n", a.Sessions, a.Agents)
+	}
+	return nil
+}
+
+func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJSON bool, timeout time.Duration) error {
+	full := ""
+	for _, m := range observed(n) {
+		if m.Name == name || strings.TrimSuffix(m.Name, "@"+m.Addr) == name || strings.SplitN(m.Name, "@", 2)[0] == name {
+			full = m.Name
+		}
+	}
+	if full == "" {
+		return fmt.Errorf("no node %q in the cluster", name)
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d nodeDetail
+	var err error
+	if d.Info, err = nodes.CallNode[observer.NodeInfo](cctx, n, observer.Name, full, observer.InfoRequest{}); err != nil {
+		return fmt.Errorf("%s unreachable: %w", full, err)
+	}
+	procs, err := nodes.CallNode[observer.ProcessList](cctx, n, observer.Name, full, observer.ProcessesRequest{})
+	if err != nil {
+		return fmt.Errorf("%s unreachable: %w", full, err)
+	}
+	sessions, err := nodes.CallNode[observer.SessionList](cctx, n, observer.Name, full, observer.SessionsRequest{})
+	if err != nil {
+		return fmt.Errorf("%s unreachable: %w", full, err)
+	}
+	d.Processes, d.Sessions = procs.Processes, sessions.Sessions
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	i := d.Info
+	fmt.Fprintf(w, "%s  version %s  up %s  roles %s\n", i.Name, i.Version,
+		(time.Duration(i.UptimeMs) * time.Millisecond).Round(time.Second), strings.Join(i.Roles, ","))
+	fmt.Fprintf(w, "goroutines %d  heap %.1f MiB  sys %.1f MiB  gc %d (%.1f ms)\n", i.Goroutines,
+		float64(i.HeapBytes)/(1<<20), float64(i.SysBytes)/(1<<20), i.NumGC, float64(i.GCPauseNs)/1e6)
+	for _, l := range i.Listeners {
+		fmt.Fprintf(w, "listener %s %s: %d connections\n", l.Name, l.Addr, l.Connections)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPID\tNAME\tBEHAVIOR\tMAILBOX")
+	for _, p := range d.Processes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", p.PID, p.Name, p.Behavior, p.Mailbox)
+	}
+	if len(d.Sessions) > 0 {
+		fmt.Fprintln(tw, "\nSESSION\tLISTENER\tREMOTE\tAGENT")
+		for _, s := range d.Sessions {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s %s\n", s.ID, s.Listener, s.Remote, s.AgentNode, s.AgentPID)
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/wire"
+)
+
+// From a separate process, `node observe --json` shows both nodes of a
+// running cluster with an audit that matches (one session on the gate, one
+// agent on the worker), and `node observe --json worker` shows the
+// worker's real processes, its agent among them, and no session of its
+// own (the gate holds it).
+func TestObserve(t *testing.T) {
+	t.Parallel()
+	addrs := freeAddrs(t, 2)
+	_, port, _ := strings.Cut(addrs[0], ":")
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := writeFile(t, fmt.Sprintf(`[cluster]
+cookie = "observe-cookie"
+seeds = [%q]
+[auth.users]
+admin = %q
+[[node]]
+name = "front"
+roles = ["gate"]
+gossip_port = %s
+  [[node.listener]]
+  name = "agent"
+  addr = %q
+  agent = "demo"
+  agents_on = "worker"
+[[node]]
+name = "back"
+roles = ["worker"]
+`, addrs[0], hash, port, addrs[1]))
+	front := start(t, "", "run", "--config", config, "--node", "front")
+	start(t, "", "run", "--config", config, "--node", "back")
+	if err := waitServing(front, addrs[1], 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var c *wire.Client
+	ergotest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		c = wire.Dial(t, addrs[1])
+		m, err := c.NextErr(10 * time.Second) // the welcome, once an agent runs on back
+		if err != nil {
+			return err
+		}
+		if m["status"] != "ok" {
+			return fmt.Errorf("welcome: %v", m)
+		}
+		return nil
+	})
+	who := c.Call("whoami", nil)
+	if who["node"] != "back@127.0.0.1" {
+		t.Fatalf("whoami: %v", who)
+	}
+
+	observe := func(args ...string) []byte {
+		t.Helper()
+		p := start(t, "", append([]string{"observe", "--config", config, "--json"}, args...)...)
+		if err := p.wait(t, 60*time.Second); err != nil {
+			t.Fatalf("observe %v: %v\n%s", args, err, p.out.String())
+		}
+		out := p.out.String()
+		return []byte(out[strings.Index(out, "{"):])
+	}
+	var view clusterView
+	ergotest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		if err := json.Unmarshal(observe(), &view); err != nil {
+			t.Fatal(err)
+		}
+		if len(view.Nodes) != 2 || !view.Audit.Complete || view.Audit.Sessions != 1 || view.Audit.Agents != 1 || view.Audit.Mismatch {
+			return fmt.Errorf("view %+v", view)
+		}
+		return nil
+	})
+	var detail nodeDetail
+	if err := json.Unmarshal(observe("back"), &detail); err != nil {
+		t.Fatal(err)
+	}
+	if detail.Info.Name != "back@127.0.0.1" || detail.Info.Agents != 1 || len(detail.Sessions) != 0 {
+		t.Fatalf("back: %+v", detail.Info)
+	}
+	var front1 nodeDetail
+	if err := json.Unmarshal(observe("front@127.0.0.1"), &front1); err != nil {
+		t.Fatal(err)
+	}
+	if len(front1.Sessions) != 1 || front1.Sessions[0].AgentNode != "back@127.0.0.1" {
+		t.Fatalf("front's sessions: %+v", front1.Sessions)
+	}
+	agent := front1.Sessions[0].AgentPID
+	found := false
+	for _, p := range detail.Processes {
+		found = found || p.PID == agent
+	}
+	if !found {
+		t.Fatalf("the session's agent %s is not among back's processes: %+v", agent, detail.Processes)
+	}
+}
