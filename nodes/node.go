@@ -85,6 +85,10 @@ type Node struct {
 	stopping atomic.Bool // Stop has begun
 	founder  bool        // Config.Founder: joined as soon as its gossip is up
 	started  time.Time
+	// draining is closed when an operator asked the node to drain
+	// (Draining); Run then stops it.
+	draining  chan struct{}
+	drainOnce sync.Once
 	base     int      // processes of the node's own tree: beyond them, agents
 	shards   []string // names of the agent pools' shard supervisors
 }
@@ -118,6 +122,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	}
 	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, remote: &remote{}, done: make(chan struct{})}
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
+	n.draining = make(chan struct{})
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
 	n.founder = cfg.Founder(nc)
 	n.started = time.Now()
@@ -276,6 +281,11 @@ func (n *Node) GossipAddr() string {
 // Done is closed when the supervision tree gave up (see Err).
 func (n *Node) Done() <-chan struct{} { return n.done }
 
+// Draining is closed when an operator asked the node to drain (`node
+// observe --drain`): Run then stops it as on SIGTERM; a program that
+// started it with Start stops it itself.
+func (n *Node) Draining() <-chan struct{} { return n.draining }
+
 // Err returns ErrTreeDown once the supervision tree gave up.
 func (n *Node) Err() error {
 	if n.treeDown.Load() {
@@ -284,8 +294,8 @@ func (n *Node) Err() error {
 	return nil
 }
 
-// Run starts the node called name and runs it until ctx ends (a signal, say)
-// or its supervision tree gives up, then stops it, allowing grace for the
+// Run starts the node called name and runs it until ctx ends (a signal, say),
+// an operator drains it, or its supervision tree gives up, then stops it, allowing grace for the
 // clients to be closed.
 func Run(ctx context.Context, cfg *Config, name string, o Options, grace time.Duration) error {
 	n, err := Start(ctx, cfg, name, o)
@@ -300,6 +310,8 @@ func Run(ctx context.Context, cfg *Config, name string, o Options, grace time.Du
 	select {
 	case <-ctx.Done():
 	case <-n.Done():
+	case <-n.Draining():
+		n.log.Info("draining at an operator's request")
 	}
 	hookDone()
 	hook.Wait()

@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/apps/observer"
+	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 )
 
@@ -99,4 +101,35 @@ func (o observed) Sessions() []observer.Session {
 		return 0
 	})
 	return out
+}
+
+// ErrNoProcess is returned for an operator action on a process or session
+// that the node does not have.
+var ErrNoProcess = errors.New("nodes: no such process or session")
+
+func (o observed) Kill(pid string) error {
+	for _, p := range o.n.ergo.ProcessList() {
+		if p.Self().String() == pid {
+			p.Kill()
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrNoProcess, pid)
+}
+
+func (o observed) Kick(session uint64) error {
+	r, ok := o.n.store.Get(session)
+	if !ok {
+		return fmt.Errorf("%w: session %d", ErrNoProcess, session)
+	}
+	g := o.n.ergo.ProcessByName(r.Gate)
+	if g == nil {
+		return fmt.Errorf("%w: gate %s", ErrNoProcess, r.Gate)
+	}
+	return g.Send(r.Gate, proto.Kick{Session: session, Reason: "kicked by an operator"})
+}
+
+func (o observed) Drain() error {
+	o.n.drainOnce.Do(func() { close(o.n.draining) })
+	return nil
 }

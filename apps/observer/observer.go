@@ -2,8 +2,9 @@
 // the cluster's own links: every node runs an instance (a per-node
 // service, see package apps/service) that answers questions about its
 // node — node info, processes, sessions — from what its node tells it
-// (Source). `node observe` asks them; so may any program with a node in
-// the cluster (nodes.CallNode).
+// (Source), and carries out an operator's actions on it: kill a process,
+// kick a session, drain the node. `node observe` asks them; so may any
+// program with a node in the cluster (nodes.CallNode).
 package observer
 
 import (
@@ -20,6 +21,14 @@ type Source interface {
 	Info() NodeInfo
 	Processes() []Process
 	Sessions() []Session
+	// Kill kills the process with the pid (as Process.PID shows it): its
+	// supervisor, if any, restarts it.
+	Kill(pid string) error
+	// Kick closes the connection of a session held by the node's gates.
+	Kick(session uint64) error
+	// Drain stops the node as SIGTERM does: its clients are closed, its
+	// agents end and move to other nodes, then it exits.
+	Drain() error
 }
 
 // Requests of the observer service, and their answers.
@@ -37,6 +46,20 @@ type (
 	// SessionList answers a SessionsRequest.
 	SessionList struct {
 		Sessions []Session `msgpack:"sessions" json:"sessions"`
+	}
+	// KillRequest asks to kill a process of the node.
+	KillRequest struct {
+		PID string `msgpack:"pid"`
+	}
+	// KickRequest asks to close a session's connection.
+	KickRequest struct {
+		Session uint64 `msgpack:"session"`
+	}
+	// DrainRequest asks the node to drain and stop.
+	DrainRequest struct{}
+	// Done answers an operator action that was carried out.
+	Done struct {
+		Done bool `msgpack:"done"`
 	}
 )
 
@@ -109,6 +132,18 @@ func Service(src Source) *service.Service[struct{}] {
 	})
 	service.Handle(s, func(c *service.Context[struct{}], _ SessionsRequest) (SessionList, error) {
 		return SessionList{Sessions: src.Sessions()}, nil
+	})
+	service.Handle(s, func(c *service.Context[struct{}], r KillRequest) (Done, error) {
+		c.Logger().Warn("observer: operator kills a process", "pid", r.PID)
+		return Done{true}, src.Kill(r.PID)
+	})
+	service.Handle(s, func(c *service.Context[struct{}], r KickRequest) (Done, error) {
+		c.Logger().Warn("observer: operator kicks a session", "session", r.Session)
+		return Done{true}, src.Kick(r.Session)
+	})
+	service.Handle(s, func(c *service.Context[struct{}], _ DrainRequest) (Done, error) {
+		c.Logger().Warn("observer: operator drains the node")
+		return Done{true}, src.Drain()
 	})
 	return s
 }

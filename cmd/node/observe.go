@@ -52,8 +52,9 @@ type nodeDetail struct {
 }
 
 func observeCmd() *cobra.Command {
-	var config, host string
-	var asJSON, watch bool
+	var config, host, kill string
+	var asJSON, watch, drain bool
+	var kick uint64
 	var timeout, every time.Duration
 	c := &cobra.Command{
 		Use:   "observe [NODE]",
@@ -71,7 +72,12 @@ and for one node {"info": NodeInfo, "processes": [Process], "sessions": [Session
 where NodeInfo, Process and Session are those of package apps/observer
 (go doc ./apps/observer), with their JSON names. The audit compares the
 sessions the gates hold with the agents the nodes run: they are equal in a
-quiet cluster; mismatch flags a difference.`,
+quiet cluster; mismatch flags a difference.
+
+Operator actions, on NODE: --kill PID kills a process (its supervisor
+restarts it; a killed agent comes back with its session), --kick SESSION
+closes a client's connection (on the gate's node), --drain stops the node as
+SIGTERM does (its agents move to other nodes, then it exits).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := nodes.LoadConfig(config)
@@ -91,6 +97,12 @@ quiet cluster; mismatch flags a difference.`,
 				_ = n.Stop(ctx)
 			}()
 			waitView(n, 3*time.Second)
+			if kill != "" || kick != 0 || drain {
+				if len(args) != 1 {
+					return fmt.Errorf("--kill, --kick and --drain need the NODE to act on")
+				}
+				return act(cmd.Context(), cmd.OutOrStdout(), n, args[0], kill, kick, drain, timeout)
+			}
 			show := func(w io.Writer) error {
 				if len(args) == 1 {
 					return showNode(cmd.Context(), w, n, args[0], asJSON, timeout)
@@ -122,6 +134,9 @@ quiet cluster; mismatch flags a difference.`,
 	c.Flags().BoolVar(&watch, "watch", false, "refresh until interrupted, like top")
 	c.Flags().DurationVar(&every, "every", 2*time.Second, "refresh period with --watch")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "how long a node has to answer")
+	c.Flags().StringVar(&kill, "kill", "", "kill the process with this pid on NODE")
+	c.Flags().Uint64Var(&kick, "kick", 0, "close the connection of this session on NODE")
+	c.Flags().BoolVar(&drain, "drain", false, "drain NODE and stop it")
 	return c
 }
 
@@ -231,20 +246,50 @@ func showCluster(ctx context.Context, w io.Writer, n *nodes.Node, asJSON bool, t
 	return nil
 }
 
-func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJSON bool, timeout time.Duration) error {
-	full := ""
+// fullName returns the cluster member called name, short (before the @)
+// or full.
+func fullName(n *nodes.Node, name string) (string, error) {
 	for _, m := range observed(n) {
-		if m.Name == name || strings.TrimSuffix(m.Name, "@"+m.Addr) == name || strings.SplitN(m.Name, "@", 2)[0] == name {
-			full = m.Name
+		if m.Name == name || strings.SplitN(m.Name, "@", 2)[0] == name {
+			return m.Name, nil
 		}
 	}
-	if full == "" {
-		return fmt.Errorf("no node %q in the cluster", name)
+	return "", fmt.Errorf("no node %q in the cluster", name)
+}
+
+// act carries out an operator action on the node called name.
+func act(ctx context.Context, w io.Writer, n *nodes.Node, name, kill string, kick uint64, drain bool, timeout time.Duration) error {
+	full, err := fullName(n, name)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var req any
+	var what string
+	switch {
+	case kill != "":
+		req, what = observer.KillRequest{PID: kill}, "killed "+kill
+	case kick != 0:
+		req, what = observer.KickRequest{Session: kick}, fmt.Sprintf("kicked session %d", kick)
+	default:
+		req, what = observer.DrainRequest{}, "draining"
+	}
+	if _, err := nodes.CallNode[observer.Done](cctx, n, observer.Name, full, req); err != nil {
+		return fmt.Errorf("%s: %w", full, err)
+	}
+	fmt.Fprintf(w, "%s: %s\n", full, what)
+	return nil
+}
+
+func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJSON bool, timeout time.Duration) error {
+	full, err := fullName(n, name)
+	if err != nil {
+		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d nodeDetail
-	var err error
 	if d.Info, err = nodes.CallNode[observer.NodeInfo](cctx, n, observer.Name, full, observer.InfoRequest{}); err != nil {
 		return fmt.Errorf("%s unreachable: %w", full, err)
 	}

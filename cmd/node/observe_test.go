@@ -45,7 +45,7 @@ name = "back"
 roles = ["worker"]
 `, addrs[0], hash, port, addrs[1]))
 	front := start(t, "", "run", "--config", config, "--node", "front")
-	start(t, "", "run", "--config", config, "--node", "back")
+	back := start(t, "", "run", "--config", config, "--node", "back")
 	if err := waitServing(front, addrs[1], 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -106,5 +106,38 @@ roles = ["worker"]
 	}
 	if !found {
 		t.Fatalf("the session's agent %s is not among back's processes: %+v", agent, detail.Processes)
+	}
+
+	act := func(args ...string) {
+		t.Helper()
+		p := start(t, "", append([]string{"observe", "--config", config}, args...)...)
+		if err := p.wait(t, 60*time.Second); err != nil {
+			t.Fatalf("observe %v: %v\n%s", args, err, p.out.String())
+		}
+	}
+	// Killed through observe, the agent is restarted by its supervisor and
+	// the client keeps its session on the same connection.
+	act("--kill", agent, "back")
+	ergotest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		if err := json.Unmarshal(observe("front"), &front1); err != nil {
+			t.Fatal(err)
+		}
+		if len(front1.Sessions) != 1 || front1.Sessions[0].AgentPID == agent || front1.Sessions[0].AgentPID == "" {
+			return fmt.Errorf("front's sessions after the kill: %+v", front1.Sessions)
+		}
+		return nil
+	})
+	if again := c.Call("whoami", nil); again["session"] != who["session"] || again["node"] != "back@127.0.0.1" {
+		t.Fatalf("whoami after the kill: %v, before: %v", again, who)
+	}
+	// Kicked, the client's connection is closed.
+	act("--kick", fmt.Sprint(front1.Sessions[0].ID), "front")
+	if m, err := c.NextErr(10 * time.Second); err == nil {
+		t.Fatalf("a kicked client got %v", m)
+	}
+	// Drained, the worker exits by itself, cleanly.
+	act("--drain", "back")
+	if err := back.wait(t, 60*time.Second); err != nil {
+		t.Fatalf("back after --drain: %v", err)
 	}
 }
