@@ -89,8 +89,8 @@ type Node struct {
 	// (Draining); Run then stops it.
 	draining  chan struct{}
 	drainOnce sync.Once
-	base     int      // processes of the node's own tree: beyond them, agents
-	shards   []string // names of the agent pools' shard supervisors
+	base      int      // processes of the node's own tree: beyond them, agents
+	shards    []string // names of the agent pools' shard supervisors
 }
 
 // Start starts the node called name of cfg. Stop it with Stop. cfg may
