@@ -85,6 +85,7 @@ func TestStartRejectsBadConfigNamingTheField(t *testing.T) {
 		"dist port":      {func(c *nodes.Config) { c.Nodes[0].DistPort = 70000 }, "port out of range"},
 		"unknown agent":  {func(c *nodes.Config) { c.Nodes[0].Listeners[0].Agent = "nobody" }, `"nobody"`},
 		"agents_on solo": {func(c *nodes.Config) { c.Nodes[0].Listeners[0].AgentsOn = "agent" }, "agents_on needs gossip"},
+		"open console":   {func(c *nodes.Config) { c.Nodes[0].Console = "0.0.0.0:9000" }, "must be a loopback host:port"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -98,12 +98,15 @@ func (c ClusterConfig) TLS() (*tls.Config, error) {
 
 // NodeConfig describes one node.
 type NodeConfig struct {
-	Name       string           `toml:"name"`        // node name; the Ergo node is name@host
-	Host       string           `toml:"host"`        // host the node listens on; default 127.0.0.1
-	DistPort   int              `toml:"dist_port"`   // Ergo distribution port; 0 = first free from 15000
-	GossipPort int              `toml:"gossip_port"` // memberlist port (UDP and TCP); 0 = a free one when gossip is on
-	Roles      []string         `toml:"roles"`       // e.g. ["gate"], ["agent"]
-	Listeners  []ListenerConfig `toml:"listener"`
+	Name       string   `toml:"name"`        // node name; the Ergo node is name@host
+	Host       string   `toml:"host"`        // host the node listens on; default 127.0.0.1
+	DistPort   int      `toml:"dist_port"`   // Ergo distribution port; 0 = first free from 15000
+	GossipPort int      `toml:"gossip_port"` // memberlist port (UDP and TCP); 0 = a free one when gossip is on
+	Roles      []string `toml:"roles"`       // e.g. ["gate"], ["agent"]
+	// Console is the loopback host:port of the node's debug console
+	// (`nc 127.0.0.1 PORT`, then help); "" turns it off (the default).
+	Console   string           `toml:"console"`
+	Listeners []ListenerConfig `toml:"listener"`
 }
 
 // ListenerConfig describes one client-facing listener of a gate node.
@@ -227,6 +230,12 @@ func (c *Config) Validate() error {
 		}
 		if n.DistPort < 0 || n.DistPort > 65535 || n.GossipPort < 0 || n.GossipPort > 65535 {
 			return fmt.Errorf("%w: node %q: port out of range", ErrConfig, n.Name)
+		}
+		if n.Console != "" {
+			host, _, err := net.SplitHostPort(n.Console)
+			if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+				return fmt.Errorf("%w: node %q: console %q must be a loopback host:port", ErrConfig, n.Name, n.Console)
+			}
 		}
 		if err := validateListeners(n); err != nil {
 			return err

@@ -3,6 +3,7 @@ package nodes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -69,6 +70,7 @@ type Node struct {
 	members   *cluster.Membership // nil when the node runs alone
 	root      gen.Process
 	listeners []*gate.Listener
+	console   net.Listener // the debug console's; nil when off
 	store     *watchdog.Store
 	topics    *topics.Stats
 	callers   callers // calls from code outside processes (call.go)
@@ -142,6 +144,16 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			return nil, err
 		}
 		n.listeners = append(n.listeners, l)
+	}
+	if nc.Console != "" {
+		if n.console, err = net.Listen("tcp", nc.Console); err != nil {
+			return nil, fmt.Errorf("console: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				n.console.Close()
+			}
+		}()
 	}
 	if cfg.Gossip(nc) {
 		if err := n.join(ctx, cfg, linkTLS); err != nil {
@@ -221,6 +233,9 @@ func (n *Node) serve(ctx context.Context) {
 			n.reportLoad(ctx)
 		}()
 	}
+	if n.console != nil {
+		n.wg.Go(func() { n.serveConsole(ctx, n.console) })
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -263,6 +278,15 @@ func (n *Node) Members() []cluster.Member {
 		return nil
 	}
 	return n.members.Members()
+}
+
+// ConsoleAddr returns the address of the node's debug console, or nil
+// when it has none.
+func (n *Node) ConsoleAddr() net.Addr {
+	if n.console == nil {
+		return nil
+	}
+	return n.console.Addr()
 }
 
 // Topics returns the counters of the node's topics process (package
