@@ -105,7 +105,10 @@ type NodeConfig struct {
 	Roles      []string `toml:"roles"`       // e.g. ["gate"], ["agent"]
 	// Console is the loopback host:port of the node's debug console
 	// (`nc 127.0.0.1 PORT`, then help); "" turns it off (the default).
-	Console   string           `toml:"console"`
+	Console string `toml:"console"`
+	// Admin is the host:port of the node's admin HTTP address (metrics,
+	// profiler, JSON API): "" means 127.0.0.1 on a free port, "off" none.
+	Admin     string           `toml:"admin"`
 	Listeners []ListenerConfig `toml:"listener"`
 }
 
@@ -236,6 +239,12 @@ func (c *Config) Validate() error {
 			if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
 				return fmt.Errorf("%w: node %q: console %q must be a loopback host:port", ErrConfig, n.Name, n.Console)
 			}
+		}
+		if n.Admin == "" {
+			n.Admin = "127.0.0.1:0"
+		}
+		if _, _, err := net.SplitHostPort(n.Admin); err != nil && n.Admin != "off" {
+			return fmt.Errorf("%w: node %q: admin %q: %v", ErrConfig, n.Name, n.Admin, err)
 		}
 		if err := validateListeners(n); err != nil {
 			return err

@@ -71,6 +71,7 @@ type Node struct {
 	root      gen.Process
 	listeners []*gate.Listener
 	console   net.Listener // the debug console's; nil when off
+	admin     net.Listener // the admin HTTP address's; nil when off
 	store     *watchdog.Store
 	topics    *topics.Stats
 	callers   callers // calls from code outside processes (call.go)
@@ -155,6 +156,16 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			}
 		}()
 	}
+	if nc.Admin != "off" {
+		if n.admin, err = net.Listen("tcp", nc.Admin); err != nil {
+			return nil, fmt.Errorf("admin address: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				n.admin.Close()
+			}
+		}()
+	}
 	if cfg.Gossip(nc) {
 		if err := n.join(ctx, cfg, linkTLS); err != nil {
 			return nil, err
@@ -210,7 +221,11 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if gossip == "" {
 		gossip = "off"
 	}
-	n.log.Info("node started", "ergo", n.ergo.Name(), "addrs", strings.Join(addrs, ","), "gossip", gossip)
+	admin := "off"
+	if a := n.AdminAddr(); a != nil {
+		admin = a.String()
+	}
+	n.log.Info("node started", "ergo", n.ergo.Name(), "addrs", strings.Join(addrs, ","), "gossip", gossip, "admin", admin)
 	return n, nil
 }
 
@@ -235,6 +250,9 @@ func (n *Node) serve(ctx context.Context) {
 	}
 	if n.console != nil {
 		n.wg.Go(func() { n.serveConsole(ctx, n.console) })
+	}
+	if n.admin != nil {
+		n.wg.Go(func() { n.serveAdmin(ctx, n.admin) })
 	}
 	n.wg.Add(1)
 	go func() {
@@ -278,6 +296,16 @@ func (n *Node) Members() []cluster.Member {
 		return nil
 	}
 	return n.members.Members()
+}
+
+// AdminAddr returns the node's admin HTTP address (metrics at /metrics,
+// profiler at /debug/pprof/, JSON at /api/node, /api/processes and
+// /api/sessions), or nil when it has none.
+func (n *Node) AdminAddr() net.Addr {
+	if n.admin == nil {
+		return nil
+	}
+	return n.admin.Addr()
 }
 
 // ConsoleAddr returns the address of the node's debug console, or nil

@@ -35,6 +35,9 @@ func (o observed) Info() observer.NodeInfo {
 		Sessions: n.store.Len(), Goroutines: runtime.NumGoroutine(),
 		HeapBytes: mem.HeapAlloc, SysBytes: mem.Sys, NumGC: mem.NumGC, GCPauseNs: mem.PauseTotalNs,
 	}
+	if a := n.AdminAddr(); a != nil {
+		info.Admin = a.String()
+	}
 	for _, l := range n.listeners {
 		info.Listeners = append(info.Listeners, observer.Listener{Name: l.Name(), Addr: l.Addr().String(), Connections: l.Len()})
 	}

@@ -79,7 +79,8 @@ type NodeInfo struct {
 	NumGC      uint32     `msgpack:"num_gc" json:"num_gc"`
 	GCPauseNs  uint64     `msgpack:"gc_pause_ns" json:"gc_pause_ns"` // total
 	Listeners  []Listener `msgpack:"listeners" json:"listeners"`
-	Members    []Member   `msgpack:"members" json:"members"` // the node's gossip view
+	Admin      string     `msgpack:"admin" json:"admin,omitempty"` // its admin HTTP address
+	Members    []Member   `msgpack:"members" json:"members"`       // the node's gossip view
 }
 
 // Listener is one of a node's client listeners.

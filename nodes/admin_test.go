@@ -1,0 +1,136 @@
+package nodes_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/observer"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/wire"
+)
+
+// scrape fetches a node's /metrics and parses it as Prometheus does.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return families
+}
+
+// value returns the value of the family's metric whose labels match, or
+// -1.
+func value(families map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	f, ok := families[name]
+	if !ok {
+		return -1
+	}
+	for _, m := range f.Metric {
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+			}
+			match = match && found
+		}
+		if match {
+			if m.Gauge != nil {
+				return m.Gauge.GetValue()
+			}
+			return m.Counter.GetValue()
+		}
+	}
+	return -1
+}
+
+// The admin address serves Prometheus metrics that move as clients come
+// and go, the profiler, and the observer's data as JSON.
+func TestAdminAddress(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name:      "admin",
+		Listeners: []nodes.ListenerConfig{{Name: "post", Addr: "127.0.0.1:0", Agent: "post"}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "admin", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.AdminAddr().String()
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("admin address %s, want loopback by default", addr)
+	}
+	if got := value(scrape(t, addr), "skynode_connections", "listener", "post"); got != 0 {
+		t.Fatalf("connections before any client: %v", got)
+	}
+	clients := []*wire.Client{wire.Dial(t, n.Addr("post").String()), wire.Dial(t, n.Addr("post").String())}
+	for _, c := range clients {
+		c.Call("address", nil)
+	}
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		f := scrape(t, addr)
+		if c, s, a := value(f, "skynode_connections", "listener", "post"), value(f, "skynode_sessions"), value(f, "skynode_agents"); c != 2 || s != 2 || a != 2 {
+			return fmt.Errorf("connections %v, sessions %v, agents %v; want 2 each", c, s, a)
+		}
+		if value(f, "go_goroutines") <= 0 {
+			return fmt.Errorf("no go_goroutines")
+		}
+		return nil
+	})
+	clients[0].Close()
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		f := scrape(t, addr)
+		if c, s, a := value(f, "skynode_connections", "listener", "post"), value(f, "skynode_sessions"), value(f, "skynode_agents"); c != 1 || s != 1 || a != 1 {
+			return fmt.Errorf("after one left: connections %v, sessions %v, agents %v; want 1 each", c, s, a)
+		}
+		return nil
+	})
+
+	get := func(path string) []byte {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s\n%s", path, resp.Status, b)
+		}
+		return b
+	}
+	var info observer.NodeInfo
+	if err := json.Unmarshal(get("/api/node"), &info); err != nil || info.Name != n.Name() || info.Sessions != 1 {
+		t.Fatalf("/api/node: %+v, %v", info, err)
+	}
+	var sessions []observer.Session
+	if err := json.Unmarshal(get("/api/sessions"), &sessions); err != nil || len(sessions) != 1 {
+		t.Fatalf("/api/sessions: %+v, %v", sessions, err)
+	}
+	if !strings.Contains(string(get("/debug/pprof/")), "goroutine") {
+		t.Fatal("no profiler index")
+	}
+}
