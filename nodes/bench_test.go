@@ -12,11 +12,11 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // benchCluster starts n gossiping nodes in this process, named prefix0..,

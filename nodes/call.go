@@ -11,9 +11,9 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // callersName is the registered name of the process through which code

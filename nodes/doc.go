@@ -11,7 +11,7 @@
 //	│   └── agents.<agent>.<codec>      agents this node runs for other nodes' listeners (agents_on), same shape
 //	├── watchdog       sessions and agent placement
 //	├── topics         this node's subscriptions to cluster-wide topics (apps/topics)
-//	├── services       the service host: this node's service instances, routing of calls (apps/service)
+//	├── services       the service host: this node's service instances, routing of calls (sup/service)
 //	├── callers        receives the answers to Call from code outside processes (call.go)
 //	├── spawner        starts agents in this node's pools for other nodes' watchdogs
 //	└── gates          one_for_one

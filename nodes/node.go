@@ -19,13 +19,13 @@ import (
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/apps/observer"
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
 	"github.com/skynode/skynode/nodes/outbox"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // Names of the top of every node's supervision tree.
@@ -44,7 +44,7 @@ type Options struct {
 	// beside the built-in "echo" (raw echo). The `node` command registers
 	// the demo agent ("demo") this way, from its [auth] section.
 	Agents map[string]*agent.Agent
-	// Services are the cluster's services (package apps/service): give
+	// Services are the cluster's services (package sup/service): give
 	// every node the same list. A node runs the instances of those of its
 	// roles and routes messages and calls to all of them.
 	Services []service.Definition

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/apps/agent"
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/sup/service"
 	"github.com/skynode/skynode/test/wire"
 )
 

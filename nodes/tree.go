@@ -8,12 +8,12 @@ import (
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/apps/gate"
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // agentPool builds the pool that runs the agents of listener lc.

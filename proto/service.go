@@ -2,7 +2,7 @@ package proto
 
 import "fmt"
 
-// This file holds the messages of services (apps/service): user code run
+// This file holds the messages of services (sup/service): user code run
 // as supervised processes that any process of the cluster reaches by the
 // service's name. Every node runs a service host, registered as
 // ServicesName, which starts the node's instances of the services it runs

@@ -11,7 +11,7 @@ import (
 // unless its ServiceRef says otherwise.
 const DefaultCallTimeout = 5 * time.Second
 
-// ServiceRef names a service (see package apps/service) to send a message
+// ServiceRef names a service (see package sup/service) to send a message
 // to or call: its name, the key whose shard gets it (sharded services
 // only), and how long a call waits.
 type ServiceRef struct {

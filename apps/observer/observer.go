@@ -1,6 +1,6 @@
 // Package observer is the service through which a node is observed over
 // the cluster's own links: every node runs an instance (a per-node
-// service, see package apps/service) that answers questions about its
+// service, see package sup/service) that answers questions about its
 // node — node info, processes, sessions — from what its node tells it
 // (Source), and carries out an operator's actions on it: kill a process,
 // kick a session, drain the node. `node observe` asks them; so may any
@@ -8,7 +8,7 @@
 package observer
 
 import (
-	"github.com/skynode/skynode/apps/service"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // Name is the observer service's name.

@@ -12,9 +12,9 @@ import (
 	"log/slog"
 
 	"github.com/skynode/skynode/apps/agent"
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // Names the application uses.

@@ -39,6 +39,7 @@ func TestFreezeWaitsUntilStopped(t *testing.T) {
 	if os.Getenv("PROCTEST_SPIN") == "1" {
 		for range runtime.GOMAXPROCS(0) + 1 {
 			go func() {
+				//lint:ignore SA5002 the child spins on purpose: it is the busy process Freeze stops
 				for {
 				}
 			}()

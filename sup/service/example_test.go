@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/apps/agent"
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // Greeting and its answer, the messages of the greeter service.

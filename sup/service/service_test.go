@@ -10,10 +10,10 @@ import (
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
 
-	"github.com/skynode/skynode/apps/service"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/sup/service"
 )
 
 func TestMain(m *testing.M) { ergotest.Main(m) }
@@ -97,7 +97,7 @@ func (c *caller) cast(service string, msg any) {
 }
 
 // call sends a call and returns its answer (or error) and how long it took.
-func (c *caller) call(service string, req any, timeout time.Duration) (count, error, time.Duration) {
+func (c *caller) call(service string, req any, timeout time.Duration) (count, time.Duration, error) {
 	c.t.Helper()
 	b, _ := proto.Msgpack().Marshal(req)
 	c.ref++
@@ -114,13 +114,13 @@ func (c *caller) call(service string, req any, timeout time.Duration) (count, er
 		c.t.Fatalf("reply %+v, want ref %d", r, c.ref)
 	}
 	if err := r.Err(service); err != nil {
-		return count{}, err, took
+		return count{}, took, err
 	}
 	var out count
 	if err := proto.Msgpack().Unmarshal(r.Payload, &out); err != nil {
 		c.t.Fatal(err)
 	}
-	return out, nil, took
+	return out, took, nil
 }
 
 // reason returns the Reason of a *proto.ServiceError.
@@ -140,7 +140,7 @@ func TestCallAndCast(t *testing.T) {
 	n := startHost(t, counter())
 	c := newCaller(t, n)
 	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
-		if _, err, _ := c.call("counter", get{}, time.Second); err != nil {
+		if _, _, err := c.call("counter", get{}, time.Second); err != nil {
 			return err
 		}
 		return nil
@@ -148,24 +148,24 @@ func TestCallAndCast(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		c.cast("counter", add{N: i})
 	}
-	if got, err, _ := c.call("counter", get{}, time.Second); err != nil || got.N != 6 {
+	if got, _, err := c.call("counter", get{}, time.Second); err != nil || got.N != 6 {
 		t.Fatalf("count %d, %v; want 6", got.N, err)
 	}
-	if _, err, _ := c.call("counter", fail{}, time.Second); reason(err) != "refused" {
+	if _, _, err := c.call("counter", fail{}, time.Second); reason(err) != "refused" {
 		t.Fatalf("failing handler: %v", err)
 	}
-	if _, err, _ := c.call("nobody", get{}, time.Second); reason(err) != proto.ReasonUnknown {
+	if _, _, err := c.call("nobody", get{}, time.Second); reason(err) != proto.ReasonUnknown {
 		t.Fatalf("unknown service: %v", err)
 	}
-	if _, err, _ := c.call("counter", "a string", time.Second); reason(err) != proto.ReasonNoHandler {
+	if _, _, err := c.call("counter", "a string", time.Second); reason(err) != proto.ReasonNoHandler {
 		t.Fatalf("request without handler: %v", err)
 	}
-	if _, err, took := c.call("counter", slow{For: 300 * time.Millisecond}, 100*time.Millisecond); reason(err) != proto.ReasonTimeout {
+	if _, took, err := c.call("counter", slow{For: 300 * time.Millisecond}, 100*time.Millisecond); reason(err) != proto.ReasonTimeout {
 		t.Fatalf("slow call: %v after %v", err, took)
 	}
 	// A call queued behind the slow one: its answer means the slow
 	// handler has returned (nothing of this test outlives it).
-	if _, err, _ := c.call("counter", get{}, 5*time.Second); err != nil {
+	if _, _, err := c.call("counter", get{}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -208,11 +208,11 @@ func TestRestartFromSavedState(t *testing.T) {
 	n := startHost(t, counter())
 	c := newCaller(t, n)
 	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
-		_, err, _ := c.call("counter", get{}, time.Second)
+		_, _, err := c.call("counter", get{}, time.Second)
 		return err
 	})
 	c.cast("counter", add{N: 5})
-	if got, err, _ := c.call("counter", get{}, time.Second); err != nil || got.N != 5 {
+	if got, _, err := c.call("counter", get{}, time.Second); err != nil || got.N != 5 {
 		t.Fatalf("count %d, %v", got.N, err)
 	}
 	inst := n.ProcessByName("svc.counter.0")
@@ -221,7 +221,7 @@ func TestRestartFromSavedState(t *testing.T) {
 		if now := n.ProcessByName("svc.counter.0"); now == nil || now.Self() == inst.Self() {
 			return errors.New("not restarted yet")
 		}
-		got, err, _ := c.call("counter", get{}, time.Second)
+		got, _, err := c.call("counter", get{}, time.Second)
 		if err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func TestRestartIntensity(t *testing.T) {
 		})
 	}
 	ergotest.CheckFor(t, waitTime, 50*time.Millisecond, func() error {
-		_, err, took := c.call("counter", get{}, 5*time.Second)
+		_, took, err := c.call("counter", get{}, 5*time.Second)
 		if reason(err) != proto.ReasonNotHere {
 			return fmt.Errorf("call after the instance gave up: %v", err)
 		}
