@@ -49,8 +49,8 @@ type Remote interface {
 	// lost, or when the request itself is lost (possibly twice).
 	MonitorProcess(by gen.Process, pid etf.Pid) error
 	// MonitorNode makes by monitor the node called name: by gets a
-	// gen.MessageNodeDown when the link to it is lost, or when the request
-	// itself is lost (possibly twice).
+	// message that NodeDown recognises when the link to it is lost, or
+	// when the request itself is lost (possibly twice).
 	MonitorNode(by gen.Process, name string) error
 }
 
@@ -103,4 +103,21 @@ func IsLocal(p gen.Process, to any) bool {
 		return string(t.Node) == p.NodeName()
 	}
 	return true
+}
+
+// NodeDown reports whether msg tells a process that monitored a node (see
+// Remote.MonitorNode) that the node is gone, and which: a
+// gen.MessageNodeDown, or the gen.MessageDown of the process by name that
+// stands for a node (nodes/outbox monitors one process of the node by
+// name instead of the node: Ergo's node monitors race, sup/ERGO.md E18).
+func NodeDown(msg etf.Term) (string, bool) {
+	switch m := msg.(type) {
+	case gen.MessageNodeDown:
+		return m.Name, true
+	case gen.MessageDown:
+		if m.ProcessID.Name != "" {
+			return m.ProcessID.Node, true
+		}
+	}
+	return "", false
 }

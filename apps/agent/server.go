@@ -213,11 +213,16 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.answered(p, st, m.ref, func(then func(*Session, proto.ServiceReply)) {
 			then(&st.sess, proto.ServiceReply{Ref: m.ref, Error: proto.ReasonTimeout})
 		})
-	case gen.MessageNodeDown:
+	case gen.MessageNodeDown, gen.MessageDown:
+		// The only monitor an agent asks for is its gate's node's.
+		node, ok := sup.NodeDown(msg)
+		if !ok {
+			break
+		}
 		if s.opts.Leaving != nil && s.opts.Leaving() {
-			st.log.Info("agent ends: this node is leaving; its session moves to another", "peer", m.Name)
+			st.log.Info("agent ends: this node is leaving; its session moves to another", "peer", node)
 		} else {
-			st.log.Info("agent ends: the node of its session is gone", "peer", m.Name)
+			st.log.Info("agent ends: the node of its session is gone", "peer", node)
 		}
 		return gen.ServerStatusStop
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/skynode/skynode/nodes/outbox"
+	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
 )
 
@@ -77,14 +78,16 @@ func TestLostMonitorRequestsGetDown(t *testing.T) {
 	got := map[etf.Pid]string{}
 	nodeDown := false
 	for range 3 {
-		switch m := ergotest.Next[etf.Term](t, inbox, waitTime, nil).(type) {
-		case gen.MessageDown:
-			got[m.Pid] = m.Reason
-		case gen.MessageNodeDown:
-			nodeDown = m.Name == peer
-		default:
+		m := ergotest.Next[etf.Term](t, inbox, waitTime, nil)
+		if node, ok := sup.NodeDown(m); ok {
+			nodeDown = node == peer
+			continue
+		}
+		down, ok := m.(gen.MessageDown)
+		if !ok {
 			t.Fatalf("got %T %+v", m, m)
 		}
+		got[down.Pid] = down.Reason
 	}
 	if got[held] != "noconnection" || got[queued] != "noconnection" || !nodeDown {
 		t.Fatalf("DOWNs %v, node down %v; want both pids noconnection and the node down", got, nodeDown)

@@ -45,6 +45,10 @@ const (
 	closeWait = 10 * time.Second
 )
 
+// DefaultNodeWatch is Options.NodeWatch's default: skynode's root
+// supervisor (nodes.RootName).
+const DefaultNodeWatch = "skynode"
+
 // Options configure an Outbox. The zero value works.
 type Options struct {
 	// QueueLen is how many messages are queued per peer node, in each of
@@ -57,6 +61,13 @@ type Options struct {
 	// endless loop (sup/ERGO.md E3). It applies to local destinations too,
 	// so that a message refused between nodes is refused in one-node tests.
 	Allowed func(msg etf.Term) bool
+	// NodeWatch is the registered name of a process that every node of
+	// the cluster runs for as long as it runs (skynode's root
+	// supervisor). MonitorNode monitors that process by name instead of
+	// asking Ergo for a node monitor: Ergo's node monitors race when two
+	// connections to one node end at once (sup/ERGO.md E18), its name
+	// monitors do not. "" means DefaultNodeWatch.
+	NodeWatch string
 	// Urgent reports whether msg goes in the peer's urgent queue, whose
 	// messages are handed to Ergo before those of the ordinary queue:
 	// control messages need not wait behind a backlog of data. Messages
@@ -99,6 +110,9 @@ func (o Options) cloneWithDefaults() (Options, error) {
 	}
 	if o.StuckAfter == 0 {
 		o.StuckAfter = DefaultStuckAfter
+	}
+	if o.NodeWatch == "" {
+		o.NodeWatch = DefaultNodeWatch
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -275,15 +289,17 @@ func (o *Outbox) MonitorProcess(by gen.Process, pid etf.Pid) error {
 	return o.refuse(o.enqueue(string(pid.Node), item{op: opMonitor, to: pid, by: by, urgent: true}))
 }
 
-// MonitorNode asks Ergo to monitor the node name on behalf of by, as
-// MonitorProcess does for a process: by gets a gen.MessageNodeDown when the
-// link to name is lost, or at once if the request is discarded or
-// abandoned. Monitoring the local node does nothing.
+// MonitorNode monitors the node name on behalf of by: by gets a
+// gen.MessageDown for gen.ProcessID{Name: Options.NodeWatch, Node: name}
+// (see sup.NodeDown) when the link to name is lost or that process ends,
+// or at once if the request is discarded or abandoned. Monitoring the
+// local node does nothing.
 func (o *Outbox) MonitorNode(by gen.Process, name string) error {
 	if name == o.local {
 		return nil
 	}
-	return o.refuse(o.enqueue(name, item{op: opMonitorNode, to: name, by: by, urgent: true}))
+	watched := gen.ProcessID{Name: o.opts.NodeWatch, Node: name}
+	return o.refuse(o.enqueue(name, item{op: opMonitorNode, to: watched, by: by, urgent: true}))
 }
 
 // sendLocal sends msg to a process on this node; Ergo does not block.

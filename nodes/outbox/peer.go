@@ -14,7 +14,7 @@ type op uint8
 const (
 	opSend        op = iota // send msg to to
 	opMonitor               // by monitors the process to (an etf.Pid)
-	opMonitorNode           // by monitors the node to (a string)
+	opMonitorNode           // by monitors the node of to (a gen.ProcessID, see Outbox.MonitorNode)
 )
 
 // item is a queued message or monitor request.
@@ -41,7 +41,7 @@ func (it item) down() etf.Term {
 	case opMonitor:
 		return gen.MessageDown{Pid: it.to.(etf.Pid), Reason: "noconnection"}
 	case opMonitorNode:
-		return gen.MessageNodeDown{Name: it.to.(string)}
+		return gen.MessageDown{ProcessID: it.to.(gen.ProcessID), Reason: "noconnection"}
 	}
 	return nil
 }
@@ -174,7 +174,7 @@ func (o *Outbox) call(it item) error {
 		if !it.by.IsAlive() {
 			return nil
 		}
-		it.by.MonitorNode(it.to.(string))
+		it.by.MonitorProcess(it.to.(gen.ProcessID))
 		return nil
 	}
 	return o.proc.Send(it.to, it.msg)

@@ -179,15 +179,17 @@ func (h *host) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 		h.ship(p, st, m.snap)
 	case proto.ServiceSnapshot:
 		h.adopt(p, st, m)
-	case gen.MessageDown:
-		h.down(p, st, m)
-	case gen.MessageNodeDown:
-		delete(st.nodes, m.Name)
-		for ref, oc := range st.out {
-			if oc.node == m.Name {
-				h.fail(p, st, ref, proto.ReasonNodeLost)
+	case gen.MessageDown, gen.MessageNodeDown:
+		if node, ok := sup.NodeDown(msg); ok {
+			delete(st.nodes, node)
+			for ref, oc := range st.out {
+				if oc.node == node {
+					h.fail(p, st, ref, proto.ReasonNodeLost)
+				}
 			}
+			break
 		}
+		h.down(p, st, msg.(gen.MessageDown))
 	}
 	return gen.ServerStatusOK
 }
