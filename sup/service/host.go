@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -465,7 +466,11 @@ func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
 		if _, ok := want[name]; !ok {
 			delete(st.running, name)
 			if proc := p.ProcessByName(name); proc != nil {
-				st.env.log.Info("service instance moves to another node", "service", r.def.Name(), "shard", r.shard)
+				if r.def.Kind() == KindPerNode {
+					st.env.log.Debug("service instance stops: this node no longer runs it", "service", r.def.Name())
+				} else {
+					st.env.log.Info("service instance moves to another node", "service", r.def.Name(), "shard", r.shard)
+				}
 				proc.Exit("shutdown")
 			}
 			h.handOver(p, st, r)
@@ -510,7 +515,11 @@ func (h *host) start(p *gen.ServerProcess, st *hostState, name string, r *runnin
 		return // it ended already: the next tick starts it again
 	}
 	st.running[name] = r
-	st.env.log.Info("service instance started", "service", r.def.Name(), "shard", r.shard)
+	level := slog.LevelInfo
+	if r.def.Kind() == KindPerNode {
+		level = slog.LevelDebug // every node runs one: no news
+	}
+	st.env.log.Log(context.Background(), level, "service instance started", "service", r.def.Name(), "shard", r.shard)
 }
 
 // ship sends an instance's snapshot to the node that would run the
