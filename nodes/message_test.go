@@ -27,7 +27,16 @@ func postKind() *agent.Agent {
 	a := agent.New().
 		Handle("address", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
 			addr := s.Address()
-			return agent.Reply{"status": "ok", "node": addr.Agent.Node, "pid": addr.Agent.ID, "creation": addr.Agent.Creation, "session": addr.Session}, nil
+			return agent.Reply{"status": "ok", "node": addr.Agent.Node, "pid": addr.Agent.ID, "creation": addr.Agent.Creation,
+				"session": addr.Session, "gate": addr.Gate, "watchdog": addr.Watchdog}, nil
+		}).
+		Handle("tellsession", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			gate, _ := proto.String(req.Data["gate"])
+			watchdog, _ := proto.String(req.Data["watchdog"])
+			session, _ := proto.Int(req.Data["session"])
+			text, _ := proto.String(req.Data["text"])
+			to := agent.Address{Session: uint64(session), Gate: gate, Watchdog: watchdog}
+			return agent.Reply{"status": "ok"}, s.SendToSession(to, letter{Text: text, From: s.ID()})
 		}).
 		Handle("send", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
 			node, _ := proto.String(req.Data["node"])
@@ -171,5 +180,33 @@ func TestAgentsMessageAcrossNodes(t *testing.T) {
 		if got := y.Next(); got["letter"] != fmt.Sprint("letter ", i) {
 			t.Fatalf("y got %v, want letter %d", got, i)
 		}
+	}
+}
+
+// A message sent to a session, rather than to its agent, reaches the
+// agent that serves the session when it arrives: here after the first
+// agent crashed and its supervisor started another.
+func TestMessageToSessionFollowsItsAgent(t *testing.T) {
+	a, b := postCluster(t)
+	x, y := wire.Dial(t, a.Addr("post").String()), wire.Dial(t, b.Addr("post").String())
+	addr := y.Call("address", nil)
+	first := addr["pid"]
+	for _, p := range b.Ergo().ProcessList() {
+		if pid, _ := proto.Int(first); p.Self().ID == uint64(pid) {
+			p.Kill()
+		}
+	}
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if now := y.Call("address", nil); now["pid"] == first {
+			return fmt.Errorf("the agent is not restarted yet")
+		}
+		return nil
+	})
+	data := map[string]any{"gate": addr["gate"], "watchdog": addr["watchdog"], "session": addr["session"], "text": "to the session"}
+	if got := x.Call("tellsession", data); got["status"] != "ok" {
+		t.Fatalf("tellsession: %v", got)
+	}
+	if got := y.Next(); got["letter"] != "to the session" {
+		t.Fatalf("y got %v", got)
 	}
 }

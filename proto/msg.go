@@ -207,14 +207,20 @@ type SpawnFailed struct {
 	Attempt uint64 // the AgentStart's
 }
 
-// Address names the agent process serving a session, on any node, for
-// messages from other processes (agent.Session.SendTo, a service's
-// Context.SendTo). It is a value: store it, or send it inside a message.
-// It names one agent process: a session's agent restarted or moved has a
-// new Address.
+// Address names a session and the agent process serving it, on any node,
+// for messages from other processes. It is a value: store it, or send it
+// inside a message. SendTo reaches the agent process it names (the fastest
+// path; an agent restarted or moved has a new one); SendToSession reaches
+// whichever agent serves the session then, through its watchdog.
 type Address struct {
 	Agent   PID    `msgpack:"agent"`
 	Session uint64 `msgpack:"session"`
+	// Gate and Watchdog name the node holding the session and its
+	// watchdog: a message sent to the session rather than to its agent
+	// (agent.Session.SendToSession) goes through them to whichever agent
+	// serves the session then.
+	Gate     string `msgpack:"gate"`
+	Watchdog string `msgpack:"watchdog"`
 }
 
 // IsZero reports whether a names no agent.

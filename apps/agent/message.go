@@ -19,8 +19,30 @@ var ErrNoAddress = errors.New("agent: no address")
 // from its [Agent.OnRestore] hook.
 type Address = proto.Address
 
-// Address returns the Address of this session's agent.
-func (s *Session) Address() Address { return Address{Agent: s.self, Session: s.id} }
+// Address returns the Address of this session and its agent.
+func (s *Session) Address() Address {
+	return Address{Agent: s.self, Session: s.id, Gate: s.gate.Node, Watchdog: s.gate.Watchdog}
+}
+
+// SendToSession sends msg to the session at to, without waiting: through
+// the session's watchdog on its gate's node, to whichever agent serves the
+// session when it gets there, so an Address stays good across the
+// session's agent restarts and moves (a message that arrives while the
+// session has no agent, being restarted or moved, is lost). It costs a hop
+// more than SendTo. Messages from one session to another keep their order.
+func (s *Session) SendToSession(to Address, msg any) error {
+	if to.Gate == "" || to.Watchdog == "" || to.Session == 0 {
+		return ErrNoAddress
+	}
+	payload, err := proto.Msgpack().Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("agent: message of type %T cannot be sent: %w", msg, err)
+	}
+	if s.sendName == nil {
+		return fmt.Errorf("agent: session %d has no process to send from", s.id)
+	}
+	return s.sendName(to.Watchdog, to.Gate, proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
+}
 
 // SendTo sends msg to the agent at to, on this node or another, without
 // waiting: through the node's per-peer path when to is on another node, so

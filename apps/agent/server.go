@@ -130,6 +130,10 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		return sup.Send(p, s.opts.Remote, sup.ToPid(to), msg)
 	}
 	st.sess.local = func(name string, msg any) error { return p.Send(name, msg) }
+	st.sess.sendName = func(name, node string, msg any) error {
+		return sup.Send(p, s.opts.Remote, gen.ProcessID{Name: name, Node: node}, msg)
+	}
+	st.sess.gate.Node, st.sess.gate.Watchdog = st.start.GateNode, st.start.Watchdog
 	st.sess.later = func(d time.Duration, msg any) { p.SendAfter(p.Self(), msg, d) }
 	st.sess.timers.schedule = func(id uint64, d time.Duration) func() {
 		cancel := p.SendAfter(p.Self(), timerFired{id: id}, d)

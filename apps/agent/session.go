@@ -28,9 +28,13 @@ type Session struct {
 	timers timers // pending After and Every callbacks
 	self   proto.PID
 	send   func(to proto.PID, msg any) error // sends through the node's per-peer path
-	local  func(name string, msg any) error  // sends to a process registered on this node
-	later  func(d time.Duration, msg any)    // sends the agent msg after d
-	calls  calls                             // pending service calls
+	// sendName sends to a registered process of a node, through the
+	// per-peer path when it is another node.
+	sendName func(name, node string, msg any) error
+	gate     struct{ Node, Watchdog string }  // the session's gate node and watchdog
+	local    func(name string, msg any) error // sends to a process registered on this node
+	later    func(d time.Duration, msg any)   // sends the agent msg after d
+	calls    calls                            // pending service calls
 
 	out     [][]byte // replies produced by the current handler, in order
 	closing bool     // Close was called: close once this handler's output is out

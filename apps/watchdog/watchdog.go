@@ -155,6 +155,14 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.agentUp(p, st, m)
 	case proto.SessionSave:
 		s.opts.Store.update(m.Session, func(r *Record) { r.Values = m.Values })
+	case proto.AgentMessage:
+		// Sent to a session (agent.Session.SendToSession): on to its
+		// current agent; lost while it has none.
+		if r, ok := s.opts.Store.Get(m.Session); ok && !r.Agent.IsZero() {
+			s.send(p, sup.ToPid(r.Agent), m)
+		} else {
+			s.opts.Logger.Debug("watchdog dropped a message for a session without an agent", "session", m.Session)
+		}
 	case proto.SessionStarted:
 		s.opts.Store.update(m.Session, func(r *Record) {
 			if r.Agent == m.Agent {

@@ -129,6 +129,20 @@ func (c *Context[S]) SendTo(to proto.Address, msg any) error {
 	return sup.Send(c.p, c.env.remote, sup.ToPid(to.Agent), proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
 }
 
+// SendToSession sends msg to the session at to, through its watchdog, to
+// whichever agent serves it then (see agent.Session.SendToSession).
+func (c *Context[S]) SendToSession(to proto.Address, msg any) error {
+	if to.Gate == "" || to.Watchdog == "" || to.Session == 0 {
+		return errors.New("service: no session address")
+	}
+	payload, err := proto.Msgpack().Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
+	}
+	return sup.Send(c.p, c.env.remote, gen.ProcessID{Name: to.Watchdog, Node: to.Gate},
+		proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
+}
+
 // Publish publishes msg to a cluster-wide topic (see package apps/topics).
 func (c *Context[S]) Publish(topic string, msg any) error {
 	payload, err := proto.Msgpack().Marshal(msg)
