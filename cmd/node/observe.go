@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"strings"
@@ -87,6 +88,7 @@ SIGTERM does (its agents move to other nodes, then it exits).`,
 			if len(cfg.Cluster.Seeds) == 0 {
 				return fmt.Errorf("%s has no [cluster] seeds: its nodes do not gossip", config)
 			}
+			stdlog.SetOutput(io.Discard) // Ergo's own warnings: see startObserver
 			n, err := startObserver(cmd.Context(), cfg, host)
 			if err != nil {
 				return err
@@ -145,8 +147,10 @@ func startObserver(ctx context.Context, cfg *nodes.Config, host string) (*nodes.
 	cfg = cfg.Clone()
 	name := fmt.Sprintf("observe-%d", os.Getpid())
 	cfg.Nodes = append(cfg.Nodes, nodes.NodeConfig{Name: name, Host: host, Roles: []string{cluster.ObserverRole}})
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	return nodes.Start(ctx, cfg, name, nodes.Options{Logger: log})
+	// The observer's own node logs nothing: what it cannot learn shows in
+	// the output (a node unreachable), and gossip's complaints about a
+	// frozen member would only garble it.
+	return nodes.Start(ctx, cfg, name, nodes.Options{Logger: slog.New(slog.DiscardHandler)})
 }
 
 // waitView waits until n has joined and its member list has stopped

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/proctest"
 	"github.com/skynode/skynode/test/wire"
 )
 
@@ -139,5 +141,77 @@ roles = ["worker"]
 	act("--drain", "back")
 	if err := back.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("back after --drain: %v", err)
+	}
+}
+
+// With a node frozen (SIGSTOP), observe shows it unreachable and the
+// others as usual, within its timeout; --watch refreshes until
+// interrupted.
+func TestObserveFrozenNodeAndWatch(t *testing.T) {
+	t.Parallel()
+	addrs := freeAddrs(t, 1)
+	_, port, _ := strings.Cut(addrs[0], ":")
+	config := writeFile(t, fmt.Sprintf(`[cluster]
+cookie = "observe-cookie"
+seeds = [%q]
+[[node]]
+name = "steady"
+roles = ["gate"]
+gossip_port = %s
+[[node]]
+name = "frozen"
+roles = ["worker"]
+`, addrs[0], port))
+	start(t, "", "run", "--config", config, "--node", "steady")
+	frozen := start(t, "", "run", "--config", config, "--node", "frozen")
+	observe := func() clusterView {
+		t.Helper()
+		p := start(t, "", "observe", "--config", config, "--json", "--timeout", "2s")
+		if err := p.wait(t, 60*time.Second); err != nil {
+			t.Fatalf("observe: %v\n%s", err, p.out.String())
+		}
+		out := p.out.String()
+		var v clusterView
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &v); err != nil {
+			t.Fatalf("%v in %s", err, out)
+		}
+		return v
+	}
+	ergotest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		if v := observe(); len(v.Nodes) != 2 || !v.Audit.Complete {
+			return fmt.Errorf("view %+v", v)
+		}
+		return nil
+	})
+	if err := proctest.Freeze(frozen.cmd.Process.Pid, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	v := observe()
+	took := time.Since(begin)
+	if err := proctest.Thaw(frozen.cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	reachable := map[string]bool{}
+	for _, n := range v.Nodes {
+		reachable[n.Name] = n.Reachable
+	}
+	if !reachable["steady@127.0.0.1"] || reachable["frozen@127.0.0.1"] || v.Audit.Complete {
+		t.Fatalf("with frozen frozen: %+v", v)
+	}
+	t.Logf("observe with a frozen node took %v", took.Round(time.Millisecond))
+
+	w := start(t, "", "observe", "--config", config, "--watch", "--every", "200ms")
+	ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if n := strings.Count(w.out.String(), "audit:"); n < 2 {
+			return fmt.Errorf("%d refreshes", n)
+		}
+		return nil
+	})
+	if err := w.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("watch after SIGINT: %v", err)
 	}
 }
