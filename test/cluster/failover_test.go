@@ -149,20 +149,20 @@ func TestWorkerLossAndReturn(t *testing.T) {
 	t.Logf("late clients' agents: %v", late.count())
 
 	// SIGTERM on w2: its agents move before it exits, and it exits 0.
-	if err := w2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := w2.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-w2.done:
-		if w2.err != nil {
-			t.Fatalf("w2 exited with %v", w2.err)
+	case <-w2.Done():
+		if w2.Err() != nil {
+			t.Fatalf("w2 exited with %v", w2.Err())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("w2 did not stop")
 	}
 	// Its agents say why they end: their node is leaving, not the gate's
 	// node gone.
-	if out := w2.out.String(); !strings.Contains(out, "agent ends: this node is leaving") ||
+	if out := w2.Out.String(); !strings.Contains(out, "agent ends: this node is leaving") ||
 		strings.Contains(out, "agent ends: the node of its session is gone") {
 		t.Errorf("w2's agents do not say that w2 is leaving:\n%s", out)
 	}
@@ -204,7 +204,7 @@ func TestFrozenWorker(t *testing.T) {
 	w1.thaw(t)
 	// Its agents learn that their sessions' node is gone for them, and end.
 	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		if n := strings.Count(w1.out.String(), "agent ends: the node of its session is gone"); n < onW1 {
+		if n := strings.Count(w1.Out.String(), "agent ends: the node of its session is gone"); n < onW1 {
 			return fmt.Errorf("%d of %d agents on w1 ended", n, onW1)
 		}
 		return nil
@@ -245,18 +245,18 @@ func TestStopWithinGraceBesideFrozenPeer(t *testing.T) {
 	// The pipelines go on into the frozen link until the gate closes them.
 	time.Sleep(time.Second) // the fault's length, not a synchronisation
 	start := time.Now()
-	if err := gate.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := gate.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-gate.done:
+	case <-gate.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("gate still running 30 s after SIGTERM")
 	}
 	took := time.Since(start)
 	lf.end()
-	if gate.err != nil {
-		t.Fatalf("gate exited with %v", gate.err)
+	if gate.Err() != nil {
+		t.Fatalf("gate exited with %v", gate.Err())
 	}
 	// A bound on the order of the grace, not a benchmark: without it the
 	// stop waits out Ergo (10 s and more).

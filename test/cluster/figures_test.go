@@ -43,7 +43,7 @@ func TestFailoverFigures(t *testing.T) {
 			victim := workers[node]
 			if kind == "freeze" {
 				victim.freeze(t)
-			} else if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			} else if err := victim.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			lost := time.Now()

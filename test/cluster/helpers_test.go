@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -79,129 +77,42 @@ gossip_port = %d
 	return path, addr
 }
 
-// proc is a running node process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    proctest.Buffer
-	done   chan struct{}
-	err    error       // valid once done is closed
-	killed atomic.Bool // ended by kill: its exit status is not checked
-}
+// proc is a running node process (proctest.Proc, whose cleanup stops it
+// with SIGTERM and requires exit status 0 unless it was killed, and no
+// data race), which must also write every log line through slog.
+type proc struct{ *proctest.Proc }
 
-// runNode starts `node run --config cfg --node name`; it is killed at
+// runNode starts `node run --config cfg --node name`; it is stopped at
 // cleanup.
 func runNode(t testing.TB, cfg, name string, env ...string) *proc {
 	t.Helper()
 	return startProc(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name), env...)
 }
 
-// stopWait bounds how long a node may take to exit after SIGTERM: its
-// grace period (5 s) and some room for a loaded machine.
-const stopWait = 30 * time.Second
-
-// startProc starts cmd, a node process called name, with Ergo's race
-// suppressions (ergotest.ChildGorace) and env. At cleanup a node still
-// running gets SIGCONT and SIGTERM and must exit with status 0 within
-// stopWait, as must one that exited by itself (unless the test killed it);
-// a DATA RACE in its output fails the test; its output is logged if the
-// test failed.
+// startProc starts cmd, a node process called name, with env (see proc).
 func startProc(t testing.TB, name string, cmd *exec.Cmd, env ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	gorace, err := ergotest.ChildGorace(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Env = append(append(os.Environ(), gorace), env...)
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, p.out.String())
+	p := &proc{proctest.Start(t, name, cmd, env...)}
+	p.CheckLine = func(line string) error {
+		if strings.Contains(line, "WARNING!") && !strings.Contains(line, "msg=") {
+			return fmt.Errorf("a log line past slog: %q", line)
 		}
-	})
+		return nil
+	}
 	return p
 }
 
-// stop ends the node with SIGTERM, as an operator would, and checks that
-// it exits cleanly.
-func (p *proc) stop(t testing.TB) {
-	t.Helper()
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGCONT) // a frozen node cannot exit
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(stopWait):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			t.Errorf("%s did not exit within %v of SIGTERM", p.name, stopWait)
-		}
-	}
-	if p.err != nil && !p.killed.Load() {
-		t.Errorf("%s exited with %v, want status 0", p.name, p.err)
-	}
-	if strings.Contains(p.out.String(), "DATA RACE") {
-		t.Errorf("%s reported a data race", p.name)
-	}
-	for _, line := range strings.Split(p.out.String(), "\n") {
-		if strings.Contains(line, "WARNING!") && !strings.Contains(line, "msg=") {
-			t.Errorf("%s wrote a log line past slog: %q", p.name, line)
-			break
-		}
-	}
-}
+// stopWait bounds how long a node may take to exit after SIGTERM.
+const stopWait = proctest.StopWait
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill(t testing.TB) {
-	t.Helper()
-	p.killed.Store(true)
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *proc) kill(t testing.TB)   { t.Helper(); p.Kill(t) }
+func (p *proc) stop(t testing.TB)   { t.Helper(); p.Stop(t) }
+func (p *proc) freeze(t testing.TB) { t.Helper(); p.Freeze(t) }
+func (p *proc) thaw(t testing.TB)   { t.Helper(); p.Thaw(t) }
 
-// freeze stops the process (SIGSTOP) and returns once all its threads
-// are stopped: from then on it answers nothing.
-func (p *proc) freeze(t testing.TB) {
-	t.Helper()
-	if err := proctest.Freeze(p.cmd.Process.Pid, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// thaw resumes a frozen process (SIGCONT).
-func (p *proc) thaw(t testing.TB) {
-	t.Helper()
-	if err := proctest.Thaw(p.cmd.Process.Pid); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitLog waits until the process's output contains s.
 func (p *proc) waitLog(t testing.TB, s string, timeout time.Duration) {
 	t.Helper()
-	checkFor(t, timeout, 20*time.Millisecond, func() error {
-		if strings.Contains(p.out.String(), s) {
-			return nil
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited (%v) before logging %q", p.name, p.err, s)
-		default:
-		}
-		return fmt.Errorf("%s has not logged %q", p.name, s)
-	})
+	p.WaitLog(t, s, timeout)
 }
 
 // client speaks the seed's agent protocol (len16 + msgpack).

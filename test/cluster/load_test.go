@@ -491,7 +491,7 @@ func TestBurstyWorker(t *testing.T) {
 	if err := lf.failures(); err != nil {
 		t.Fatal(err)
 	}
-	if out := gate.out.String(); strings.Contains(out, "gate kicks a client") {
+	if out := gate.Out.String(); strings.Contains(out, "gate kicks a client") {
 		t.Fatalf("a client was kicked:\n%s", out)
 	}
 	ok, retries, maxWait := lf.totals()

@@ -40,7 +40,7 @@ func TestPartitionedWorker(t *testing.T) {
 	if onW1 < 5 || f.count()[n2] < 5 {
 		t.Fatalf("agents not spread over the workers: %v", f.count())
 	}
-	merged := strings.Count(gate.out.String(), gossipLine("member alive", g, n1))
+	merged := strings.Count(gate.Out.String(), gossipLine("member alive", g, n1))
 
 	was := slices.Clone(f.nodes)
 	lab.cut(t, "w1")
@@ -64,7 +64,7 @@ func TestPartitionedWorker(t *testing.T) {
 	w1.waitLog(t, gossipLine("member left or dead", n1, g), 60*time.Second)
 	t.Logf("cut: w1 declared the gate dead after %v", time.Since(cut).Round(time.Millisecond))
 	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if n := strings.Count(w1.out.String(), "agent ends: the node of its session is gone"); n < onW1 {
+		if n := strings.Count(w1.Out.String(), "agent ends: the node of its session is gone"); n < onW1 {
 			return fmt.Errorf("%d of %d agents on w1 ended", n, onW1)
 		}
 		return nil
@@ -79,7 +79,7 @@ func TestPartitionedWorker(t *testing.T) {
 	lab.heal(t, "w1")
 	healed := time.Now()
 	checkFor(t, 3*cluster.DefaultRejoinInterval+10*time.Second, 50*time.Millisecond, func() error {
-		if strings.Count(gate.out.String(), gossipLine("member alive", g, n1)) == merged {
+		if strings.Count(gate.Out.String(), gossipLine("member alive", g, n1)) == merged {
 			return errors.New("the gate has not seen w1 alive again")
 		}
 		return nil
@@ -230,7 +230,7 @@ func (nc *netCluster) gossipCounts(msg, victim string) map[string]int {
 	counts := map[string]int{}
 	for name, p := range nc.procs {
 		if name != victim {
-			counts[name] = strings.Count(p.out.String(), gossipLine(msg, nc.lab.ergo(name), nc.lab.ergo(victim)))
+			counts[name] = strings.Count(p.Out.String(), gossipLine(msg, nc.lab.ergo(name), nc.lab.ergo(victim)))
 		}
 	}
 	return counts

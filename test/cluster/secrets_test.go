@@ -44,15 +44,15 @@ func TestWrongSecretsRefused(t *testing.T) {
 	if n := f.count(); n["w1@127.0.0.1"] != len(f.clients) {
 		t.Fatalf("agents run on %v; want all on w1", n)
 	}
-	if strings.Contains(gate.out.String(), "peer=w3@") {
+	if strings.Contains(gate.Out.String(), "peer=w3@") {
 		t.Fatal("w3, with another gossip key, joined the cluster")
 	}
-	if strings.Contains(w3.out.String(), "peer=gate1@") {
+	if strings.Contains(w3.Out.String(), "peer=gate1@") {
 		t.Fatal("w3 sees gate1 despite another gossip key")
 	}
 	// The gate tried w2 and gave up on it.
 	gate.waitLog(t, "a node did not start an agent in time; placing it elsewhere", 10*time.Second)
-	t.Logf("the gate about w2:\n%s", grep(gate.out.String(), "w2@"))
+	t.Logf("the gate about w2:\n%s", grep(gate.Out.String(), "w2@"))
 }
 
 // grep returns the lines of s containing sub.

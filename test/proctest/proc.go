@@ -18,12 +18,15 @@ const StopWait = 30 * time.Second
 
 // Proc is a node process started by a test with Start.
 type Proc struct {
-	Name   string
-	Cmd    *exec.Cmd
-	Out    Buffer // its standard output and error
-	done   chan struct{}
-	err    error
-	killed atomic.Bool
+	Name string
+	Cmd  *exec.Cmd
+	Out  Buffer // its standard output and error
+	// CheckLine, if set, is asked about every line of the output when
+	// the process is stopped at cleanup: an error fails the test (once).
+	CheckLine func(line string) error
+	done      chan struct{}
+	err       error
+	killed    atomic.Bool
 }
 
 // Start starts cmd, a node process called name, with Ergo's race
@@ -81,6 +84,14 @@ func (p *Proc) Stop(t testing.TB) {
 	if strings.Contains(p.Out.String(), "DATA RACE") {
 		t.Errorf("%s reported a data race", p.Name)
 	}
+	if p.CheckLine != nil {
+		for line := range strings.Lines(p.Out.String()) {
+			if err := p.CheckLine(strings.TrimSuffix(line, "\n")); err != nil {
+				t.Errorf("%s: %v", p.Name, err)
+				break
+			}
+		}
+	}
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.
@@ -93,3 +104,45 @@ func (p *Proc) Kill(t testing.TB) {
 
 // Done is closed once the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is how the process exited (nil for status 0); valid once Done is
+// closed.
+func (p *Proc) Err() error { return p.err }
+
+// Freeze stops the process (SIGSTOP) and returns once all its threads are
+// stopped (see the package's Freeze): from then on it answers nothing.
+func (p *Proc) Freeze(t testing.TB) {
+	t.Helper()
+	if err := Freeze(p.Cmd.Process.Pid, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Thaw resumes a frozen process (SIGCONT).
+func (p *Proc) Thaw(t testing.TB) {
+	t.Helper()
+	if err := Thaw(p.Cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitLog waits up to timeout until the process's output contains s,
+// failing the test if it does not or the process exits first.
+func (p *Proc) WaitLog(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(p.Out.String(), s) {
+		select {
+		case <-p.done:
+			if !strings.Contains(p.Out.String(), s) {
+				t.Fatalf("%s exited (%v) before logging %q", p.Name, p.err, s)
+			}
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %q within %v", p.Name, s, timeout)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the output: there is no event to wait on
+	}
+}
