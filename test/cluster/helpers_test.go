@@ -102,11 +102,7 @@ func startProc(t testing.TB, name string, cmd *exec.Cmd, env ...string) *proc {
 	return p
 }
 
-// stopWait bounds how long a node may take to exit after SIGTERM.
-const stopWait = proctest.StopWait
-
 func (p *proc) kill(t testing.TB)   { t.Helper(); p.Kill(t) }
-func (p *proc) stop(t testing.TB)   { t.Helper(); p.Stop(t) }
 func (p *proc) freeze(t testing.TB) { t.Helper(); p.Freeze(t) }
 func (p *proc) thaw(t testing.TB)   { t.Helper(); p.Thaw(t) }
 
