@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skynode/skynode/apps/gate"
 )
 
 // The admin HTTP address of a node (NodeConfig.Admin): Prometheus metrics
@@ -31,6 +33,14 @@ type metricsCollector struct {
 	lostOutputs, lostFrames                  *prometheus.Desc
 	subscriptions, published                 *prometheus.Desc
 	topicDropped                             *prometheus.Desc
+
+	accepted, closed, frameErrors   *prometheus.Desc
+	framesIn, framesOut             *prometheus.Desc
+	bytesIn, bytesOut, latency      *prometheus.Desc
+	requests, decodeErrors, unknown *prometheus.Desc
+	handlerErrors, panics           *prometheus.Desc
+	started, restarts, failovers    *prometheus.Desc
+	crashLoops                      *prometheus.Desc
 }
 
 func newMetricsCollector(n *Node) *metricsCollector {
@@ -53,6 +63,24 @@ func newMetricsCollector(n *Node) *metricsCollector {
 		subscriptions: d("topic_subscriptions", "Topic subscriptions held by this node."),
 		published:     d("topic_deliveries_total", "Publications delivered to this node's subscribers."),
 		topicDropped:  d("topic_dropped_total", "Publications lost to a full queue or mailbox."),
+
+		accepted:      d("connections_accepted_total", "Client connections accepted, per listener.", "listener"),
+		closed:        d("connections_closed_total", "Client connections ended, per listener and reason.", "listener", "reason"),
+		frameErrors:   d("frame_errors_total", "Client connections closed for a frame over the limit or data the protocol rejects, per listener.", "listener"),
+		framesIn:      d("frames_in_total", "Frames read from clients, per listener.", "listener"),
+		framesOut:     d("frames_out_total", "Frames written to clients, per listener.", "listener"),
+		bytesIn:       d("bytes_in_total", "Payload bytes read from clients, per listener.", "listener"),
+		bytesOut:      d("bytes_out_total", "Payload bytes written to clients, per listener.", "listener"),
+		latency:       d("request_duration_seconds", "Time from reading a client's frame to its agent's acknowledgement, per listener.", "listener"),
+		requests:      d("agent_requests_total", "Requests handled by this node's agents."),
+		decodeErrors:  d("decode_errors_total", "Requests this node's agents could not decode."),
+		unknown:       d("unknown_commands_total", "Requests for a command the agent has no handler for."),
+		handlerErrors: d("handler_errors_total", "Agent handlers that failed (error or panic)."),
+		panics:        d("handler_panics_total", "Agent handlers that panicked."),
+		started:       d("agents_started_total", "Agents this node's watchdog started or asked another node to start."),
+		restarts:      d("agent_restarts_total", "Agents of this node's sessions that crashed and were restarted."),
+		failovers:     d("failovers_total", "Agents of this node's sessions moved to another node because theirs was gone."),
+		crashLoops:    d("crash_loops_total", "Sessions ended because their agent kept crashing."),
 	}
 }
 
@@ -69,10 +97,36 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	for _, l := range n.listeners {
-		gauge(c.connections, float64(l.Len()), l.Name())
-		counter(c.lostOutputs, float64(l.LostOutputs()), l.Name())
-		counter(c.lostFrames, float64(l.LostFrames()), l.Name())
+		name, s := l.Name(), l.Stats()
+		gauge(c.connections, float64(l.Len()), name)
+		counter(c.lostOutputs, float64(s.LostOutputs), name)
+		counter(c.lostFrames, float64(s.LostFrames), name)
+		counter(c.accepted, float64(s.Accepted), name)
+		for reason, v := range s.Closed {
+			counter(c.closed, float64(v), name, reason)
+		}
+		counter(c.frameErrors, float64(s.FrameErrors), name)
+		counter(c.framesIn, float64(s.FramesIn), name)
+		counter(c.framesOut, float64(s.FramesOut), name)
+		counter(c.bytesIn, float64(s.BytesIn), name)
+		counter(c.bytesOut, float64(s.BytesOut), name)
+		buckets, total := map[float64]uint64{}, uint64(0)
+		for i, bound := range gate.LatencyBounds() {
+			total += s.Latency.Counts[i]
+			buckets[bound.Seconds()] = total
+		}
+		ch <- prometheus.MustNewConstHistogram(c.latency, s.Latency.Count(), s.Latency.Sum.Seconds(), buckets, name)
 	}
+	a, w := n.agentStats, n.watchdogStats
+	counter(c.requests, float64(a.Requests()))
+	counter(c.decodeErrors, float64(a.DecodeErrors()))
+	counter(c.unknown, float64(a.UnknownCommands()))
+	counter(c.handlerErrors, float64(a.HandlerErrors()))
+	counter(c.panics, float64(a.Panics()))
+	counter(c.started, float64(w.Started()))
+	counter(c.restarts, float64(w.Restarts()))
+	counter(c.failovers, float64(w.Failovers()))
+	counter(c.crashLoops, float64(w.CrashLoops()))
 	gauge(c.sessions, float64(n.store.Len()))
 	gauge(c.agents, float64(n.agentCount()))
 	gauge(c.processes, float64(len(n.ergo.ProcessList())))

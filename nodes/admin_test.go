@@ -38,8 +38,8 @@ func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	return families
 }
 
-// value returns the value of the family's metric whose labels match, or
-// -1.
+// value returns the value of the family's metric whose labels match (a
+// histogram's count), or -1.
 func value(families map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	f, ok := families[name]
 	if !ok {
@@ -55,8 +55,11 @@ func value(families map[string]*dto.MetricFamily, name string, labels ...string)
 			match = match && found
 		}
 		if match {
-			if m.Gauge != nil {
+			switch {
+			case m.Gauge != nil:
 				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
 			}
 			return m.Counter.GetValue()
 		}
@@ -100,11 +103,40 @@ func TestAdminAddress(t *testing.T) {
 		}
 		return nil
 	})
+	// Traffic and its errors: two good requests, then one without a
+	// command.
+	clients[1].SendRaw(map[string]any{"id": 99})
+	if r := clients[1].Next(); r["status"] != "error" {
+		t.Fatalf("reply to a request without a command: %v", r)
+	}
+	f := scrape(t, addr)
+	for _, m := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"skynode_connections_accepted_total", []string{"listener", "post"}, 2},
+		{"skynode_frames_in_total", []string{"listener", "post"}, 3},
+		{"skynode_frames_out_total", []string{"listener", "post"}, 3}, // one answer each (no welcome)
+		{"skynode_request_duration_seconds", []string{"listener", "post"}, 3},
+		{"skynode_agent_requests_total", nil, 3},
+		{"skynode_decode_errors_total", nil, 1},
+		{"skynode_agent_restarts_total", nil, 0},
+		{"skynode_failovers_total", nil, 0},
+	} {
+		if got := value(f, m.name, m.labels...); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
+	}
+
 	clients[0].Close()
 	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		f := scrape(t, addr)
 		if c, s, a := value(f, "skynode_connections", "listener", "post"), value(f, "skynode_sessions"), value(f, "skynode_agents"); c != 1 || s != 1 || a != 1 {
 			return fmt.Errorf("after one left: connections %v, sessions %v, agents %v; want 1 each", c, s, a)
+		}
+		if got := value(f, "skynode_connections_closed_total", "listener", "post", "reason", "client"); got != 1 {
+			return fmt.Errorf("closes by the client: %v, want 1", got)
 		}
 		return nil
 	})

@@ -74,10 +74,15 @@ type Node struct {
 	admin     net.Listener // the admin HTTP address's; nil when off
 	store     *watchdog.Store
 	topics    *topics.Stats
-	callers   callers // calls from code outside processes (call.go)
-	remote    *remote // remote sends of this node's processes
-	outbox    *outbox.Outbox
-	log       *slog.Logger
+	// agentStats and watchdogStats count requests, restarts and
+	// failovers for the metrics (admin.go) and the observer.
+	agentStats    *agent.Stats
+	watchdogStats *watchdog.Stats
+	rates         rates   // the listeners' last second (rates.go)
+	callers       callers // calls from code outside processes (call.go)
+	remote        *remote // remote sends of this node's processes
+	outbox        *outbox.Outbox
+	log           *slog.Logger
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -123,7 +128,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}
-	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, remote: &remote{}, done: make(chan struct{})}
+	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, remote: &remote{}, done: make(chan struct{})}
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.draining = make(chan struct{})
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
@@ -248,6 +253,7 @@ func (n *Node) serve(ctx context.Context) {
 			n.reportLoad(ctx)
 		}()
 	}
+	n.wg.Go(func() { n.sampleRates(ctx) })
 	if n.console != nil {
 		n.wg.Go(func() { n.serveConsole(ctx, n.console) })
 	}

@@ -39,8 +39,16 @@ func (o observed) Info() observer.NodeInfo {
 		info.Admin = a.String()
 	}
 	for _, l := range n.listeners {
-		info.Listeners = append(info.Listeners, observer.Listener{Name: l.Name(), Addr: l.Addr().String(), Connections: l.Len()})
+		s, r := l.Stats(), n.rates.of(l.Name())
+		info.Listeners = append(info.Listeners, observer.Listener{
+			Name: l.Name(), Addr: l.Addr().String(), Connections: l.Len(),
+			Accepted: s.Accepted, Closed: s.Closed, FrameErrors: s.FrameErrors, FramesIn: s.FramesIn, FramesOut: s.FramesOut,
+			InPerSec: r.InPerSec, OutPerSec: r.OutPerSec, P50Us: r.P50.Microseconds(), P99Us: r.P99.Microseconds(),
+		})
 	}
+	a, w := n.agentStats, n.watchdogStats
+	info.Requests, info.DecodeErrors, info.HandlerErrors = a.Requests(), a.DecodeErrors(), a.HandlerErrors()
+	info.AgentsStarted, info.Restarts, info.Failovers = w.Started(), w.Restarts(), w.Failovers()
 	for _, m := range n.Members() {
 		state := "alive"
 		switch {
@@ -64,9 +72,13 @@ func (o observed) Processes() []observer.Process {
 		if info.PID.ID == 0 {
 			continue // ended meanwhile
 		}
-		out = append(out, observer.Process{
+		proc := observer.Process{
 			PID: info.PID.String(), Name: info.Name, Behavior: fmt.Sprintf("%T", p.Behavior()), Mailbox: info.MessageQueueLen,
-		})
+		}
+		if parent := p.Parent(); parent != nil {
+			proc.Parent = parent.Self().String()
+		}
+		out = append(out, proc)
 	}
 	slices.SortFunc(out, func(a, b observer.Process) int { return cmpPID(a.PID, b.PID) })
 	return out

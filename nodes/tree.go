@@ -30,7 +30,7 @@ func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent
 	pool := sup.PoolSpec{
 		Name:     name,
 		Shards:   lc.Shards,
-		Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load}),
+		Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats}),
 		Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
 	}
 	n.shards = append(n.shards, shardNames(pool)...)
@@ -100,7 +100,7 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 	root.Children = append(root.Children, sup.Child{
 		Name: watchdog.DefaultName,
 		Behavior: watchdog.Behavior(watchdog.Options{
-			Pools: pools, Store: n.store, Logger: n.log,
+			Pools: pools, Store: n.store, Stats: n.watchdogStats, Logger: n.log,
 			Placement: placement, Candidates: n.candidates, Remote: n.remote,
 			Live: n.connections,
 		}),

@@ -94,7 +94,8 @@ func TestRequests(t *testing.T) {
 	for _, codec := range []proto.Codec{proto.Msgpack(), proto.JSON()} {
 		t.Run(codec.Name(), func(t *testing.T) {
 			t.Parallel()
-			a := newPeers(t).spawn(testKind(), codec, 1, gen.ProcessOptions{})
+			stats := &agent.Stats{}
+			a := newPeers(t).spawnWith(testKind(), agent.Options{Codec: codec, Stats: stats}, 1)
 			a.ready(false, nil) // not fresh: no welcome
 			// Each case runs on the same agent, after the ones before it.
 			for _, tc := range []struct {
@@ -122,6 +123,15 @@ func TestRequests(t *testing.T) {
 					}
 					want(t, got, tc.want...)
 				})
+			}
+			a.t = t
+			seq := a.send([]byte{0xc1}) // valid in neither codec
+			if got, _ := a.reply(seq); got["message"] != agent.MsgMalformed {
+				t.Fatalf("reply to a bad frame: %v", got)
+			}
+			// The replies above were read, so every request was counted.
+			if r, d, u, h, p := stats.Requests(), stats.DecodeErrors(), stats.UnknownCommands(), stats.HandlerErrors(), stats.Panics(); r != 9 || d != 1 || u != 1 || h != 2 || p != 1 {
+				t.Fatalf("stats: requests %d, decode errors %d, unknown %d, handler errors %d, panics %d; want 9, 1, 1, 2, 1", r, d, u, h, p)
 			}
 		})
 	}

@@ -64,6 +64,8 @@ type Options struct {
 	// Announce is how often an agent repeats its AgentUp until its
 	// watchdog answers; 0 means DefaultAnnounce.
 	Announce time.Duration
+	// Stats counts requests and their errors; nil means a new one.
+	Stats *Stats
 }
 
 // maxJoined bounds a payload joined from several Frames (proto.MaxChunk).
@@ -81,6 +83,9 @@ func Behavior(a *Agent, o Options) gen.ServerBehavior {
 	}
 	if o.Announce <= 0 {
 		o.Announce = DefaultAnnounce
+	}
+	if o.Stats == nil {
+		o.Stats = &Stats{}
 	}
 	return &server{agent: a, opts: o}
 }
@@ -434,8 +439,10 @@ func (s *server) lose(p *gen.ServerProcess, st *state, upTo uint64) {
 }
 
 func (s *server) request(st *state, payload []byte) {
+	s.opts.Stats.requests.Add(1)
 	req, err := proto.DecodeRequest(st.sess.codec, payload)
 	if err != nil {
+		s.opts.Stats.decodeErrors.Add(1)
 		st.bad++
 		msg := MsgMalformed
 		if errors.Is(err, proto.ErrBadRequest) {
@@ -456,8 +463,13 @@ func (s *server) request(st *state, payload []byte) {
 	var reply Reply
 	h, ok := s.agent.handlers[req.Cmd]
 	if !ok {
+		s.opts.Stats.unknown.Add(1)
 		reply = Reply{"status": "error", "message": MsgUnknownCommand}
 	} else if err := s.call(st, func() (err error) { reply, err = h(&st.sess, req); return err }); err != nil {
+		s.opts.Stats.handlerErrors.Add(1)
+		if _, ok := errors.AsType[*PanicError](err); ok {
+			s.opts.Stats.panics.Add(1)
+		}
 		st.log.Error("agent handler failed", "cmd", req.Cmd, "err", err)
 		reply = Reply{"status": "error", "message": MsgInternalError}
 	}

@@ -87,6 +87,7 @@ type Listener struct {
 	lostFrames  atomic.Uint64           // frames agents reported never received (see LostFrames)
 	attached    atomic.Int64            // how many gate processes attached so far
 	counter     atomic.Uint64
+	stats       counters
 
 	mu      sync.Mutex // guards clients, lost and retry
 	clients map[uint64]*client

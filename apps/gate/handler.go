@@ -22,6 +22,7 @@ var errRawLost = errors.New("gate: a frame of a raw client was lost with its age
 // Open implements socket.Handler: it registers the client and tells the
 // watchdog, which starts an agent and answers with Forward.
 func (l *Listener) Open(c *socket.Conn) error {
+	l.stats.accepted.Add(1)
 	p := l.process()
 	if p == nil {
 		return errNoGate
@@ -53,6 +54,8 @@ func (l *Listener) Open(c *socket.Conn) error {
 // agent, waiting while the client's window is full.
 func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl := c.Value().(*client)
+	l.stats.framesIn.Add(1)
+	l.stats.bytesIn.Add(uint64(len(payload)))
 	tokens := cl.tokens(len(payload))
 	for i := range tokens {
 		select {
@@ -157,6 +160,7 @@ func (l *Listener) Warning(c *socket.Conn, queued int) {
 // Closed implements socket.Handler: it forgets the client and tells the
 // watchdog, which stops the agent.
 func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) {
+	l.stats.close(reason)
 	cl, ok := c.Value().(*client)
 	if !ok {
 		return // closed before Open registered it
@@ -285,6 +289,12 @@ func (l *Listener) output(cl *client, m proto.Output) {
 	done := cl.take(m.Ack)
 	cl.mu.Unlock()
 	defer cl.release(held(done))
+	if len(done) > 0 {
+		now := time.Now()
+		for _, f := range done {
+			l.stats.observe(now.Sub(f.sent))
+		}
+	}
 	if m.LostFrom > 0 {
 		// Frames the agent never got: answered as if it had been lost, or,
 		// where the codec has no way to say so (raw), the client is
@@ -300,6 +310,8 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		}
 	}
 	if m.Write {
+		l.stats.framesOut.Add(1)
+		l.stats.bytesOut.Add(uint64(len(m.Payload)))
 		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
 			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
 		}
@@ -387,6 +399,8 @@ func (l *Listener) unavailable(cl *client, payload []byte) bool {
 	}
 	b, err := codec.Marshal(reply)
 	if err == nil {
+		l.stats.framesOut.Add(1)
+		l.stats.bytesOut.Add(uint64(len(b)))
 		err = cl.conn.Write(b)
 	}
 	if err != nil && !errors.Is(err, socket.ErrClosed) {

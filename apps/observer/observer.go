@@ -81,13 +81,32 @@ type NodeInfo struct {
 	Listeners  []Listener `msgpack:"listeners" json:"listeners"`
 	Admin      string     `msgpack:"admin" json:"admin,omitempty"` // its admin HTTP address
 	Members    []Member   `msgpack:"members" json:"members"`       // the node's gossip view
+	// What the node's agents and watchdog did since it started.
+	Requests      uint64 `msgpack:"requests" json:"requests"`           // handled by this node's agents
+	DecodeErrors  uint64 `msgpack:"decode_errors" json:"decode_errors"` // requests its agents could not decode
+	HandlerErrors uint64 `msgpack:"handler_errors" json:"handler_errors"`
+	AgentsStarted uint64 `msgpack:"agents_started" json:"agents_started"` // by this node's watchdog, here or elsewhere
+	Restarts      uint64 `msgpack:"restarts" json:"restarts"`             // of agents of this node's sessions
+	Failovers     uint64 `msgpack:"failovers" json:"failovers"`           // agents of its sessions moved off a lost node
 }
 
-// Listener is one of a node's client listeners.
+// Listener is one of a node's client listeners: totals since it started,
+// and rates and latencies over the last second.
 type Listener struct {
-	Name        string `msgpack:"name" json:"name"`
-	Addr        string `msgpack:"addr" json:"addr"`
-	Connections int    `msgpack:"connections" json:"connections"`
+	Name        string            `msgpack:"name" json:"name"`
+	Addr        string            `msgpack:"addr" json:"addr"`
+	Connections int               `msgpack:"connections" json:"connections"`
+	Accepted    uint64            `msgpack:"accepted" json:"accepted"`
+	Closed      map[string]uint64 `msgpack:"closed" json:"closed"` // by reason
+	FrameErrors uint64            `msgpack:"frame_errors" json:"frame_errors"`
+	FramesIn    uint64            `msgpack:"frames_in" json:"frames_in"`
+	FramesOut   uint64            `msgpack:"frames_out" json:"frames_out"`
+	InPerSec    float64           `msgpack:"in_per_sec" json:"in_per_sec"`
+	OutPerSec   float64           `msgpack:"out_per_sec" json:"out_per_sec"`
+	// Request latency (read to acknowledged) over the last second, as the
+	// upper bound of its histogram bucket; 0 without requests.
+	P50Us int64 `msgpack:"p50_us" json:"p50_us"`
+	P99Us int64 `msgpack:"p99_us" json:"p99_us"`
 }
 
 // Member is one cluster member in a node's gossip view.
@@ -105,8 +124,9 @@ type Member struct {
 type Process struct {
 	PID      string `msgpack:"pid" json:"pid"`
 	Name     string `msgpack:"name" json:"name,omitempty"`
-	Behavior string `msgpack:"behavior" json:"behavior"` // its Go type
-	Mailbox  int    `msgpack:"mailbox" json:"mailbox"`   // messages waiting
+	Behavior string `msgpack:"behavior" json:"behavior"`       // its Go type
+	Mailbox  int    `msgpack:"mailbox" json:"mailbox"`         // messages waiting
+	Parent   string `msgpack:"parent" json:"parent,omitempty"` // the pid of its supervisor (the tree); "" for a root
 }
 
 // Session is a session held by one of a node's gates, and where its agent

@@ -124,6 +124,7 @@ type harness struct {
 	t      *testing.T
 	node   node.Node
 	store  *watchdog.Store
+	stats  *watchdog.Stats
 	opts   watchdog.Options
 	pool   sup.PoolSpec
 	agent  *fakeAgent
@@ -137,7 +138,7 @@ func newHarness(t *testing.T, maxRestarts int, window time.Duration) *harness {
 	t.Helper()
 	n := ergotest.StartNode(t)
 	fa := &fakeAgent{events: make(chan agentEvent, 1024)}
-	h := &harness{t: t, node: n, store: watchdog.NewStore(), agent: fa, agents: fa.events}
+	h := &harness{t: t, node: n, store: watchdog.NewStore(), stats: &watchdog.Stats{}, agent: fa, agents: fa.events}
 	h.pool = sup.PoolSpec{Name: "agents." + listener, Shards: 1, Behavior: fa}
 	if _, err := n.Spawn(h.pool.Name, gen.ProcessOptions{}, h.pool.Supervisor()); err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func newHarness(t *testing.T, maxRestarts int, window time.Duration) *harness {
 			listener: h.pool,
 			"down":   {Name: "agents.down", Behavior: fa}, // never started
 		},
-		Store: h.store, MaxRestarts: maxRestarts, RestartWindow: window,
+		Store: h.store, Stats: h.stats, MaxRestarts: maxRestarts, RestartWindow: window,
 		RestartGrace: 500 * time.Millisecond, // ample for a supervisor's restart (microseconds)
 	}
 	h.spawnWatchdog()

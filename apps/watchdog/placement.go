@@ -70,6 +70,7 @@ func (s *server) place(p *gen.ServerProcess, st *state, r Record, pl Placement) 
 		p.SendAfter(p.Self(), checkAgent{r.Session, r.Attempt}, 0)
 		return
 	}
+	s.opts.Stats.started.Add(1)
 	s.opts.Store.update(r.Session, func(r *Record) { r.Placing = node })
 	st.spawning[node]++
 	p.SendAfter(p.Self(), checkAgent{r.Session, r.Attempt}, s.opts.SpawnTimeout)

@@ -39,6 +39,7 @@ type Options struct {
 	Name          string                  // registered name; "" means DefaultName
 	Pools         map[string]sup.PoolSpec // agent pool per listener name
 	Store         *Store                  // required; outlives the process
+	Stats         *Stats                  // counts restarts and failovers; nil means a new one
 	MaxRestarts   int                     // agent restarts allowed within RestartWindow; 0 means DefaultMaxRestarts
 	RestartWindow time.Duration           // 0 means DefaultRestartWindow
 	Logger        *slog.Logger            // nil discards
@@ -83,6 +84,9 @@ func Behavior(o Options) gen.ServerBehavior {
 	}
 	if o.Store == nil {
 		o.Store = NewStore()
+	}
+	if o.Stats == nil {
+		o.Stats = &Stats{}
 	}
 	if o.SpawnTimeout <= 0 {
 		o.SpawnTimeout = DefaultSpawnTimeout
@@ -223,6 +227,7 @@ func (s *server) start(p *gen.ServerProcess, st *state, r Record) {
 		s.kick(p, r, "agent start failed")
 		return
 	}
+	s.opts.Stats.started.Add(1)
 	agent := sup.FromPid(proc.Self())
 	var rec Record
 	s.opts.Store.update(r.Session, func(r *Record) {
@@ -355,9 +360,11 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 	}
 	s.watch(p, st, m.Agent, m.Session)
 	if restart {
+		s.opts.Stats.restarts.Add(1)
 		s.opts.Logger.Info("agent restarted", "session", m.Session, "pid", sup.ToPid(m.Agent).String())
 	}
 	if kick {
+		s.opts.Stats.crashLoops.Add(1)
 		s.opts.Logger.Warn("agent keeps crashing; kicking its client", "session", m.Session)
 		s.kick(p, rec, "agent crash loop")
 		return
@@ -408,6 +415,7 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 		// gossip): no supervisor will restart it. Place it anew now, not
 		// on that incarnation of the node.
 		st.gone[dead.Node] = goneNode{creation: dead.Creation, at: time.Now()}
+		s.opts.Stats.failovers.Add(1)
 		s.opts.Logger.Info("agent's node is gone; placing the agent on another node", "session", session, "peer", dead.Node)
 		s.start(p, st, rec)
 	default:
@@ -430,6 +438,7 @@ func (s *server) check(p *gen.ServerProcess, st *state, m checkAgent) {
 		s.opts.Store.update(m.session, func(r *Record) { r.Placing = "" })
 		r.Placing = ""
 	case r.Served && !waiting(st, m.session):
+		s.opts.Stats.restarts.Add(1)
 		s.opts.Logger.Warn("agent was not restarted by its supervisor; starting a new one", "session", m.session)
 	}
 	s.start(p, st, r)

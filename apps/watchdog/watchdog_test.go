@@ -85,6 +85,10 @@ func TestAgentCrashRestoresSession(t *testing.T) {
 			if r, _ := h.store.Get(1); r.Agent != sup.FromPid(pid) || len(r.Restarts) != 1 {
 				t.Fatalf("record %+v, want agent %s after 1 restart", r, pid)
 			}
+			if s := h.stats; s.Started() != 1 || s.Restarts() != 1 || s.Failovers() != 0 || s.CrashLoops() != 0 {
+				t.Fatalf("stats: started %d, restarts %d, failovers %d, crash loops %d; want 1, 1, 0, 0",
+					s.Started(), s.Restarts(), s.Failovers(), s.CrashLoops())
+			}
 		})
 	}
 }
@@ -138,6 +142,9 @@ func TestCrashLoopKicks(t *testing.T) {
 				if i == 3 && tc.kicked {
 					if k := gateNext[proto.Kick](h); k != (proto.Kick{Session: 1, Reason: "agent crash loop"}) {
 						t.Fatalf("Kick = %+v", k)
+					}
+					if n := h.stats.CrashLoops(); n != 1 {
+						t.Fatalf("CrashLoops() = %d, want 1", n)
 					}
 					return
 				}
@@ -248,6 +255,9 @@ func TestAgentNotRestartedBySupervisor(t *testing.T) {
 	h.crashed(1, old)
 	pid := h.placed(1, 2, old) // a new placement
 	h.resumed(1, pid, false, values)
+	if s := h.stats; s.Started() != 2 || s.Restarts() != 1 {
+		t.Fatalf("stats: started %d, restarts %d; want 2, 1", s.Started(), s.Restarts())
+	}
 }
 
 func TestLostAgentUp(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,8 +63,10 @@ func observeCmd() *cobra.Command {
 		Short: "Show the cluster's nodes, or one node in detail, asked over the cluster itself",
 		Long: `observe joins the cluster as an observer node (roles [observer]: it runs no
 agents or services) and asks every node's observer service about its node:
-uptime, processes, agents, sessions, memory, listeners. With NODE (short
-or full name) it shows that node's processes and sessions too. A node that
+uptime, processes, agents, sessions, memory, listeners with their rates
+and latencies over the last second, agent restarts and failovers. With
+NODE (short or full name) it shows that node's processes, as its
+supervision tree, and its sessions with where their agents run. A node that
 does not answer within --timeout is shown unreachable.
 
 --json prints one JSON document: for the cluster
@@ -224,16 +227,20 @@ func showCluster(ctx context.Context, w io.Writer, n *nodes.Node, asJSON bool, t
 		return enc.Encode(view)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLES\tUPTIME\tPROCESSES\tAGENTS\tSESSIONS\tGOROUTINES\tHEAP\tSTATE")
+	fmt.Fprintln(tw, "NODE\tROLES\tUPTIME\tPROCESSES\tAGENTS\tSESSIONS\tREQ/S\tRESTARTS\tFAILOVERS\tGOROUTINES\tHEAP\tSTATE")
 	for _, nv := range view.Nodes {
 		if !nv.Reachable {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\tunreachable (%s)\n", nv.Name, nv.Error)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\tunreachable (%s)\n", nv.Name, nv.Error)
 			continue
 		}
 		i := nv.Info
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f MiB\tok\n", i.Name, strings.Join(i.Roles, ","),
+		var perSec float64
+		for _, l := range i.Listeners {
+			perSec += l.InPerSec
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%d\t%d\t%d\t%.1f MiB\tok\n", i.Name, strings.Join(i.Roles, ","),
 			(time.Duration(i.UptimeMs) * time.Millisecond).Round(time.Second), i.Processes, i.Agents, i.Sessions,
-			i.Goroutines, float64(i.HeapBytes)/(1<<20))
+			perSec, i.Restarts, i.Failovers, i.Goroutines, float64(i.HeapBytes)/(1<<20))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -316,13 +323,18 @@ func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJS
 		(time.Duration(i.UptimeMs) * time.Millisecond).Round(time.Second), strings.Join(i.Roles, ","))
 	fmt.Fprintf(w, "goroutines %d  heap %.1f MiB  sys %.1f MiB  gc %d (%.1f ms)\n", i.Goroutines,
 		float64(i.HeapBytes)/(1<<20), float64(i.SysBytes)/(1<<20), i.NumGC, float64(i.GCPauseNs)/1e6)
+	fmt.Fprintf(w, "requests %d (decode errors %d, handler errors %d)  agents started %d  restarts %d  failovers %d\n",
+		i.Requests, i.DecodeErrors, i.HandlerErrors, i.AgentsStarted, i.Restarts, i.Failovers)
 	for _, l := range i.Listeners {
-		fmt.Fprintf(w, "listener %s %s: %d connections\n", l.Name, l.Addr, l.Connections)
+		fmt.Fprintf(w, "listener %s %s: %d connections (%d accepted, %d frame errors), %.0f/s in, %.0f/s out, p50 %s p99 %s\n",
+			l.Name, l.Addr, l.Connections, l.Accepted, l.FrameErrors, l.InPerSec, l.OutPerSec,
+			time.Duration(l.P50Us)*time.Microsecond, time.Duration(l.P99Us)*time.Microsecond)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPID\tNAME\tBEHAVIOR\tMAILBOX")
-	for _, p := range d.Processes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", p.PID, p.Name, p.Behavior, p.Mailbox)
+	fmt.Fprintln(tw, "\nPID\tNAME (supervision tree)\tBEHAVIOR\tMAILBOX")
+	for _, t := range tree(d.Processes) {
+		p := t.Process
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%d\n", p.PID, strings.Repeat("  ", t.depth), cmp.Or(p.Name, "-"), p.Behavior, p.Mailbox)
 	}
 	if len(d.Sessions) > 0 {
 		fmt.Fprintln(tw, "\nSESSION\tLISTENER\tREMOTE\tAGENT")
@@ -331,4 +343,41 @@ func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJS
 		}
 	}
 	return tw.Flush()
+}
+
+// treeProcess is a process and its depth in its node's supervision tree.
+type treeProcess struct {
+	observer.Process
+	depth int
+}
+
+// tree orders processes as their supervision tree, depth first: each
+// after its parent, children by pid. A process whose parent is not listed
+// is a root.
+func tree(procs []observer.Process) []treeProcess {
+	listed := map[string]bool{}
+	for _, p := range procs {
+		listed[p.PID] = true
+	}
+	children := map[string][]observer.Process{}
+	var roots []observer.Process
+	for _, p := range procs {
+		if p.Parent == "" || !listed[p.Parent] {
+			roots = append(roots, p)
+		} else {
+			children[p.Parent] = append(children[p.Parent], p)
+		}
+	}
+	out := make([]treeProcess, 0, len(procs))
+	var walk func(p observer.Process, depth int)
+	walk = func(p observer.Process, depth int) {
+		out = append(out, treeProcess{p, depth})
+		for _, c := range children[p.PID] {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/skynode/skynode/apps/observer"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/proctest"
 	"github.com/skynode/skynode/test/wire"
@@ -109,6 +110,21 @@ roles = ["worker"]
 	if !found {
 		t.Fatalf("the session's agent %s is not among back's processes: %+v", agent, detail.Processes)
 	}
+	// The agent's place in back's supervision tree: under a shard of its
+	// pool, itself under the pool's supervisor.
+	byPID := map[string]observer.Process{}
+	for _, p := range detail.Processes {
+		byPID[p.PID] = p
+	}
+	shard := byPID[byPID[agent].Parent]
+	if !strings.HasPrefix(shard.Name, "agents.") || !strings.HasPrefix(byPID[shard.Parent].Name, "agents.") {
+		t.Fatalf("the agent's parent %+v, and its parent %+v: want a pool shard under its pool", shard, byPID[shard.Parent])
+	}
+	// front's listener counted the client's request and its latency.
+	if len(front1.Info.Listeners) != 1 || front1.Info.Listeners[0].FramesIn != 1 || front1.Info.Requests != 0 || detail.Info.Requests != 1 {
+		t.Fatalf("front's listeners %+v (requests %d), back's requests %d: want the one whoami counted at the gate and on the worker",
+			front1.Info.Listeners, front1.Info.Requests, detail.Info.Requests)
+	}
 
 	act := func(args ...string) {
 		t.Helper()
@@ -119,6 +135,7 @@ roles = ["worker"]
 	}
 	// Killed through observe, the agent is restarted by its supervisor and
 	// the client keeps its session on the same connection.
+	startedBefore := front1.Info.AgentsStarted
 	act("--kill", agent, "back")
 	ergotest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
 		if err := json.Unmarshal(observe("front"), &front1); err != nil {
@@ -126,6 +143,12 @@ roles = ["worker"]
 		}
 		if len(front1.Sessions) != 1 || front1.Sessions[0].AgentPID == agent || front1.Sessions[0].AgentPID == "" {
 			return fmt.Errorf("front's sessions after the kill: %+v", front1.Sessions)
+		}
+		// The gate's node counted a restart, not a failover nor a new
+		// agent (the supervisor restarted it).
+		if i := front1.Info; i.Restarts != 1 || i.Failovers != 0 || i.AgentsStarted != startedBefore {
+			return fmt.Errorf("front after the kill: restarts %d, failovers %d, started %d; want 1, 0, %d",
+				i.Restarts, i.Failovers, i.AgentsStarted, startedBefore)
 		}
 		return nil
 	})
