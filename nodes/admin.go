@@ -19,8 +19,10 @@ import (
 // The admin HTTP address of a node (NodeConfig.Admin): Prometheus metrics
 // at /metrics, Go's profiler at /debug/pprof/, and a JSON API with the data
 // of `node observe` for this node at /api/node, /api/processes and
-// /api/sessions. It is read from the node's state, like the console, and
-// never waits on the node's processes.
+// /api/sessions, read from the node's state like the console: they never
+// wait on the node's processes. The dashboard at / (dashboard.go) and
+// /api/cluster show the whole cluster: they ask every node's observer
+// service over the cluster's links, each within a timeout.
 
 // metricsCollector reads the node's figures at each scrape.
 type metricsCollector struct {
@@ -156,8 +158,8 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.topicDropped, float64(n.topics.Dropped()))
 }
 
-// adminHandler serves the admin address.
-func (n *Node) adminHandler() http.Handler {
+// adminHandler serves the admin address; its event streams end with ctx.
+func (n *Node) adminHandler(ctx context.Context) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newMetricsCollector(n), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -179,13 +181,19 @@ func (n *Node) adminHandler() http.Handler {
 	api("/api/node", func() any { return o.Info() })
 	api("/api/processes", func() any { return o.Processes() })
 	api("/api/sessions", func() any { return o.Sessions() })
+	mux.HandleFunc("GET /{$}", n.dashboard)
+	mux.HandleFunc("GET /api/events", n.events(ctx))
+	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(n.ObserveCluster(r.Context(), 2*time.Second))
+	})
 	return mux
 }
 
 // serveAdmin serves the admin address on ln until ctx ends.
 func (n *Node) serveAdmin(ctx context.Context, ln net.Listener) {
 	srv := &http.Server{
-		Handler:           n.adminHandler(),
+		Handler:           n.adminHandler(ctx),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       time.Minute,

@@ -153,9 +153,13 @@ func (c *console) run(w io.Writer, cmd string, args []string) error {
 		if p == nil {
 			return fmt.Errorf("no process %q", args[0])
 		}
-		info := p.Info()
-		fmt.Fprintf(tw, "pid\t%s\nname\t%s\nbehavior\t%T\nmailbox\t%d\nlinks\t%v\nmonitors\t%v\nmonitored by\t%v\n",
-			info.PID, info.Name, p.Behavior(), info.MessageQueueLen, info.Links, info.Monitors, info.MonitoredBy)
+		// Not p.Info(): it reads Ergo's monitor maps unlocked (sup/ERGO.md E19).
+		parent := "-"
+		if pp := p.Parent(); pp != nil {
+			parent = pp.Self().String()
+		}
+		fmt.Fprintf(tw, "pid\t%s\nname\t%s\nbehavior\t%T\nmailbox\t%d\nparent\t%s\nmonitors\t%v\nmonitored by\t%v\n",
+			p.Self(), p.Name(), p.Behavior(), len(p.ProcessChannels().Mailbox), parent, p.Monitors(), p.MonitoredBy())
 	case "gc":
 		runtime.GC()
 		fallthrough
@@ -184,7 +188,7 @@ func (c *console) run(w io.Writer, cmd string, args []string) error {
 		if p == nil || !p.IsAlive() {
 			return fmt.Errorf("no live process %q", args[0])
 		}
-		fmt.Fprintf(tw, "pong %s: alive, %d message(s) waiting\n", p.Self(), p.Info().MessageQueueLen)
+		fmt.Fprintf(tw, "pong %s: alive, %d message(s) waiting\n", p.Self(), len(p.ProcessChannels().Mailbox))
 	case "netstat":
 		fmt.Fprintln(tw, "LISTENER\tADDR\tCONNECTIONS")
 		for _, l := range n.listeners {

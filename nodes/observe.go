@@ -68,12 +68,12 @@ func (o observed) Info() observer.NodeInfo {
 func (o observed) Processes() []observer.Process {
 	var out []observer.Process
 	for _, p := range o.n.ergo.ProcessList() {
-		info := p.Info()
-		if info.PID.ID == 0 {
+		// Not p.Info(): it reads Ergo's monitor maps unlocked (sup/ERGO.md E19).
+		if !p.IsAlive() {
 			continue // ended meanwhile
 		}
 		proc := observer.Process{
-			PID: info.PID.String(), Name: info.Name, Behavior: fmt.Sprintf("%T", p.Behavior()), Mailbox: info.MessageQueueLen,
+			PID: p.Self().String(), Name: p.Name(), Behavior: fmt.Sprintf("%T", p.Behavior()), Mailbox: len(p.ProcessChannels().Mailbox),
 		}
 		if parent := p.Parent(); parent != nil {
 			proc.Parent = parent.Self().String()

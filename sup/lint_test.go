@@ -36,6 +36,12 @@ func linkCall(name string) bool {
 	return false
 }
 
+// racyRead reports whether the Ergo method name reads Ergo's monitor or
+// link maps without the lock that guards them (sup/ERGO.md E19).
+func racyRead(name string) bool {
+	return name == "Info" || name == "MonitorsByName" || name == "Links"
+}
+
 // sendCall reports whether the Ergo method name touches a node link when
 // its destination (the first argument) is on another node.
 func sendCall(name string) bool {
@@ -50,7 +56,8 @@ func sendCall(name string) bool {
 // helpers of sup/ergotest) and fails on any call of such an Ergo method,
 // and on any Send whose destination is a pid, process id or alias (which
 // may name another node) rather than a registered name (always local) or
-// the process itself.
+// the process itself. It also fails on the Ergo methods that read its
+// monitor maps unlocked (sup/ERGO.md E19), which the observer must avoid.
 func TestNoDirectLinkCalls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks the module: not in -short")
@@ -145,6 +152,8 @@ func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
 			out = append(out, fmt.Sprintf("%s: %s", at, name))
 		case sendCall(name) && len(call.Args) > 0 && mayBeRemote(call.Args[0], info):
 			out = append(out, fmt.Sprintf("%s: %s to a destination that may be on another node", at, name))
+		case racyRead(name):
+			out = append(out, fmt.Sprintf("%s: %s reads Ergo's maps under the wrong lock (sup/ERGO.md E19)", at, name))
 		}
 		return true
 	})

@@ -20,39 +20,6 @@ import (
 	"github.com/skynode/skynode/nodes/cluster"
 )
 
-// clusterView is the document `node observe --json` prints for the whole
-// cluster.
-type clusterView struct {
-	Nodes []nodeView `json:"nodes"`
-	Audit audit      `json:"audit"`
-}
-
-// nodeView is one node in a clusterView: its info, or why it did not
-// answer.
-type nodeView struct {
-	Name      string             `json:"name"`
-	Reachable bool               `json:"reachable"`
-	Error     string             `json:"error,omitempty"`
-	Info      *observer.NodeInfo `json:"info,omitempty"`
-}
-
-// audit compares the sessions the gates hold with the agents the nodes
-// run: when the cluster is quiet they are equal, and a difference means an
-// orphan (an agent without a session, or a session without an agent).
-type audit struct {
-	Sessions int  `json:"sessions"`
-	Agents   int  `json:"agents"`
-	Mismatch bool `json:"mismatch"`
-	Complete bool `json:"complete"` // every node answered
-}
-
-// nodeDetail is the document `node observe --json NODE` prints.
-type nodeDetail struct {
-	Info      observer.NodeInfo  `json:"info"`
-	Processes []observer.Process `json:"processes"`
-	Sessions  []observer.Session `json:"sessions"`
-}
-
 func observeCmd() *cobra.Command {
 	var config, host, kill string
 	var asJSON, watch, drain bool
@@ -162,7 +129,7 @@ func waitView(n *nodes.Node, wait time.Duration) {
 	deadline := time.Now().Add(wait)
 	last, stable := -1, 0
 	for time.Now().Before(deadline) {
-		count := len(observed(n))
+		count := len(n.Observed())
 		if n.Joined() && count > 0 && count == last {
 			if stable++; stable >= 5 {
 				return
@@ -175,52 +142,8 @@ func waitView(n *nodes.Node, wait time.Duration) {
 	}
 }
 
-// observed returns the names of the nodes to observe: the members that run
-// skynode's processes (not observers), alive or not.
-func observed(n *nodes.Node) []cluster.Member {
-	var out []cluster.Member
-	for _, m := range n.Members() {
-		if m.Name != n.Name() && !hasRole(m, cluster.ObserverRole) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func hasRole(m cluster.Member, role string) bool {
-	for _, r := range m.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
-
 func showCluster(ctx context.Context, w io.Writer, n *nodes.Node, asJSON bool, timeout time.Duration) error {
-	var view clusterView
-	view.Audit.Complete = true
-	for _, m := range observed(n) {
-		nv := nodeView{Name: m.Name}
-		if !m.Alive {
-			nv.Error = "dead"
-		} else {
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			info, err := nodes.CallNode[observer.NodeInfo](cctx, n, observer.Name, m.Name, observer.InfoRequest{})
-			cancel()
-			if err != nil {
-				nv.Error = err.Error()
-			} else {
-				nv.Reachable, nv.Info = true, &info
-				view.Audit.Sessions += info.Sessions
-				view.Audit.Agents += info.Agents
-			}
-		}
-		if !nv.Reachable {
-			view.Audit.Complete = false
-		}
-		view.Nodes = append(view.Nodes, nv)
-	}
-	view.Audit.Mismatch = view.Audit.Complete && view.Audit.Sessions != view.Audit.Agents
+	view := n.ObserveCluster(ctx, timeout)
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -257,20 +180,9 @@ func showCluster(ctx context.Context, w io.Writer, n *nodes.Node, asJSON bool, t
 	return nil
 }
 
-// fullName returns the cluster member called name, short (before the @)
-// or full.
-func fullName(n *nodes.Node, name string) (string, error) {
-	for _, m := range observed(n) {
-		if m.Name == name || strings.SplitN(m.Name, "@", 2)[0] == name {
-			return m.Name, nil
-		}
-	}
-	return "", fmt.Errorf("no node %q in the cluster", name)
-}
-
 // act carries out an operator action on the node called name.
 func act(ctx context.Context, w io.Writer, n *nodes.Node, name, kill string, kick uint64, drain bool, timeout time.Duration) error {
-	full, err := fullName(n, name)
+	full, err := n.FullName(name)
 	if err != nil {
 		return err
 	}
@@ -294,25 +206,10 @@ func act(ctx context.Context, w io.Writer, n *nodes.Node, name, kill string, kic
 }
 
 func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJSON bool, timeout time.Duration) error {
-	full, err := fullName(n, name)
+	d, err := n.ObserveNode(ctx, name, timeout)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d nodeDetail
-	if d.Info, err = nodes.CallNode[observer.NodeInfo](cctx, n, observer.Name, full, observer.InfoRequest{}); err != nil {
-		return fmt.Errorf("%s unreachable: %w", full, err)
-	}
-	procs, err := nodes.CallNode[observer.ProcessList](cctx, n, observer.Name, full, observer.ProcessesRequest{})
-	if err != nil {
-		return fmt.Errorf("%s unreachable: %w", full, err)
-	}
-	sessions, err := nodes.CallNode[observer.SessionList](cctx, n, observer.Name, full, observer.SessionsRequest{})
-	if err != nil {
-		return fmt.Errorf("%s unreachable: %w", full, err)
-	}
-	d.Processes, d.Sessions = procs.Processes, sessions.Sessions
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/apps/observer"
+	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/proctest"
 	"github.com/skynode/skynode/test/wire"
@@ -78,7 +79,7 @@ roles = ["worker"]
 		out := p.out.String()
 		return []byte(out[strings.Index(out, "{"):])
 	}
-	var view clusterView
+	var view nodes.ClusterView
 	ergotest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
 		if err := json.Unmarshal(observe(), &view); err != nil {
 			t.Fatal(err)
@@ -88,14 +89,14 @@ roles = ["worker"]
 		}
 		return nil
 	})
-	var detail nodeDetail
+	var detail nodes.NodeDetail
 	if err := json.Unmarshal(observe("back"), &detail); err != nil {
 		t.Fatal(err)
 	}
 	if detail.Info.Name != "back@127.0.0.1" || detail.Info.Agents != 1 || len(detail.Sessions) != 0 {
 		t.Fatalf("back: %+v", detail.Info)
 	}
-	var front1 nodeDetail
+	var front1 nodes.NodeDetail
 	if err := json.Unmarshal(observe("front@127.0.0.1"), &front1); err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +188,14 @@ roles = ["worker"]
 `, addrs[0], port))
 	start(t, "", "run", "--config", config, "--node", "steady")
 	frozen := start(t, "", "run", "--config", config, "--node", "frozen")
-	observe := func() clusterView {
+	observe := func() nodes.ClusterView {
 		t.Helper()
 		p := start(t, "", "observe", "--config", config, "--json", "--timeout", "2s")
 		if err := p.wait(t, 60*time.Second); err != nil {
 			t.Fatalf("observe: %v\n%s", err, p.out.String())
 		}
 		out := p.out.String()
-		var v clusterView
+		var v nodes.ClusterView
 		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &v); err != nil {
 			t.Fatalf("%v in %s", err, out)
 		}
