@@ -23,6 +23,10 @@ var dashboardPage string
 // eventEvery is how often the dashboard's events are sent.
 const eventEvery = time.Second
 
+// dashboardList is the most processes and sessions the dashboard lists of
+// a node (it says how many there are).
+const dashboardList = 500
+
 // eventTimeout is how long a node has to answer for one event.
 const eventTimeout = 800 * time.Millisecond
 
@@ -69,7 +73,7 @@ func (n *Node) events(ctx context.Context) http.HandlerFunc {
 				return
 			}
 			if node != "" {
-				d, err := n.ObserveNode(r.Context(), node, eventTimeout)
+				d, err := n.observeNode(r.Context(), node, eventTimeout, dashboardList)
 				ok := true
 				if err != nil {
 					ok = send("node-error", err.Error())

@@ -185,7 +185,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	// envelopes cross a link (E3). Control messages do not wait behind
 	// queued data.
 	ob, err := outbox.New(n.ergo, outbox.Options{
-		Allowed: envelopes(), Urgent: urgent, Logger: n.log, QueueLen: cfg.Cluster.LinkQueue, NodeWatch: RootName,
+		Allowed: envelopes(), Check: linkCheck, Urgent: urgent, Logger: n.log, QueueLen: cfg.Cluster.LinkQueue, NodeWatch: RootName,
 	})
 	if err != nil {
 		n.leave()

@@ -73,3 +73,44 @@ func TestObserverAnswersAboutItsNode(t *testing.T) {
 		t.Fatalf("sessions %+v, want the client's (%v)", sessions.Sessions, addr)
 	}
 }
+
+// Lists longer than a page (observer.PageSize) are asked for page by
+// page: ObserveNode returns them whole, each element once.
+func TestObserveNodePagesLongLists(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name:      "paged",
+		Listeners: []nodes.ListenerConfig{{Name: "post", Addr: "127.0.0.1:0", Agent: "post"}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "paged", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	clients := 2*observer.PageSize + 5
+	for range clients {
+		wire.Dial(t, n.Addr("post").String()).Call("address", nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := n.ObserveNode(ctx, "paged", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for _, s := range d.Sessions {
+		seen[s.ID] = true
+	}
+	if len(d.Sessions) != clients || len(seen) != clients || d.Info.Sessions != clients {
+		t.Fatalf("%d sessions (%d distinct), info says %d; want %d", len(d.Sessions), len(seen), d.Info.Sessions, clients)
+	}
+	if len(d.Processes) < clients || d.TotalSessions != clients || d.TotalProcesses != len(d.Processes) {
+		t.Fatalf("%d processes (total %d, sessions' total %d), want at least the %d agents", len(d.Processes), d.TotalProcesses, d.TotalSessions, clients)
+	}
+	last, err := nodes.CallNode[observer.SessionList](ctx, n, observer.Name, n.Name(), observer.SessionsRequest{Offset: 2 * observer.PageSize})
+	if err != nil || len(last.Sessions) != 5 || last.Total != clients {
+		t.Fatalf("the last page: %d sessions of %d, %v; want 5 of %d", len(last.Sessions), last.Total, err, clients)
+	}
+}

@@ -37,6 +37,15 @@ func envelopes() func(msg etf.Term) bool {
 	return func(msg etf.Term) bool { return types[reflect.TypeOf(msg)] }
 }
 
+// linkCheck refuses a message too large to cross a node link (see
+// proto.MaxLinkPayload).
+func linkCheck(msg etf.Term) error {
+	if n := proto.LinkPayload(msg); n > proto.MaxLinkPayload {
+		return fmt.Errorf("%w: a %T of %d payload bytes (the limit is %d)", proto.ErrTooLarge, msg, n, proto.MaxLinkPayload)
+	}
+	return nil
+}
+
 // urgent reports whether msg may overtake the data queued for its node
 // (nodes/outbox's urgent queue): every control message may. Frames,
 // outputs, messages to agents and services, and publications are data; SessionSave and SessionStarted

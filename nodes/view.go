@@ -3,6 +3,7 @@ package nodes
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -48,11 +49,19 @@ type NodeDetail struct {
 	Info      observer.NodeInfo  `json:"info"`
 	Processes []observer.Process `json:"processes"`
 	Sessions  []observer.Session `json:"sessions"`
+	// How many the node has: more than listed when the list was cut
+	// (the dashboard lists at most dashboardList of each).
+	TotalProcesses int `json:"total_processes"`
+	TotalSessions  int `json:"total_sessions"`
 }
 
 // Observed returns the cluster members that run skynode's processes (not
-// observers such as `node observe`), alive or not, by name.
+// observers such as `node observe`), alive or not, by name; a node that
+// runs alone (no gossip) observes itself.
 func (n *Node) Observed() []cluster.Member {
+	if n.members == nil {
+		return []cluster.Member{{Name: n.Name(), Roles: slices.Clone(n.cfg.Roles), Alive: true, Since: n.started}}
+	}
 	var out []cluster.Member
 	for _, m := range n.Members() {
 		if !slices.Contains(m.Roles, cluster.ObserverRole) {
@@ -129,6 +138,12 @@ func (n *Node) FullName(name string) (string, error) {
 // processes and sessions, within timeout. Like ObserveCluster, it must
 // not be called from a process.
 func (n *Node) ObserveNode(ctx context.Context, name string, timeout time.Duration) (NodeDetail, error) {
+	return n.observeNode(ctx, name, timeout, math.MaxInt)
+}
+
+// observeNode is ObserveNode listing at most limit processes and limit
+// sessions.
+func (n *Node) observeNode(ctx context.Context, name string, timeout time.Duration, limit int) (NodeDetail, error) {
 	var d NodeDetail
 	full, err := n.FullName(name)
 	if err != nil {
@@ -137,17 +152,21 @@ func (n *Node) ObserveNode(ctx context.Context, name string, timeout time.Durati
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var errs [3]error
-	var procs observer.ProcessList
-	var sessions observer.SessionList
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		d.Info, errs[0] = CallNode[observer.NodeInfo](ctx, n, observer.Name, full, observer.InfoRequest{})
 	})
 	wg.Go(func() {
-		procs, errs[1] = CallNode[observer.ProcessList](ctx, n, observer.Name, full, observer.ProcessesRequest{})
+		d.Processes, d.TotalProcesses, errs[1] = pages(limit, func(offset int) ([]observer.Process, int, error) {
+			l, err := CallNode[observer.ProcessList](ctx, n, observer.Name, full, observer.ProcessesRequest{Offset: offset})
+			return l.Processes, l.Total, err
+		})
 	})
 	wg.Go(func() {
-		sessions, errs[2] = CallNode[observer.SessionList](ctx, n, observer.Name, full, observer.SessionsRequest{})
+		d.Sessions, d.TotalSessions, errs[2] = pages(limit, func(offset int) ([]observer.Session, int, error) {
+			l, err := CallNode[observer.SessionList](ctx, n, observer.Name, full, observer.SessionsRequest{Offset: offset})
+			return l.Sessions, l.Total, err
+		})
 	})
 	wg.Wait()
 	for _, err := range errs {
@@ -155,6 +174,23 @@ func (n *Node) ObserveNode(ctx context.Context, name string, timeout time.Durati
 			return d, fmt.Errorf("%s unreachable: %w", full, err)
 		}
 	}
-	d.Processes, d.Sessions = procs.Processes, sessions.Sessions
 	return d, nil
+}
+
+// pages asks for a list page by page (observer.PageSize) until it has
+// them all, or limit, and returns them with the list's length. A list
+// that changes meanwhile may show an element twice or miss one: each page
+// is true when asked.
+func pages[T any](limit int, ask func(offset int) ([]T, int, error)) ([]T, int, error) {
+	var all []T
+	for {
+		page, total, err := ask(len(all))
+		if err != nil {
+			return nil, 0, err
+		}
+		all = append(all, page...)
+		if len(page) == 0 || len(all) >= total || len(all) >= limit {
+			return all[:min(len(all), limit)], total, nil
+		}
+	}
 }

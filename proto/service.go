@@ -109,4 +109,7 @@ const (
 	ReasonTimeout   = "no answer in time"
 	ReasonNotSent   = "the queue to its node is full"
 	ReasonNoHandler = "no handler for the request's type"
+	// ReasonTooLarge: the request or the answer is over MaxLinkPayload
+	// and had to cross a node link.
+	ReasonTooLarge = "the request or its answer is too large to cross a node link"
 )

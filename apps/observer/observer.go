@@ -14,6 +14,11 @@ import (
 // Name is the observer service's name.
 const Name = "observer"
 
+// PageSize is the most processes or sessions one answer carries: an
+// answer must stay under what one message may carry between nodes
+// (proto.MaxLinkPayload), so long lists are asked for page by page.
+const PageSize = 100
+
 // Source is what a node tells its observer: package nodes implements it.
 // Its methods are called from the observer's process and must not block
 // on other nodes.
@@ -35,17 +40,30 @@ type Source interface {
 type (
 	// InfoRequest asks for the node's NodeInfo.
 	InfoRequest struct{}
-	// ProcessesRequest asks for the node's processes.
-	ProcessesRequest struct{}
-	// SessionsRequest asks for the sessions held by the node's gates.
-	SessionsRequest struct{}
-	// ProcessList answers a ProcessesRequest.
+	// ProcessesRequest asks for a page of the node's processes: at most
+	// Limit (0 or over PageSize: PageSize) from the Offset-th, in pid
+	// order.
+	ProcessesRequest struct {
+		Offset int `msgpack:"offset"`
+		Limit  int `msgpack:"limit"`
+	}
+	// SessionsRequest asks for a page of the sessions held by the node's
+	// gates, as ProcessesRequest does, in session order.
+	SessionsRequest struct {
+		Offset int `msgpack:"offset"`
+		Limit  int `msgpack:"limit"`
+	}
+	// ProcessList answers a ProcessesRequest: its page, and how many
+	// processes the node has.
 	ProcessList struct {
 		Processes []Process `msgpack:"processes" json:"processes"`
+		Total     int       `msgpack:"total" json:"total"`
 	}
-	// SessionList answers a SessionsRequest.
+	// SessionList answers a SessionsRequest: its page, and how many
+	// sessions the node holds.
 	SessionList struct {
 		Sessions []Session `msgpack:"sessions" json:"sessions"`
+		Total    int       `msgpack:"total" json:"total"`
 	}
 	// KillRequest asks to kill a process of the node.
 	KillRequest struct {
@@ -148,11 +166,13 @@ func Service(src Source) *service.Service[struct{}] {
 	service.Handle(s, func(c *service.Context[struct{}], _ InfoRequest) (NodeInfo, error) {
 		return src.Info(), nil
 	})
-	service.Handle(s, func(c *service.Context[struct{}], _ ProcessesRequest) (ProcessList, error) {
-		return ProcessList{Processes: src.Processes()}, nil
+	service.Handle(s, func(c *service.Context[struct{}], r ProcessesRequest) (ProcessList, error) {
+		all := src.Processes()
+		return ProcessList{Processes: page(all, r.Offset, r.Limit), Total: len(all)}, nil
 	})
-	service.Handle(s, func(c *service.Context[struct{}], _ SessionsRequest) (SessionList, error) {
-		return SessionList{Sessions: src.Sessions()}, nil
+	service.Handle(s, func(c *service.Context[struct{}], r SessionsRequest) (SessionList, error) {
+		all := src.Sessions()
+		return SessionList{Sessions: page(all, r.Offset, r.Limit), Total: len(all)}, nil
 	})
 	service.Handle(s, func(c *service.Context[struct{}], r KillRequest) (Done, error) {
 		c.Logger().Warn("observer: operator kills a process", "pid", r.PID)
@@ -167,4 +187,14 @@ func Service(src Source) *service.Service[struct{}] {
 		return Done{true}, src.Drain()
 	})
 	return s
+}
+
+// page returns at most limit elements of all from offset (see
+// ProcessesRequest).
+func page[T any](all []T, offset, limit int) []T {
+	if limit <= 0 || limit > PageSize {
+		limit = PageSize
+	}
+	offset = min(max(offset, 0), len(all))
+	return all[offset:min(offset+limit, len(all))]
 }

@@ -61,6 +61,11 @@ type Options struct {
 	// endless loop (sup/ERGO.md E3). It applies to local destinations too,
 	// so that a message refused between nodes is refused in one-node tests.
 	Allowed func(msg etf.Term) bool
+	// Check, if set, is asked about every message to another node, after
+	// Allowed and like it: an error refuses the message and is what Send
+	// and SendWait return. skynode refuses messages too large for a link
+	// (proto.ErrTooLarge, sup/ERGO.md E4).
+	Check func(msg etf.Term) error
 	// NodeWatch is the registered name of a process that every node of
 	// the cluster runs for as long as it runs (skynode's root
 	// supervisor). MonitorNode monitors that process by name instead of
@@ -185,7 +190,8 @@ func (*sender) HandleInfo(*gen.ServerProcess, etf.Term) gen.ServerStatus { retur
 // the caller down). A destination on the local node (a gen.ProcessID
 // without a node, a registered name) gets msg directly, and Send returns
 // Ergo's error: Ergo does not block on a local send. Send returns
-// ErrNotAllowed if Options.Allowed refuses msg, and ErrClosed after Close.
+// ErrNotAllowed if Options.Allowed refuses msg, Options.Check's error if
+// it refuses a message for another node, and ErrClosed after Close.
 //
 // Messages to one node are handed to Ergo in the order Send queued them,
 // but urgent ones (Options.Urgent) go first.
@@ -201,7 +207,18 @@ func (o *Outbox) Send(to any, msg etf.Term) error {
 	if name == "" {
 		return o.sendLocal(to, msg)
 	}
+	if err := o.check(msg); err != nil {
+		return err
+	}
 	return o.refuse(o.enqueue(name, item{to: to, msg: msg, urgent: o.urgent(msg)}))
+}
+
+// check applies Options.Check to a message for another node.
+func (o *Outbox) check(msg etf.Term) error {
+	if o.opts.Check == nil {
+		return nil
+	}
+	return o.opts.Check(msg)
 }
 
 // urgent reports whether msg goes in the urgent queue.
@@ -222,6 +239,9 @@ func (o *Outbox) SendWait(ctx context.Context, to any, msg etf.Term) error {
 	name, to := o.route(to)
 	if name == "" {
 		return o.sendLocal(to, msg)
+	}
+	if err := o.check(msg); err != nil {
+		return err
 	}
 	it := item{to: to, msg: msg, urgent: o.urgent(msg)}
 	for {

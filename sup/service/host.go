@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -285,7 +286,7 @@ func (h *host) route(p *gen.ServerProcess, st *hostState, m proto.ServiceCall) {
 		return
 	}
 	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: node}, fwd); err != nil {
-		h.fail(p, st, ref, proto.ReasonNotSent)
+		h.fail(p, st, ref, notSent(err))
 		return
 	}
 	// A link lost to that node (a kill -9 resets it at once) fails the
@@ -376,9 +377,23 @@ func (h *host) answer(p *gen.ServerProcess, st *hostState, to proto.PID, r proto
 		h.reply(p, st, r)
 		return
 	}
-	if err := sup.Send(p, h.opts.Remote, sup.ToPid(to), r); err != nil {
+	err := sup.Send(p, h.opts.Remote, sup.ToPid(to), r)
+	if errors.Is(err, proto.ErrTooLarge) {
+		// The caller is told at once rather than timed out.
+		st.env.log.Warn("service: answer too large to cross a node link", "err", err)
+		err = sup.Send(p, h.opts.Remote, sup.ToPid(to), proto.ServiceReply{Ref: r.Ref, Error: proto.ReasonTooLarge})
+	}
+	if err != nil {
 		st.env.log.Debug("service: reply dropped", "err", err) // its host times the call out
 	}
+}
+
+// notSent is the reason a call that could not be sent on fails with.
+func notSent(err error) string {
+	if errors.Is(err, proto.ErrTooLarge) {
+		return proto.ReasonTooLarge
+	}
+	return proto.ReasonNotSent
 }
 
 // fail answers a call this host routed with an error.
