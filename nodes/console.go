@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/sup"
 )
 
 // The debug console: Skynet's, for one node, over TCP on its loopback
@@ -159,7 +161,7 @@ func (c *console) run(w io.Writer, cmd string, args []string) error {
 			parent = pp.Self().String()
 		}
 		fmt.Fprintf(tw, "pid\t%s\nname\t%s\nbehavior\t%T\nmailbox\t%d\nparent\t%s\nmonitors\t%v\nmonitored by\t%v\n",
-			p.Self(), p.Name(), p.Behavior(), len(p.ProcessChannels().Mailbox), parent, p.Monitors(), p.MonitoredBy())
+			p.Self(), p.Name(), sup.Inner(p.Behavior()), len(p.ProcessChannels().Mailbox), parent, p.Monitors(), p.MonitoredBy())
 	case "gc":
 		runtime.GC()
 		fallthrough

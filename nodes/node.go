@@ -78,9 +78,10 @@ type Node struct {
 	// failovers for the metrics (admin.go) and the observer.
 	agentStats    *agent.Stats
 	watchdogStats *watchdog.Stats
-	rates         rates   // the listeners' last second (rates.go)
-	callers       callers // calls from code outside processes (call.go)
-	remote        *remote // remote sends of this node's processes
+	rates         rates       // the listeners' last second (rates.go)
+	census        *sup.Census // the life of the node's own gen.Servers
+	callers       callers     // calls from code outside processes (call.go)
+	remote        *remote     // remote sends of this node's processes
 	outbox        *outbox.Outbox
 	log           *slog.Logger
 
@@ -128,7 +129,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}
-	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, remote: &remote{}, done: make(chan struct{})}
+	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, census: sup.NewCensus(), remote: &remote{}, done: make(chan struct{})}
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.draining = make(chan struct{})
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)

@@ -73,7 +73,10 @@ func (o observed) Processes() []observer.Process {
 			continue // ended meanwhile
 		}
 		proc := observer.Process{
-			PID: p.Self().String(), Name: p.Name(), Behavior: fmt.Sprintf("%T", p.Behavior()), Mailbox: len(p.ProcessChannels().Mailbox),
+			PID: p.Self().String(), Name: p.Name(), Behavior: fmt.Sprintf("%T", sup.Inner(p.Behavior())), Mailbox: len(p.ProcessChannels().Mailbox),
+		}
+		if l, ok := o.n.census.Of(p.Self()); ok {
+			proc.Counted, proc.UptimeMs, proc.MessagesIn, proc.Restarts = true, time.Since(l.Started).Milliseconds(), l.MessagesIn, l.Restarts
 		}
 		if parent := p.Parent(); parent != nil {
 			proc.Parent = parent.Self().String()

@@ -30,7 +30,7 @@ func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent
 	pool := sup.PoolSpec{
 		Name:     name,
 		Shards:   lc.Shards,
-		Behavior: agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats}),
+		Behavior: n.census.Count(agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats}), ""),
 		Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
 	}
 	n.shards = append(n.shards, shardNames(pool)...)
@@ -85,7 +85,7 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 			agents.Children = append(agents.Children, sup.Child{Name: pool.Name, Behavior: pool.Supervisor()})
 		}
 		gates.Children = append(gates.Children, sup.Child{
-			Name: l.ProcessName(), Behavior: l.Behavior(),
+			Name: l.ProcessName(), Behavior: n.census.Count(l.Behavior(), l.ProcessName()),
 			Options: gen.ProcessOptions{MailboxSize: gate.MailboxSize},
 		})
 	}
@@ -131,6 +131,9 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 	})
 	if len(gates.Children) > 0 {
 		root.Children = append(root.Children, sup.Child{Name: GatesName, Behavior: sup.New(gates)})
+	}
+	for i, c := range root.Children {
+		root.Children[i].Behavior = n.census.Count(c.Behavior, c.Name) // supervisors are left as they are
 	}
 	p, err := n.ergo.Spawn(RootName, gen.ProcessOptions{}, sup.New(root))
 	if err != nil {

@@ -228,10 +228,14 @@ func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJS
 			time.Duration(l.P50Us)*time.Microsecond, time.Duration(l.P99Us)*time.Microsecond)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPID\tNAME (supervision tree)\tBEHAVIOR\tMAILBOX")
+	fmt.Fprintln(tw, "\nPID\tNAME (supervision tree)\tBEHAVIOR\tMAILBOX\tUPTIME\tMESSAGES IN\tRESTARTS")
 	for _, t := range tree(d.Processes) {
 		p := t.Process
-		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%d\n", p.PID, strings.Repeat("  ", t.depth), cmp.Or(p.Name, "-"), p.Behavior, p.Mailbox)
+		life := "-\t-\t-" // one of Ergo's own processes
+		if p.Counted {
+			life = fmt.Sprintf("%s\t%d\t%d", (time.Duration(p.UptimeMs) * time.Millisecond).Round(time.Second), p.MessagesIn, p.Restarts)
+		}
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%d\t%s\n", p.PID, strings.Repeat("  ", t.depth), cmp.Or(p.Name, "-"), p.Behavior, p.Mailbox, life)
 	}
 	if len(d.Sessions) > 0 {
 		fmt.Fprintln(tw, "\nSESSION\tLISTENER\tREMOTE\tAGENT")

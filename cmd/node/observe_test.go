@@ -117,6 +117,9 @@ roles = ["worker"]
 	for _, p := range detail.Processes {
 		byPID[p.PID] = p
 	}
+	if a := byPID[agent]; !a.Counted || a.MessagesIn == 0 || a.Behavior != "*agent.server" {
+		t.Fatalf("the agent's process %+v: want counted, with the messages it handled", a)
+	}
 	shard := byPID[byPID[agent].Parent]
 	if !strings.HasPrefix(shard.Name, "agents.") || !strings.HasPrefix(byPID[shard.Parent].Name, "agents.") {
 		t.Fatalf("the agent's parent %+v, and its parent %+v: want a pool shard under its pool", shard, byPID[shard.Parent])

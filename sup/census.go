@@ -1,0 +1,127 @@
+package sup
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+)
+
+// Census records the life of the gen.Server processes whose behaviors it
+// wrapped (Count): when each started, how many messages it handled, and
+// how many times a process of its name was started again after the
+// first (its restarts). Ergo v1.999.224 keeps none of these. An observer
+// reads them with Of. The zero value is not usable: use NewCensus.
+type Census struct {
+	procs sync.Map // etf.Pid → *life
+	mu    sync.Mutex
+	inits map[string]uint64 // processes started, by registered name
+}
+
+// Life is what a Census knows of one process.
+type Life struct {
+	Started    time.Time
+	MessagesIn uint64 // messages its callbacks handled (info, cast, call, direct)
+	Restarts   uint64 // starts of its name before this one; 0 for unnamed processes
+}
+
+type life struct {
+	started  time.Time
+	in       atomic.Uint64
+	restarts uint64
+}
+
+// NewCensus returns an empty Census.
+func NewCensus() *Census { return &Census{inits: map[string]uint64{}} }
+
+// Count returns b wrapped so that the Census records its processes, if b
+// is a gen.ServerBehavior, and b itself otherwise. name is the registered
+// name its processes run under ("" for unnamed ones, such as a pool's
+// workers), by which restarts are counted. The wrapper calls b's methods
+// with the same arguments; it costs an atomic add per message.
+func (c *Census) Count(b gen.ProcessBehavior, name string) gen.ProcessBehavior {
+	sb, ok := b.(gen.ServerBehavior)
+	if !ok {
+		return b
+	}
+	return &counted{inner: sb, census: c, name: name}
+}
+
+// Of returns what the Census knows of pid's process.
+func (c *Census) Of(pid etf.Pid) (Life, bool) {
+	v, ok := c.procs.Load(pid)
+	if !ok {
+		return Life{}, false
+	}
+	l := v.(*life)
+	return Life{Started: l.started, MessagesIn: l.in.Load(), Restarts: l.restarts}, true
+}
+
+func (c *Census) born(pid etf.Pid, name string) {
+	l := &life{started: time.Now()}
+	if name != "" {
+		c.mu.Lock()
+		l.restarts = c.inits[name]
+		c.inits[name]++
+		c.mu.Unlock()
+	}
+	c.procs.Store(pid, l)
+}
+
+func (c *Census) handled(pid etf.Pid) {
+	if v, ok := c.procs.Load(pid); ok {
+		v.(*life).in.Add(1)
+	}
+}
+
+// counted is a gen.ServerBehavior whose processes a Census records.
+type counted struct {
+	gen.Server
+	inner  gen.ServerBehavior
+	census *Census
+	name   string
+}
+
+func (w *counted) Init(p *gen.ServerProcess, args ...etf.Term) error {
+	w.census.born(p.Self(), w.name)
+	err := w.inner.Init(p, args...)
+	if err != nil {
+		w.census.procs.Delete(p.Self())
+	}
+	return err
+}
+
+func (w *counted) HandleCast(p *gen.ServerProcess, m etf.Term) gen.ServerStatus {
+	w.census.handled(p.Self())
+	return w.inner.HandleCast(p, m)
+}
+
+func (w *counted) HandleCall(p *gen.ServerProcess, from gen.ServerFrom, m etf.Term) (etf.Term, gen.ServerStatus) {
+	w.census.handled(p.Self())
+	return w.inner.HandleCall(p, from, m)
+}
+
+func (w *counted) HandleDirect(p *gen.ServerProcess, ref etf.Ref, m interface{}) (interface{}, gen.DirectStatus) {
+	w.census.handled(p.Self())
+	return w.inner.HandleDirect(p, ref, m)
+}
+
+func (w *counted) HandleInfo(p *gen.ServerProcess, m etf.Term) gen.ServerStatus {
+	w.census.handled(p.Self())
+	return w.inner.HandleInfo(p, m)
+}
+
+func (w *counted) Terminate(p *gen.ServerProcess, reason string) {
+	defer w.census.procs.Delete(p.Self())
+	w.inner.Terminate(p, reason)
+}
+
+// Inner returns the behavior a Census wrapped, or b itself.
+func Inner(b gen.ProcessBehavior) gen.ProcessBehavior {
+	if w, ok := b.(*counted); ok {
+		return w.inner
+	}
+	return b
+}
