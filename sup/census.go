@@ -15,7 +15,8 @@ import (
 // first (its restarts). Ergo v1.999.224 keeps none of these. An observer
 // reads them with Of. The zero value is not usable: use NewCensus.
 type Census struct {
-	procs sync.Map // etf.Pid → *life
+	procs sync.Map // etf.Pid → *life, for Of
+	byRef sync.Map // *gen.ServerProcess → *life, for the callbacks (a pointer hashes faster than a pid)
 	mu    sync.Mutex
 	inits map[string]uint64 // processes started, by registered name
 }
@@ -59,7 +60,7 @@ func (c *Census) Of(pid etf.Pid) (Life, bool) {
 	return Life{Started: l.started, MessagesIn: l.in.Load(), Restarts: l.restarts}, true
 }
 
-func (c *Census) born(pid etf.Pid, name string) {
+func (c *Census) born(p *gen.ServerProcess, pid etf.Pid, name string) {
 	l := &life{started: time.Now()}
 	if name != "" {
 		c.mu.Lock()
@@ -68,12 +69,18 @@ func (c *Census) born(pid etf.Pid, name string) {
 		c.mu.Unlock()
 	}
 	c.procs.Store(pid, l)
+	c.byRef.Store(p, l)
 }
 
-func (c *Census) handled(pid etf.Pid) {
-	if v, ok := c.procs.Load(pid); ok {
+func (c *Census) handled(p *gen.ServerProcess) {
+	if v, ok := c.byRef.Load(p); ok {
 		v.(*life).in.Add(1)
 	}
+}
+
+func (c *Census) died(p *gen.ServerProcess, pid etf.Pid) {
+	c.procs.Delete(pid)
+	c.byRef.Delete(p)
 }
 
 // counted is a gen.ServerBehavior whose processes a Census records.
@@ -85,36 +92,36 @@ type counted struct {
 }
 
 func (w *counted) Init(p *gen.ServerProcess, args ...etf.Term) error {
-	w.census.born(p.Self(), w.name)
+	w.census.born(p, p.Self(), w.name)
 	err := w.inner.Init(p, args...)
 	if err != nil {
-		w.census.procs.Delete(p.Self())
+		w.census.died(p, p.Self())
 	}
 	return err
 }
 
 func (w *counted) HandleCast(p *gen.ServerProcess, m etf.Term) gen.ServerStatus {
-	w.census.handled(p.Self())
+	w.census.handled(p)
 	return w.inner.HandleCast(p, m)
 }
 
 func (w *counted) HandleCall(p *gen.ServerProcess, from gen.ServerFrom, m etf.Term) (etf.Term, gen.ServerStatus) {
-	w.census.handled(p.Self())
+	w.census.handled(p)
 	return w.inner.HandleCall(p, from, m)
 }
 
 func (w *counted) HandleDirect(p *gen.ServerProcess, ref etf.Ref, m interface{}) (interface{}, gen.DirectStatus) {
-	w.census.handled(p.Self())
+	w.census.handled(p)
 	return w.inner.HandleDirect(p, ref, m)
 }
 
 func (w *counted) HandleInfo(p *gen.ServerProcess, m etf.Term) gen.ServerStatus {
-	w.census.handled(p.Self())
+	w.census.handled(p)
 	return w.inner.HandleInfo(p, m)
 }
 
 func (w *counted) Terminate(p *gen.ServerProcess, reason string) {
-	defer w.census.procs.Delete(p.Self())
+	defer w.census.died(p, p.Self())
 	w.inner.Terminate(p, reason)
 }
 

@@ -42,7 +42,7 @@ admins=$(grep -o 'admin=127\.0\.0\.1:[0-9]*' "$dir/launch.log" | cut -d= -f2 | s
 [ "$(echo "$admins" | wc -l)" -eq 3 ] || { echo "want 3 admin addresses, got: $admins" >&2; exit 1; }
 
 observe_on() {
-  "$bin" observe --config cluster.toml --watch --every 1s >/dev/null 2>&1 &
+  "$bin" observe --config cluster.toml --watch --every 1s >>"$dir/watch.log" 2>&1 &
   watchers+=($!)
   (while true; do
     for a in $admins; do curl -s -o /dev/null "http://$a/metrics"; done
@@ -66,6 +66,11 @@ for i in $(seq "$pairs"); do
     if [ "$kind" = with ]; then with+=("$r"); else without+=("$r"); fi
   done
 done
+# Each refresh of --watch starts with the screen-clearing escape; under the
+# load, every node must have answered every refresh.
+refreshes=$(grep -c 'audit:' "$dir/watch.log" || true)
+unanswered=$(grep -c 'unreachable\|audit: incomplete' "$dir/watch.log" || true)
+echo "observe --watch under the load: $refreshes refreshes, $unanswered with a node that did not answer in time"
 python3 - "${without[*]}" "${with[*]}" <<'PY'
 import sys, statistics as st
 a = [float(x) for x in sys.argv[1].split()]
