@@ -29,7 +29,7 @@ const lingerTime = 500 * time.Millisecond
 // concurrent use.
 type Conn struct {
 	s     *Server
-	nc    net.Conn
+	t     transport
 	id    uint64
 	start chan struct{} // closed by Start or by closing; wakes run
 	done  chan struct{} // closed when the connection closes
@@ -47,15 +47,15 @@ type Conn struct {
 	value    any
 }
 
-func newConn(s *Server, nc net.Conn, id uint64) *Conn {
-	return &Conn{s: s, nc: nc, id: id, start: make(chan struct{}), done: make(chan struct{})}
+func newConn(s *Server, t transport, id uint64) *Conn {
+	return &Conn{s: s, t: t, id: id, start: make(chan struct{}), done: make(chan struct{})}
 }
 
 // ID returns the connection's number, unique per Server and counting from 1.
 func (c *Conn) ID() uint64 { return c.id }
 
 // RemoteAddr returns the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.t.RemoteAddr() }
 
 // SetValue stores v as the upper layer's state for this connection.
 func (c *Conn) SetValue(v any) {
@@ -126,15 +126,14 @@ func (c *Conn) linger() {
 		c.mu.Unlock()
 		return
 	}
-	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
+	if c.t.CloseWrite() != nil {
 		reason := c.reason
 		c.mu.Unlock()
 		c.closeWith(reason, nil)
 		return
 	}
 	c.state = stateLinger
-	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	c.t.SetReadDeadline(time.Now().Add(lingerTime))
 	if !c.woken {
 		c.woken = true
 		close(c.start)
@@ -163,7 +162,7 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 		close(c.start)
 	}
 	c.mu.Unlock()
-	c.nc.Close()
+	c.t.Close()
 	c.s.unregister(c)
 }
 
@@ -188,13 +187,12 @@ func (c *Conn) run() {
 }
 
 func (c *Conn) readLoop() {
-	r := frame.NewReader(c.nc, c.s.opts.Frame)
 	for {
 		if !c.setReadDeadline() {
 			c.discard()
 			return
 		}
-		p, err := r.Next()
+		p, err := c.t.ReadFrame()
 		switch st := c.getState(); {
 		case st == stateClosed:
 			return
@@ -221,7 +219,7 @@ func (c *Conn) setReadDeadline() bool {
 		return false
 	}
 	if t := c.s.opts.ReadTimeout; t > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(t))
+		c.t.SetReadDeadline(time.Now().Add(t))
 	}
 	return true
 }
@@ -229,7 +227,7 @@ func (c *Conn) setReadDeadline() bool {
 // discard reads and drops input until the peer closes, the linger
 // deadline passes or the socket is closed, then closes the connection.
 func (c *Conn) discard() {
-	io.Copy(io.Discard, c.nc)
+	c.t.Discard()
 	c.closeWith(ReasonServer, nil) // keeps the CloseAfterFlush reason
 }
 

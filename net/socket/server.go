@@ -253,7 +253,7 @@ func (s *Server) register(nc net.Conn) *Conn {
 		s.rejected.Add(1)
 		return nil
 	}
-	c := newConn(s, nc, s.nextID.Add(1))
+	c := newConn(s, &stream{nc: nc, opts: s.opts.Frame}, s.nextID.Add(1))
 	s.conns[c] = struct{}{}
 	return c
 }

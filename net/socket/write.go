@@ -86,8 +86,7 @@ func (c *Conn) writeLoop() {
 		if !ok {
 			return
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
-		_, err := c.nc.Write(buf)
+		err := c.t.WriteBatch(buf, time.Now().Add(c.s.opts.WriteTimeout))
 		c.doneBatch(buf)
 		if err != nil {
 			c.closeWith(writeReason(err), err)
