@@ -1,6 +1,7 @@
 package nodes_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -164,5 +165,86 @@ func TestAdminAddress(t *testing.T) {
 	}
 	if !strings.Contains(string(get("/debug/pprof/")), "goroutine") {
 		t.Fatal("no profiler index")
+	}
+}
+
+// The admin address serves the dashboard page, and its event stream sends
+// the cluster view; streams beyond maxStreams are refused.
+func TestDashboardEvents(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{Name: "dash"}}}
+	n, err := nodes.Start(context.Background(), cfg, "dash", nodes.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	base := "http://" + n.AdminAddr().String()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	resp, err := client.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `data-self="`+n.Name()+`"`) {
+		t.Fatalf("dashboard page: %s", resp.Status)
+	}
+	resp, err = client.Get(base + "/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown path: %s", resp.Status)
+	}
+	open := func() (*http.Response, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/events?node=dash", nil)
+		return client.Do(req)
+	}
+	first, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	r := bufio.NewReader(first.Body)
+	var events []string
+	for len(events) < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name, ok := strings.CutPrefix(strings.TrimSpace(line), "event: "); ok {
+			data, _ := r.ReadString('\n')
+			events = append(events, name)
+			if name == "cluster" {
+				var view nodes.ClusterView
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(data, "data: ")), &view); err != nil || len(view.Nodes) != 1 || !view.Nodes[0].Reachable {
+					t.Fatalf("cluster event %q: %v", data, err)
+				}
+			}
+		}
+	}
+	if events[0] != "cluster" || events[1] != "node" {
+		t.Fatalf("events %v, want cluster then node", events)
+	}
+	// Fill the streams, then one more is refused.
+	for range 15 {
+		resp, err := open()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream: %v, %v", resp, err)
+		}
+		defer resp.Body.Close()
+	}
+	resp, err = open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a 17th stream: %s, want 503", resp.Status)
 	}
 }

@@ -27,6 +27,10 @@ const eventEvery = time.Second
 // a node (it says how many there are).
 const dashboardList = 500
 
+// maxStreams bounds the event streams served at once: each asks the whole
+// cluster every second.
+const maxStreams = 16
+
 // eventTimeout is how long a node has to answer for one event.
 const eventTimeout = 800 * time.Millisecond
 
@@ -46,7 +50,15 @@ func (n *Node) dashboard(w http.ResponseWriter, r *http.Request) {
 // stops (ctx): "cluster" with a ClusterView, and with ?node=NAME "node"
 // with its NodeDetail, or "node-error" with why it did not answer.
 func (n *Node) events(ctx context.Context) http.HandlerFunc {
+	streams := make(chan struct{}, maxStreams)
 	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case streams <- struct{}{}:
+			defer func() { <-streams }()
+		default:
+			http.Error(w, "too many event streams", http.StatusServiceUnavailable)
+			return
+		}
 		flusher, ok := w.(http.Flusher)
 		if !ok {
 			http.Error(w, "streaming unsupported", http.StatusInternalServerError)
