@@ -36,7 +36,8 @@ type metricsCollector struct {
 	subscriptions, published                 *prometheus.Desc
 	topicDropped                             *prometheus.Desc
 
-	accepted, closed, frameErrors   *prometheus.Desc
+	accepted, refused, closed       *prometheus.Desc
+	frameErrors                     *prometheus.Desc
 	framesIn, framesOut             *prometheus.Desc
 	bytesIn, bytesOut, latency      *prometheus.Desc
 	requests, decodeErrors, unknown *prometheus.Desc
@@ -67,6 +68,7 @@ func newMetricsCollector(n *Node) *metricsCollector {
 		topicDropped:  d("topic_dropped_total", "Publications lost to a full queue or mailbox."),
 
 		accepted:      d("connections_accepted_total", "Client connections accepted, per listener.", "listener"),
+		refused:       d("connections_refused_total", "Client connections refused at accept by the listener's caps, per listener.", "listener"),
 		closed:        d("connections_closed_total", "Client connections ended, per listener and reason.", "listener", "reason"),
 		frameErrors:   d("frame_errors_total", "Client connections closed for a frame over the limit or data the protocol rejects, per listener.", "listener"),
 		framesIn:      d("frames_in_total", "Frames read from clients, per listener.", "listener"),
@@ -104,6 +106,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.lostOutputs, float64(s.LostOutputs), name)
 		counter(c.lostFrames, float64(s.LostFrames), name)
 		counter(c.accepted, float64(s.Accepted), name)
+		counter(c.refused, float64(l.Refused()), name)
 		for reason, v := range s.Closed {
 			counter(c.closed, float64(v), name, reason)
 		}

@@ -125,8 +125,12 @@ type ListenerConfig struct {
 	QueueWarn    int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
 	QueueLimit   int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
 	MaxConns     int           `toml:"max_conns"`     // 0 = unlimited
-	Window       int           `toml:"window"`        // frames in flight per client; 0 = 16
-	Shards       int           `toml:"shards"`        // agent supervisor shards; 0 = 4
+	// MaxConnsPerIP caps one client address's connections (IPv6: by
+	// IPv6Prefix); 0 = unlimited.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
+	IPv6Prefix    int `toml:"ipv6_prefix"` // 0 = 64
+	Window        int `toml:"window"`      // frames in flight per client; 0 = 16
+	Shards        int `toml:"shards"`      // agent supervisor shards; 0 = 4
 	// AgentsOn names the role of the nodes that run this listener's
 	// agents, least loaded first; "" runs them on the listener's own node.
 	AgentsOn string `toml:"agents_on"`
@@ -289,12 +293,16 @@ func validateListeners(n *NodeConfig) error {
 			v   int64
 		}{
 			{"max_frame", int64(l.MaxFrame)}, {"window", int64(l.Window)}, {"shards", int64(l.Shards)},
-			{"max_conns", int64(l.MaxConns)}, {"queue_warn", int64(l.QueueWarn)}, {"queue_limit", int64(l.QueueLimit)},
+			{"max_conns", int64(l.MaxConns)}, {"max_conns_per_ip", int64(l.MaxConnsPerIP)}, {"ipv6_prefix", int64(l.IPv6Prefix)},
+			{"queue_warn", int64(l.QueueWarn)}, {"queue_limit", int64(l.QueueLimit)},
 			{"read_timeout", int64(l.ReadTimeout)}, {"write_timeout", int64(l.WriteTimeout)},
 		} {
 			if f.v < 0 {
 				return fmt.Errorf("%w: node %q listener %q: %s is negative", ErrConfig, n.Name, l.Name, f.key)
 			}
+		}
+		if l.IPv6Prefix > 128 {
+			return fmt.Errorf("%w: node %q listener %q: ipv6_prefix is over 128", ErrConfig, n.Name, l.Name)
 		}
 	}
 	return nil

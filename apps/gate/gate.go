@@ -153,6 +153,10 @@ func (l *Listener) LostOutputs() uint64 { return l.lostOutputs.Load() }
 // retryable error.
 func (l *Listener) LostFrames() uint64 { return l.lostFrames.Load() }
 
+// Refused returns how many connections the listener refused at accept
+// (socket.Options.Admit and MaxConns) since it started.
+func (l *Listener) Refused() uint64 { return l.srv.Rejected() }
+
 // Len returns the number of open client connections.
 func (l *Listener) Len() int { return l.srv.Len() }
 

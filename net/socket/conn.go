@@ -45,6 +45,7 @@ type Conn struct {
 	writing  bool        // a writer goroutine runs; implies out was non-empty
 	warned   bool        // Warning was called since the queue last fell below QueueWarn
 	value    any
+	release  func() // Options.Admit's, called once closed; nil without
 }
 
 func newConn(s *Server, t transport, id uint64) *Conn {

@@ -1,6 +1,7 @@
 package socket
 
 import (
+	"net"
 	"time"
 
 	"github.com/skynode/skynode/net/frame"
@@ -37,6 +38,16 @@ type Options struct {
 	// closed at once, without calling the Handler; they are counted by
 	// Server.Rejected. Zero means no limit.
 	MaxConns int
+	// Admit, if set, is asked about every accepted connection before
+	// anything else (no Conn exists yet, the Handler is not called), on
+	// the accept goroutine: it must be quick. An error refuses the
+	// connection: Refusal's payload, if any, is written to it, framed,
+	// and it is closed; it counts in Server.Rejected. Otherwise release
+	// is called once the connection has closed.
+	Admit func(remote net.Addr) (release func(), err error)
+	// Refusal returns what a connection refused by Admit with err is
+	// told before it is closed (one frame); nil says nothing.
+	Refusal func(err error) []byte
 }
 
 // withDefaults returns a copy of o with zero fields set to their defaults.

@@ -226,9 +226,21 @@ func (s *Server) stopped() bool {
 // open registers an accepted connection, calls Handler.Open and starts
 // the connection's goroutine.
 func (s *Server) open(nc net.Conn) {
-	c := s.register(nc)
+	var release func()
+	if s.opts.Admit != nil {
+		var err error
+		if release, err = s.opts.Admit(nc.RemoteAddr()); err != nil {
+			s.rejected.Add(1)
+			s.refuse(nc, err)
+			return
+		}
+	}
+	c := s.register(nc, release)
 	if c == nil {
 		nc.Close()
+		if release != nil {
+			release()
+		}
 		return
 	}
 	if err := s.h.Open(c); err != nil {
@@ -243,7 +255,7 @@ func (s *Server) open(nc net.Conn) {
 
 // register adds a Conn for nc, or returns nil if the server is stopping
 // or full.
-func (s *Server) register(nc net.Conn) *Conn {
+func (s *Server) register(nc net.Conn, release func()) *Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
@@ -254,6 +266,7 @@ func (s *Server) register(nc net.Conn) *Conn {
 		return nil
 	}
 	c := newConn(s, &stream{nc: nc, opts: s.opts.Frame}, s.nextID.Add(1))
+	c.release = release
 	s.conns[c] = struct{}{}
 	return c
 }
@@ -262,4 +275,37 @@ func (s *Server) unregister(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	if c.release != nil {
+		c.release()
+	}
+}
+
+// refuseTime bounds how long a refused connection is kept to be told why.
+const refuseTime = 500 * time.Millisecond
+
+// refuse tells a connection refused by Options.Admit why (Options.Refusal),
+// on a goroutine of its own so that a client that does not read cannot
+// slow the accept loop, then closes it after its input, if any, so that
+// the kernel does not reset it before the answer is read.
+func (s *Server) refuse(nc net.Conn, err error) {
+	var payload []byte
+	if s.opts.Refusal != nil {
+		payload = s.opts.Refusal(err)
+	}
+	if payload == nil {
+		nc.Close()
+		return
+	}
+	b, ferr := frame.Append(nil, s.opts.Frame, payload)
+	if ferr != nil || !s.track.goFunc(func() {
+		defer nc.Close()
+		st := &stream{nc: nc}
+		if st.WriteBatch(b, time.Now().Add(refuseTime)) != nil || st.CloseWrite() != nil {
+			return
+		}
+		st.SetReadDeadline(time.Now().Add(refuseTime))
+		st.Discard()
+	}) {
+		nc.Close()
+	}
 }

@@ -26,7 +26,19 @@ type Client struct {
 // Dial connects to addr; the connection is closed at the test's cleanup.
 func Dial(t testing.TB, addr string) *Client {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	return DialFrom(t, "", addr)
+}
+
+// DialFrom is Dial from the local IP address from ("" for any), such as
+// 127.0.0.2: on Linux every 127.0.0.0/8 address is the loopback's, so a
+// test can be several clients' addresses.
+func DialFrom(t testing.TB, from, addr string) *Client {
+	t.Helper()
+	var d net.Dialer
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,80 @@
+package nodes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/wire"
+)
+
+// A listener's caps refuse clients at accept, in the listener's protocol
+// ("Too many connections from your IP", "Server full") and before any
+// session exists, and give the slot back when a client leaves. Clients
+// come from 127.0.0.1, .2 and .3: three addresses of the loopback.
+func TestListenerConnectionCaps(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name: "capped",
+		Listeners: []nodes.ListenerConfig{{
+			Name: "demo", Addr: "127.0.0.1:0", Agent: "post", MaxConns: 3, MaxConnsPerIP: 2,
+		}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "capped", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.Addr("demo").String()
+	welcomed := func(from string) *wire.Client {
+		t.Helper()
+		c := wire.DialFrom(t, from, addr)
+		if m := c.Call("address", nil); m["status"] != "ok" {
+			t.Fatalf("client from %s: %v, want an answer", from, m)
+		}
+		return c
+	}
+	refused := func(from, message string) {
+		t.Helper()
+		c := wire.DialFrom(t, from, addr)
+		if m := c.Next(); m["status"] != "error" || m["message"] != message {
+			t.Fatalf("client from %s: %v, want the error %q", from, m, message)
+		}
+		if m, err := c.NextErr(5 * time.Second); !errors.Is(err, io.EOF) {
+			t.Fatalf("client from %s after its refusal: %v, %v; want the close", from, m, err)
+		}
+	}
+	first := welcomed("127.0.0.1")
+	welcomed("127.0.0.1")
+	refused("127.0.0.1", "Too many connections from your IP")
+	welcomed("127.0.0.2")
+	refused("127.0.0.3", "Server full")
+	if got := n.Sessions().Len(); got != 3 {
+		t.Fatalf("%d sessions, want 3: the refused clients must have none", got)
+	}
+	first.Close()
+	attempts := 0 // the slot comes back once the server has seen the close
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		attempts++
+		c := wire.DialFrom(t, "127.0.0.1", addr)
+		defer c.Close()
+		c.Send("address", nil)
+		if m, err := c.NextErr(5 * time.Second); err != nil || m["status"] != "ok" {
+			return fmt.Errorf("after a client left: %v, %v", m, err)
+		}
+		return nil
+	})
+	f := scrape(t, n.AdminAddr().String())
+	if got, want := value(f, "skynode_connections_refused_total", "listener", "demo"), float64(2+attempts-1); got != want {
+		t.Fatalf("refused connections: %v, want %v", got, want)
+	}
+}
