@@ -37,7 +37,7 @@ type metricsCollector struct {
 	topicDropped                             *prometheus.Desc
 
 	accepted, refused, closed       *prometheus.Desc
-	frameErrors                     *prometheus.Desc
+	frameErrors, rateLimited        *prometheus.Desc
 	framesIn, framesOut             *prometheus.Desc
 	bytesIn, bytesOut, latency      *prometheus.Desc
 	requests, decodeErrors, unknown *prometheus.Desc
@@ -69,6 +69,7 @@ func newMetricsCollector(n *Node) *metricsCollector {
 
 		accepted:      d("connections_accepted_total", "Client connections accepted, per listener.", "listener"),
 		refused:       d("connections_refused_total", "Client connections refused at accept by the listener's caps, per listener.", "listener"),
+		rateLimited:   d("rate_limited_total", "Client requests over a rate limit (answered \"Rate limit exceeded\"), per listener.", "listener"),
 		closed:        d("connections_closed_total", "Client connections ended, per listener and reason.", "listener", "reason"),
 		frameErrors:   d("frame_errors_total", "Client connections closed for a frame over the limit or data the protocol rejects, per listener.", "listener"),
 		framesIn:      d("frames_in_total", "Frames read from clients, per listener.", "listener"),
@@ -107,6 +108,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.lostFrames, float64(s.LostFrames), name)
 		counter(c.accepted, float64(s.Accepted), name)
 		counter(c.refused, float64(l.Refused()), name)
+		counter(c.rateLimited, float64(s.RateLimited), name)
 		for reason, v := range s.Closed {
 			counter(c.closed, float64(v), name, reason)
 		}

@@ -78,3 +78,49 @@ func TestListenerConnectionCaps(t *testing.T) {
 		t.Fatalf("refused connections: %v, want %v", got, want)
 	}
 }
+
+// Requests over a connection's rate are answered "Rate limit exceeded";
+// persistent excess closes the client and bans its address, whose next
+// connection is refused while others are served.
+func TestListenerRateLimitAndBan(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name: "rated",
+		Listeners: []nodes.ListenerConfig{{
+			Name: "demo", Addr: "127.0.0.1:0", Agent: "post",
+			RateLimit: 0.001, RateBurst: 2, MaxExcess: 2, BanFor: time.Minute,
+		}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "rated", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.Addr("demo").String()
+	c := wire.DialFrom(t, "127.0.0.4", addr)
+	for range 2 {
+		if m := c.Call("address", nil); m["status"] != "ok" {
+			t.Fatalf("a request within the burst: %v", m)
+		}
+	}
+	if m := c.Call("address", nil); m["status"] != "error" || m["message"] != "Rate limit exceeded" {
+		t.Fatalf("a request over the rate: %v", m)
+	}
+	c.Send("address", nil)
+	if m, err := c.NextErr(5 * time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("the second excess request in a row: %v, %v; want the close", m, err)
+	}
+	banned := wire.DialFrom(t, "127.0.0.4", addr)
+	if m := banned.Next(); m["message"] != "Too many requests from your IP; try again later" {
+		t.Fatalf("a banned address connecting: %v", m)
+	}
+	if m := wire.DialFrom(t, "127.0.0.5", addr).Call("address", nil); m["status"] != "ok" {
+		t.Fatalf("another address: %v", m)
+	}
+	f := scrape(t, n.AdminAddr().String())
+	if l, r := value(f, "skynode_rate_limited_total", "listener", "demo"), value(f, "skynode_connections_refused_total", "listener", "demo"); l != 2 || r != 1 {
+		t.Fatalf("rate limited %v, refused %v; want 2 and 1", l, r)
+	}
+}

@@ -129,8 +129,18 @@ type ListenerConfig struct {
 	// IPv6Prefix); 0 = unlimited.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 	IPv6Prefix    int `toml:"ipv6_prefix"` // 0 = 64
-	Window        int `toml:"window"`      // frames in flight per client; 0 = 16
-	Shards        int `toml:"shards"`      // agent supervisor shards; 0 = 4
+	// Request rates: per connection (RateLimit a second, RateBurst at
+	// once) and per client address (IPRateLimit, IPRateBurst); 0 = no
+	// limit. MaxExcess excess requests in a row close the client
+	// (0 = 20), and ban its address for BanFor (0 = no ban).
+	RateLimit   float64       `toml:"rate_limit"`
+	RateBurst   int           `toml:"rate_burst"`
+	IPRateLimit float64       `toml:"ip_rate_limit"`
+	IPRateBurst int           `toml:"ip_rate_burst"`
+	MaxExcess   int           `toml:"max_excess"`
+	BanFor      time.Duration `toml:"ban_for"`
+	Window      int           `toml:"window"` // frames in flight per client; 0 = 16
+	Shards      int           `toml:"shards"` // agent supervisor shards; 0 = 4
 	// AgentsOn names the role of the nodes that run this listener's
 	// agents, least loaded first; "" runs them on the listener's own node.
 	AgentsOn string `toml:"agents_on"`
@@ -295,6 +305,8 @@ func validateListeners(n *NodeConfig) error {
 			{"max_frame", int64(l.MaxFrame)}, {"window", int64(l.Window)}, {"shards", int64(l.Shards)},
 			{"max_conns", int64(l.MaxConns)}, {"max_conns_per_ip", int64(l.MaxConnsPerIP)}, {"ipv6_prefix", int64(l.IPv6Prefix)},
 			{"queue_warn", int64(l.QueueWarn)}, {"queue_limit", int64(l.QueueLimit)},
+			{"rate_limit", int64(l.RateLimit)}, {"rate_burst", int64(l.RateBurst)}, {"ip_rate_limit", int64(l.IPRateLimit)},
+			{"ip_rate_burst", int64(l.IPRateBurst)}, {"max_excess", int64(l.MaxExcess)}, {"ban_for", int64(l.BanFor)},
 			{"read_timeout", int64(l.ReadTimeout)}, {"write_timeout", int64(l.WriteTimeout)},
 		} {
 			if f.v < 0 {

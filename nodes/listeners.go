@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/net/frame"
@@ -23,6 +24,7 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.
 	if err != nil {
 		return nil, err
 	}
+	lim := newLimits(lc)
 	return gate.Listen(gate.Options{
 		Name: lc.Name,
 		Addr: lc.Addr,
@@ -32,9 +34,14 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.
 			WriteTimeout: lc.WriteTimeout,
 			QueueWarn:    lc.QueueWarn,
 			QueueLimit:   lc.QueueLimit,
-			Admit:        admission(lc),
+			Admit:        lim.admit,
 			Refusal:      refusal(codec),
 		},
+		Rate:        lc.RateLimit,
+		Burst:       lc.RateBurst,
+		MaxExcess:   lc.MaxExcess,
+		Allow:       lim.allow,
+		Abuse:       lim.abuse,
 		Codec:       codec,
 		Window:      lc.Window,
 		NextSession: func() uint64 { return sessions.Add(1) },
@@ -52,20 +59,48 @@ func (n *Node) connections() []proto.Connect {
 	return out
 }
 
-// admission is a listener's check of new connections (socket.Options.Admit):
-// its caps in total and per client address, nil without caps.
-func admission(lc ListenerConfig) func(net.Addr) (func(), error) {
-	if lc.MaxConns == 0 && lc.MaxConnsPerIP == 0 {
-		return nil
-	}
-	conns := limit.NewConns(limit.ConnOptions{MaxTotal: lc.MaxConns, MaxPerAddr: lc.MaxConnsPerIP, V6Prefix: lc.IPv6Prefix})
-	return func(remote net.Addr) (func(), error) {
+// limits are a listener's admission and rate limits (net/limit): nil
+// functions where the configuration sets none.
+type limits struct {
+	admit func(net.Addr) (func(), error) // socket.Options.Admit
+	allow func(net.Addr) bool            // gate.Options.Allow
+	abuse func(net.Addr)                 // gate.Options.Abuse
+}
+
+func newLimits(lc ListenerConfig) limits {
+	var l limits
+	key := func(remote net.Addr) netip.Addr {
 		var ip netip.Addr
 		if a, ok := remote.(*net.TCPAddr); ok {
 			ip, _ = netip.AddrFromSlice(a.IP)
 		}
-		return conns.Admit(ip)
+		return limit.Key(ip, lc.IPv6Prefix)
 	}
+	var conns *limit.Conns
+	if lc.MaxConns > 0 || lc.MaxConnsPerIP > 0 {
+		conns = limit.NewConns(limit.ConnOptions{MaxTotal: lc.MaxConns, MaxPerAddr: lc.MaxConnsPerIP, V6Prefix: lc.IPv6Prefix})
+	}
+	var bans *limit.Bans[netip.Addr]
+	if lc.BanFor > 0 {
+		bans = limit.NewBans[netip.Addr](0)
+		l.abuse = func(remote net.Addr) { bans.Ban(key(remote), time.Now(), lc.BanFor) }
+	}
+	if conns != nil || bans != nil {
+		l.admit = func(remote net.Addr) (func(), error) {
+			if bans != nil && bans.Banned(key(remote), time.Now()) {
+				return nil, limit.ErrBanned
+			}
+			if conns == nil {
+				return func() {}, nil
+			}
+			return conns.Admit(key(remote))
+		}
+	}
+	if lc.IPRateLimit > 0 {
+		rates := limit.NewRates[netip.Addr](lc.IPRateLimit, max(lc.IPRateBurst, 1), 0)
+		l.allow = func(remote net.Addr) bool { return rates.Allow(key(remote), time.Now()) }
+	}
+	return l
 }
 
 // refusal is what a refused client is told in its listener's protocol:

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
 )
@@ -16,6 +18,8 @@ type client struct {
 	session uint64
 	conn    *socket.Conn
 	window  chan struct{} // one token per message in flight to the agent (see tokens)
+	limiter *rate.Limiter // Options.Rate's bucket; nil without
+	excess  int           // excess frames in a row (the read goroutine's alone)
 
 	mu      sync.Mutex // guards the fields below
 	agent   proto.PID  // zero: no agent yet, or it died

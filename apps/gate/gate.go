@@ -29,6 +29,8 @@ const (
 	// agent, after its agent died, before it is answered with the
 	// retryable error.
 	DefaultHoldFor = 5 * time.Second
+	// DefaultMaxExcess is Options.MaxExcess's default.
+	DefaultMaxExcess = 20
 	// DefaultProbeAfter and DefaultAnswerTimeout are Options'.
 	DefaultProbeAfter    = 2 * time.Second
 	DefaultAnswerTimeout = 30 * time.Second
@@ -63,6 +65,21 @@ type Options struct {
 	// long while requests are in flight (a wedged agent, or one whose
 	// answers are lost for good); 0 means DefaultAnswerTimeout.
 	AnswerTimeout time.Duration
+	// Rate limits each client's frames: Rate a second on average and
+	// Burst at once (0: no limit). An excess frame is answered with the
+	// codec's {"status":"error","message":"Rate limit exceeded"} and its
+	// id, and not handed to the agent; a raw listener, which cannot
+	// answer, reads the client later instead. MaxExcess excess frames in
+	// a row (0: DefaultMaxExcess) close the client with
+	// socket.ReasonRateLimited, and Abuse, if set, is told its address.
+	Rate      float64
+	Burst     int
+	MaxExcess int
+	// Allow, if set, is asked about every frame with its client's
+	// address: false makes it an excess frame, as Rate does (a limit per
+	// address, shared by the connections of one client).
+	Allow func(remote net.Addr) bool
+	Abuse func(remote net.Addr)
 	// NextSession returns a new session id, unique on this node across all
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
@@ -117,6 +134,12 @@ func Listen(o Options) (*Listener, error) {
 	}
 	if o.AnswerTimeout <= 0 {
 		o.AnswerTimeout = DefaultAnswerTimeout
+	}
+	if o.MaxExcess <= 0 {
+		o.MaxExcess = DefaultMaxExcess
+	}
+	if o.Rate > 0 && o.Burst <= 0 {
+		o.Burst = 1
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

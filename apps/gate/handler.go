@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ergo-services/ergo/gen"
+	"golang.org/x/time/rate"
 
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
@@ -28,6 +29,9 @@ func (l *Listener) Open(c *socket.Conn) error {
 		return errNoGate
 	}
 	cl := newClient(l.opts.NextSession(), c, l.opts.Window)
+	if l.opts.Rate > 0 {
+		cl.limiter = rate.NewLimiter(rate.Limit(l.opts.Rate), l.opts.Burst)
+	}
 	cl.waiting = time.AfterFunc(l.opts.ForwardTimeout, func() {
 		cl.mu.Lock()
 		started := cl.started
@@ -56,6 +60,9 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl := c.Value().(*client)
 	l.stats.framesIn.Add(1)
 	l.stats.bytesIn.Add(uint64(len(payload)))
+	if pass, err := l.limit(c, cl, payload); !pass {
+		return err
+	}
 	tokens := cl.tokens(len(payload))
 	for i := range tokens {
 		select {
@@ -386,14 +393,69 @@ func (l *Listener) failFrames(cl *client, frames []inflight) {
 	}
 }
 
+// MsgRateLimited answers a frame over a client's rate (Options.Rate).
+const MsgRateLimited = "Rate limit exceeded"
+
+// limit applies the client's rate limits to a frame (Options.Rate and
+// Allow), reporting whether it may go on to the agent; when not, err
+// closes the client, or is nil when the frame was answered and dropped.
+func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool, err error) {
+	if cl.limiter == nil && l.opts.Allow == nil {
+		return true, nil
+	}
+	raw := !l.answers()
+	ok := true
+	if cl.limiter != nil {
+		if raw {
+			// Nothing to answer with: the client is read later.
+			if cl.limiter.Wait(connContext{c}) != nil {
+				return false, socket.ErrClosed
+			}
+		} else {
+			ok = cl.limiter.Allow()
+		}
+	}
+	if ok && l.opts.Allow != nil {
+		ok = l.opts.Allow(c.RemoteAddr())
+	}
+	if ok {
+		cl.excess = 0
+		return true, nil
+	}
+	l.stats.limited.Add(1)
+	if cl.excess++; cl.excess >= l.opts.MaxExcess {
+		l.log.Warn("client keeps sending over its rate limit; closing it", "session", cl.session, "remote", c.RemoteAddr().String())
+		if l.opts.Abuse != nil {
+			l.opts.Abuse(c.RemoteAddr())
+		}
+		return false, &socket.CloseError{Reason: socket.ReasonRateLimited}
+	}
+	if !raw {
+		l.reject(cl, payload, MsgRateLimited)
+	}
+	return false, nil
+}
+
+// answers reports whether the listener's codec can answer a client
+// (raw cannot).
+func (l *Listener) answers() bool {
+	return l.opts.Codec != nil && l.opts.Codec.Name() != "raw"
+}
+
 // unavailable answers a frame that no agent will handle, and reports
 // whether the codec could say so (raw cannot).
 func (l *Listener) unavailable(cl *client, payload []byte) bool {
-	codec := l.opts.Codec
-	if codec == nil || codec.Name() == "raw" {
+	if !l.answers() {
 		return false
 	}
-	reply := map[string]any{"status": "error", "message": "agent unavailable, retry"}
+	l.reject(cl, payload, "agent unavailable, retry")
+	return true
+}
+
+// reject answers a frame with the error message, and its id.
+func (l *Listener) reject(cl *client, payload []byte, message string) {
+	codec := l.opts.Codec
+	reply := map[string]any{"status": "error", "message": message}
 	if id, ok := proto.PeekID(codec, payload); ok {
 		reply["id"] = id
 	}
@@ -406,5 +468,4 @@ func (l *Listener) unavailable(cl *client, payload []byte) bool {
 	if err != nil && !errors.Is(err, socket.ErrClosed) {
 		l.log.Info("gate could not answer a client", "session", cl.session, "err", err)
 	}
-	return true
 }

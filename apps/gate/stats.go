@@ -40,6 +40,7 @@ type counters struct {
 	bytesIn   atomic.Uint64
 	framesOut atomic.Uint64
 	bytesOut  atomic.Uint64
+	limited   atomic.Uint64
 	closed    [maxReason]atomic.Uint64 // by socket.CloseReason
 	buckets   [nBounds + 1]atomic.Uint64
 	latSum    atomic.Int64 // nanoseconds
@@ -73,6 +74,9 @@ type Stats struct {
 	// FrameErrors counts connections closed for what their client sent:
 	// a frame over the limit, or data the protocol rejects.
 	FrameErrors uint64
+	// RateLimited counts frames over a client's rate limits, answered
+	// with MsgRateLimited (or closing the client) instead of handled.
+	RateLimited uint64
 	LostOutputs uint64 // see Listener.LostOutputs
 	LostFrames  uint64 // see Listener.LostFrames
 	Latency     Histogram
@@ -102,7 +106,7 @@ func (l *Listener) Stats() Stats {
 	s := Stats{
 		Accepted: c.accepted.Load(), FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(),
-		Closed:      map[string]uint64{},
+		Closed: map[string]uint64{}, RateLimited: c.limited.Load(),
 		LostOutputs: l.lostOutputs.Load(), LostFrames: l.lostFrames.Load(),
 		Latency: Histogram{Counts: make([]uint64, len(c.buckets)), Sum: time.Duration(c.latSum.Load())},
 	}

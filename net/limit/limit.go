@@ -21,12 +21,15 @@ var (
 	ErrServerFull = errors.New("limit: server full")
 	// ErrTooManyFromAddr: the client's address is at its cap.
 	ErrTooManyFromAddr = errors.New("limit: too many connections from the address")
+	// ErrBanned: the client's address is banned for a while (Bans).
+	ErrBanned = errors.New("limit: address banned")
 )
 
 // What a refused client is told, in its listener's protocol.
 const (
 	MsgServerFull      = "Server full"
 	MsgTooManyFromAddr = "Too many connections from your IP"
+	MsgBanned          = "Too many requests from your IP; try again later"
 )
 
 // Message returns what a client refused with err is told ("" for an
@@ -37,6 +40,8 @@ func Message(err error) string {
 		return MsgServerFull
 	case errors.Is(err, ErrTooManyFromAddr):
 		return MsgTooManyFromAddr
+	case errors.Is(err, ErrBanned):
+		return MsgBanned
 	}
 	return ""
 }

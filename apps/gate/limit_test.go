@@ -1,0 +1,65 @@
+package gate_test
+
+import (
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/proto"
+)
+
+// Frames over a client's rate are answered with MsgRateLimited and their
+// id instead of reaching the agent; MaxExcess of them in a row close the
+// client as rate limited, and Abuse hears of its address.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var abused []net.Addr
+	h := startGate(t, gate.Options{Rate: 0.001, Burst: 2, MaxExcess: 3, Abuse: func(a net.Addr) {
+		mu.Lock()
+		abused = append(abused, a)
+		mu.Unlock()
+	}})
+	mp := proto.Msgpack()
+	c, a := h.dialForward()
+	c.send(request(t, mp, 1), request(t, mp, 2), request(t, mp, 3))
+	a.frame(c.session, 1)
+	a.frame(c.session, 2)
+	var m map[string]any
+	if err := mp.Unmarshal(c.recv(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := proto.Int(m["id"]); m["status"] != "error" || m["message"] != gate.MsgRateLimited || id != 3 {
+		t.Fatalf("the third request in a burst of 2: %v", m)
+	}
+	quiet(t, a.ch) // it never reached the agent
+	c.send(request(t, mp, 4), request(t, mp, 5))
+	c.expectClosed() // 4 is answered as 3 was, unless the close drops its answer
+	d := next[proto.Disconnect](t, h.watchdogCh)
+	if d.Session != c.session || d.Reason != "rate_limited" {
+		t.Fatalf("Disconnect = %+v, want rate_limited", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(abused) != 1 || abused[0].String() != c.nc.LocalAddr().String() {
+		t.Fatalf("Abuse heard of %v, want the client's %s", abused, c.nc.LocalAddr())
+	}
+	if s := h.l.Stats(); s.RateLimited != 3 || s.Closed["rate_limited"] != 1 {
+		t.Fatalf("stats %+v: want 3 limited frames and one rate_limited close", s)
+	}
+}
+
+// A limit per address (Options.Allow) counts like the client's own.
+func TestRateLimitPerAddress(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{Allow: func(net.Addr) bool { return false }, MaxExcess: 100})
+	mp := proto.Msgpack()
+	c, a := h.dialForward()
+	c.send(request(t, mp, 7))
+	var m map[string]any
+	if err := mp.Unmarshal(c.recv(), &m); err != nil || m["message"] != gate.MsgRateLimited {
+		t.Fatalf("reply %v, %v", m, err)
+	}
+	quiet(t, a.ch)
+}
