@@ -25,17 +25,6 @@ func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
 	ergotest.CheckFor(t, timeout, every, f)
 }
 
-// freePort returns a TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // clusterFile writes a cluster description: a gate node gate1 whose demo
 // listener (returned address) places agents on role "agent", and workers
 // with that role. extra is appended to [cluster].
@@ -45,8 +34,9 @@ func clusterFile(t testing.TB, workers []string, extra string) (path, addr strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	gossip := freePort(t)
-	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ports := proctest.FreePorts(t, 2+len(workers))
+	gossip := ports[0]
+	addr = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	var b strings.Builder
 	fmt.Fprintf(&b, `
 [cluster]
@@ -65,10 +55,10 @@ gossip_port = %d
   addr = %q
   agents_on = "agent"
 `, gossip, extra, hash, gossip, addr)
-	for _, w := range workers {
+	for i, w := range workers {
 		// A fixed gossip port: a restarted node at a new address would
 		// conflict with its dead self until gossip forgets it.
-		fmt.Fprintf(&b, "[[node]]\nname = %q\nroles = [\"agent\"]\ngossip_port = %d\n", w, freePort(t))
+		fmt.Fprintf(&b, "[[node]]\nname = %q\nroles = [\"agent\"]\ngossip_port = %d\n", w, ports[2+i])
 	}
 	path = filepath.Join(t.TempDir(), "cluster.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {

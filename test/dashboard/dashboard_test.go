@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,16 +45,6 @@ func chromium(t *testing.T) string {
 	}
 	t.Skip("no chromium on this machine: apt-get install chromium to run the dashboard test")
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // shown is what the page shows, read from its DOM.
@@ -97,8 +86,9 @@ func (s shown) node(name string) (state, failovers string) {
 // failovers counted, without a reload.
 func TestDashboardFollowsAWorkersDeath(t *testing.T) {
 	browser := chromium(t)
-	gossip, listen, admin := freeAddr(t), freeAddr(t), freeAddr(t)
-	_, gossipPort, _ := strings.Cut(gossip, ":")
+	ports := proctest.FreePorts(t, 3)
+	gossip, listen, admin := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
+	gossipPort := ports[0]
 	config := filepath.Join(t.TempDir(), "cluster.toml")
 	err := os.WriteFile(config, fmt.Appendf(nil, `[cluster]
 cookie = "dashboard-test"
@@ -106,7 +96,7 @@ seeds = [%q]
 [[node]]
 name = "gate1"
 roles = ["gate"]
-gossip_port = %s
+gossip_port = %d
 admin = %q
   [[node.listener]]
   name = "echo"

@@ -24,24 +24,14 @@ func TestMain(m *testing.M) {
 	proctest.Main(m, "./kvnode", &kvBin, ergotest.MemberlistProbe())
 }
 
-// freePort returns a TCP port free on 127.0.0.1 now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // The application on three node processes: a front node holding the
 // clients, and two nodes that may run the store. The store's node is
 // killed (kill -9): the other runs it with the data saved before the kill,
 // writers go on writing, and a client watching changes goes on receiving
 // them, with no reconnect.
 func TestStoreSurvivesItsNodeKilled(t *testing.T) {
-	gossip, listen := freePort(t), freePort(t)
+	ports := proctest.FreePorts(t, 2)
+	gossip, listen := ports[0], ports[1]
 	cfg := filepath.Join(t.TempDir(), "kv.toml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, `
 [cluster]

@@ -3,6 +3,7 @@ package proctest_test
 import (
 	"fmt"
 	"os/exec"
+	"testing"
 
 	"github.com/skynode/skynode/test/proctest"
 )
@@ -18,4 +19,14 @@ func ExampleBuffer() {
 	fmt.Print(out.String())
 	// Output:
 	// hello from a child
+}
+
+func TestFreePortsAreDistinct(t *testing.T) {
+	seen := map[int]bool{}
+	for _, p := range proctest.FreePorts(t, 200) {
+		if seen[p] || p <= 0 {
+			t.Fatalf("port %d twice or invalid", p)
+		}
+		seen[p] = true
+	}
 }
