@@ -22,8 +22,8 @@ echo "# bash test/bench_observe.sh $secs $pairs $sessions"
 "$bin" launch --config cluster.toml >"$dir/launch.log" 2>&1 &
 launch_pid=$!
 watchers=()
-stop_watchers() {
-  for p in "${watchers[@]}"; do kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+stop_watchers() { # SIGTERM: a background subshell ignores SIGINT
+  for p in "${watchers[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   watchers=()
 }
 holder=""
