@@ -49,10 +49,12 @@ func Main(m *testing.M, opts ...goleak.Option) {
 }
 
 // MainMultiNode is Main for packages whose tests run several nodes in one
-// process: it adds MultiNodeSuppression.
+// process: it adds MultiNodeSuppression and TeardownSuppression, and
+// StatsSuppression and AppsSuppression, which a package whose linked
+// nodes run past a minute (a loaded machine) meets.
 func MainMultiNode(m *testing.M, opts ...goleak.Option) {
 	if RaceEnabled && os.Getenv(reexecEnv) == "" {
-		os.Exit(reexec(Suppression + MultiNodeSuppression + TeardownSuppression))
+		os.Exit(reexec(Suppression + MultiNodeSuppression + TeardownSuppression + StatsSuppression + AppsSuppression))
 	}
 	goleak.VerifyTestMain(m, opts...)
 }
