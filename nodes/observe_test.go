@@ -114,3 +114,35 @@ func TestObserveNodePagesLongLists(t *testing.T) {
 		t.Fatalf("the last page: %d sessions of %d, %v; want 5 of %d", len(last.Sessions), last.Total, err, clients)
 	}
 }
+
+// A listener's rates and latencies over the last second move while a
+// client keeps sending.
+func TestObserverListenerRates(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name:      "rates",
+		Listeners: []nodes.ListenerConfig{{Name: "post", Addr: "127.0.0.1:0", Agent: "post"}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "rates", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	c := wire.Dial(t, n.Addr("post").String())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ergotest.CheckFor(t, 20*time.Second, time.Millisecond, func() error {
+		c.Call("address", nil) // the traffic: one request at a time
+		info, err := nodes.CallNode[observer.NodeInfo](ctx, n, observer.Name, n.Name(), observer.InfoRequest{})
+		if err != nil {
+			return err
+		}
+		l := info.Listeners[0]
+		if l.InPerSec <= 0 || l.OutPerSec <= 0 || l.P50Us <= 0 || l.P99Us < l.P50Us {
+			return fmt.Errorf("listener %+v: want rates and latencies of the last second", l)
+		}
+		return nil
+	})
+}
