@@ -77,7 +77,8 @@ type Options struct {
 	MaxExcess int
 	// Allow, if set, is asked about every frame with its client's
 	// address: false makes it an excess frame, as Rate does (a limit per
-	// address, shared by the connections of one client).
+	// address, shared by the connections of one client); a raw client,
+	// which cannot be answered, is closed at once.
 	Allow func(remote net.Addr) bool
 	Abuse func(remote net.Addr)
 	// NextSession returns a new session id, unique on this node across all

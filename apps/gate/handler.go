@@ -423,6 +423,11 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 		return true, nil
 	}
 	l.stats.limited.Add(1)
+	if raw {
+		// Over the address's rate, and no way to say so: closed rather
+		// than left waiting for an answer that will not come.
+		return false, &socket.CloseError{Reason: socket.ReasonRateLimited}
+	}
 	if cl.excess++; cl.excess >= l.opts.MaxExcess {
 		l.log.Warn("client keeps sending over its rate limit; closing it", "session", cl.session, "remote", c.RemoteAddr().String())
 		if l.opts.Abuse != nil {
@@ -430,9 +435,7 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 		}
 		return false, &socket.CloseError{Reason: socket.ReasonRateLimited}
 	}
-	if !raw {
-		l.reject(cl, payload, MsgRateLimited)
-	}
+	l.reject(cl, payload, MsgRateLimited)
 	return false, nil
 }
 

@@ -63,3 +63,17 @@ func TestRateLimitPerAddress(t *testing.T) {
 	}
 	quiet(t, a.ch)
 }
+
+// A raw client over its address's rate cannot be answered: it is closed
+// rather than left waiting for an echo.
+func TestRateLimitRawClosed(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{Codec: proto.Raw(), Allow: func(net.Addr) bool { return false }})
+	c, a := h.dialForward()
+	c.send([]byte("x"))
+	c.expectClosed()
+	quiet(t, a.ch)
+	if d := next[proto.Disconnect](t, h.watchdogCh); d.Reason != "rate_limited" {
+		t.Fatalf("Disconnect = %+v, want rate_limited", d)
+	}
+}
