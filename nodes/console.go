@@ -180,7 +180,7 @@ func (c *console) run(w io.Writer, cmd string, args []string) error {
 			return fmt.Errorf("no process %q", args[0])
 		}
 		n.log.Warn("console: operator kills a process", "pid", p.Self().String(), "name", p.Name())
-		p.Kill()
+		sup.Kill(p) // the console's goroutine has no one to recover a panic (sup/ERGO.md E20)
 		fmt.Fprintf(tw, "killed %s\n", p.Self())
 	case "ping":
 		if err := need(1); err != nil {

@@ -128,7 +128,7 @@ var ErrNoProcess = errors.New("nodes: no such process or session")
 func (o observed) Kill(pid string) error {
 	for _, p := range o.n.ergo.ProcessList() {
 		if p.Self().String() == pid {
-			p.Kill()
+			sup.Kill(p)
 			return nil
 		}
 	}

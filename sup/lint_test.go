@@ -42,6 +42,13 @@ func racyRead(name string) bool {
 	return name == "Info" || name == "MonitorsByName" || name == "Links"
 }
 
+// endCall reports whether the Ergo method name ends a process in a way
+// that panics when the process ends at the same moment (sup/ERGO.md E20):
+// sup.Exit and sup.Kill are the safe ones.
+func endCall(name string) bool {
+	return name == "Exit" || name == "Kill"
+}
+
 // sendCall reports whether the Ergo method name touches a node link when
 // its destination (the first argument) is on another node.
 func sendCall(name string) bool {
@@ -57,7 +64,8 @@ func sendCall(name string) bool {
 // and on any Send whose destination is a pid, process id or alias (which
 // may name another node) rather than a registered name (always local) or
 // the process itself. It also fails on the Ergo methods that read its
-// monitor maps unlocked (sup/ERGO.md E19), which the observer must avoid.
+// monitor maps unlocked (sup/ERGO.md E19), which the observer must avoid,
+// and on Exit and Kill (E20).
 func TestNoDirectLinkCalls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks the module: not in -short")
@@ -94,7 +102,7 @@ func TestNoDirectLinkCalls(t *testing.T) {
 		checked++
 		for _, f := range files {
 			name := filepath.ToSlash(fset.File(f.Pos()).Name())
-			if strings.HasSuffix(name, "/sup/remote.go") {
+			if strings.HasSuffix(name, "/sup/remote.go") || strings.HasSuffix(name, "/sup/end.go") {
 				continue
 			}
 			found = append(found, violations(fset, f, info)...)
@@ -152,6 +160,8 @@ func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
 			out = append(out, fmt.Sprintf("%s: %s", at, name))
 		case sendCall(name) && len(call.Args) > 0 && mayBeRemote(call.Args[0], info):
 			out = append(out, fmt.Sprintf("%s: %s to a destination that may be on another node", at, name))
+		case endCall(name):
+			out = append(out, fmt.Sprintf("%s: %s panics on a process that ends meanwhile (sup/ERGO.md E20): use sup.%s", at, name, name))
 		case racyRead(name):
 			out = append(out, fmt.Sprintf("%s: %s reads Ergo's maps under the wrong lock (sup/ERGO.md E19)", at, name))
 		}

@@ -499,6 +499,6 @@ func (o *Outbox) close() {
 		}
 		o.abandon(p, "closed")
 	}
-	o.proc.Kill()
+	sup.Kill(o.proc)
 	_ = o.proc.WaitWithTimeout(closeWait)
 }

@@ -486,7 +486,11 @@ func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
 				} else {
 					st.env.log.Info("service instance moves to another node", "service", r.def.Name(), "shard", r.shard)
 				}
-				proc.Exit("shutdown")
+				// Kill, not Exit: Ergo's supervisor, asked to exit, stops its
+				// children one by one and panics on one that ends meanwhile,
+				// as they all do when the node stops (sup/ERGO.md E20). The
+				// instance's OnStop hook sees "kill".
+				sup.Kill(proc)
 			}
 			h.handOver(p, st, r)
 		}
@@ -605,7 +609,7 @@ func (h *host) adopt(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnap
 	if inst := p.ProcessByName(instanceName(snap.Service, snap.Shard)); inst != nil {
 		st.env.log.Warn("service instance ran on two nodes; it restarts with the other's newer state",
 			"service", snap.Service, "shard", snap.Shard, "seq", snap.Seq)
-		inst.Exit("newer state")
+		_ = sup.Exit(inst, "newer state")
 	}
 }
 

@@ -120,6 +120,11 @@ roles = ["worker"]
 	for _, p := range procs {
 		p.WaitLog(t, "node started", 60*time.Second)
 	}
+	// A worker started before gate1's gossip listened joins at its next
+	// try, seconds later: the clients come once gate1 sees both workers.
+	for _, w := range []string{"worker1", "worker2"} {
+		procs["gate1"].WaitLog(t, "peer="+w+"@", 60*time.Second)
+	}
 
 	// Clients whose agents run on both workers.
 	const clients = 8
