@@ -85,7 +85,7 @@ func (n *Node) Cast(name, key string, msg any) error {
 	if err != nil {
 		return fmt.Errorf("nodes: message of type %T cannot be sent: %w", msg, err)
 	}
-	return p.Send(proto.ServicesName, proto.ServiceCast{Service: name, Key: key, Kind: proto.KindOf(msg), Payload: payload})
+	return sup.Send(p, nil, proto.ServicesName, proto.ServiceCast{Service: name, Key: key, Kind: proto.KindOf(msg), Payload: payload})
 }
 
 // Call calls the service called name (key picks the shard of a sharded
@@ -136,7 +136,7 @@ func call[Resp any](ctx context.Context, n *Node, call proto.ServiceCall, req an
 	}()
 	call.Kind, call.Payload, call.Ref = proto.KindOf(req), payload, ref
 	call.ReplyTo, call.Timeout = sup.FromPid(p.Self()), timeout.Milliseconds()
-	if err := p.Send(proto.ServicesName, call); err != nil {
+	if err := sup.Send(p, nil, proto.ServicesName, call); err != nil {
 		return resp, fmt.Errorf("nodes: call not sent: %w", err)
 	}
 	select {

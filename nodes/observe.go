@@ -76,7 +76,8 @@ func (o observed) Processes() []observer.Process {
 			PID: p.Self().String(), Name: p.Name(), Behavior: fmt.Sprintf("%T", sup.Inner(p.Behavior())), Mailbox: len(p.ProcessChannels().Mailbox),
 		}
 		if l, ok := o.n.census.Of(p.Self()); ok {
-			proc.Counted, proc.UptimeMs, proc.MessagesIn, proc.Restarts = true, time.Since(l.Started).Milliseconds(), l.MessagesIn, l.Restarts
+			proc.Counted, proc.UptimeMs, proc.Restarts = true, time.Since(l.Started).Milliseconds(), l.Restarts
+			proc.MessagesIn, proc.MessagesOut = l.MessagesIn, l.MessagesOut
 		}
 		if parent := p.Parent(); parent != nil {
 			proc.Parent = parent.Self().String()
@@ -144,7 +145,7 @@ func (o observed) Kick(session uint64) error {
 	if g == nil {
 		return fmt.Errorf("%w: gate %s", ErrNoProcess, r.Gate)
 	}
-	return g.Send(r.Gate, proto.Kick{Session: session, Reason: "kicked by an operator"})
+	return sup.Send(g, o.n.remote, r.Gate, proto.Kick{Session: session, Reason: "kicked by an operator"})
 }
 
 func (o observed) Drain() error {

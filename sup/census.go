@@ -10,7 +10,8 @@ import (
 )
 
 // Census records the life of the gen.Server processes whose behaviors it
-// wrapped (Count): when each started, how many messages it handled, and
+// wrapped (Count): when each started, how many messages it handled, how
+// many it sent to other processes (through [Send] and [SendWait]), and
 // how many times a process of its name was started again after the
 // first (its restarts). Ergo v1.999.224 keeps none of these. An observer
 // reads them with Of. The zero value is not usable: use NewCensus.
@@ -23,15 +24,30 @@ type Census struct {
 
 // Life is what a Census knows of one process.
 type Life struct {
-	Started    time.Time
-	MessagesIn uint64 // messages its callbacks handled (info, cast, call, direct)
-	Restarts   uint64 // starts of its name before this one; 0 for unnamed processes
+	Started     time.Time
+	MessagesIn  uint64 // messages its callbacks handled (info, cast, call, direct)
+	MessagesOut uint64 // messages it sent to other processes, on its node or others ([Send], [SendWait])
+	Restarts    uint64 // starts of its name before this one; 0 for unnamed processes
 }
 
 type life struct {
+	pid      etf.Pid
 	started  time.Time
-	in       atomic.Uint64
+	in, out  atomic.Uint64
 	restarts uint64
+}
+
+// lifeEnv is the process environment key under which a counted process
+// keeps its life, for Send to count what it sends.
+const lifeEnv gen.EnvKey = "skynode.sup.life"
+
+// sent counts a message p sent, if a Census records p.
+func sent(p gen.Process) {
+	// Env falls back to the group leader's environment: the pid tells
+	// p's own life from its leader's.
+	if l, ok := p.Env(lifeEnv).(*life); ok && l.pid == p.Self() {
+		l.out.Add(1)
+	}
 }
 
 // NewCensus returns an empty Census.
@@ -41,7 +57,8 @@ func NewCensus() *Census { return &Census{inits: map[string]uint64{}} }
 // is a gen.ServerBehavior, and b itself otherwise. name is the registered
 // name its processes run under ("" for unnamed ones, such as a pool's
 // workers), by which restarts are counted. The wrapper calls b's methods
-// with the same arguments; it costs an atomic add per message.
+// with the same arguments; it costs an atomic add per message handled,
+// and a lookup in the process's environment per message sent.
 func (c *Census) Count(b gen.ProcessBehavior, name string) gen.ProcessBehavior {
 	sb, ok := b.(gen.ServerBehavior)
 	if !ok {
@@ -57,11 +74,11 @@ func (c *Census) Of(pid etf.Pid) (Life, bool) {
 		return Life{}, false
 	}
 	l := v.(*life)
-	return Life{Started: l.started, MessagesIn: l.in.Load(), Restarts: l.restarts}, true
+	return Life{Started: l.started, MessagesIn: l.in.Load(), MessagesOut: l.out.Load(), Restarts: l.restarts}, true
 }
 
-func (c *Census) born(p *gen.ServerProcess, pid etf.Pid, name string) {
-	l := &life{started: time.Now()}
+func (c *Census) born(p *gen.ServerProcess, pid etf.Pid, name string) *life {
+	l := &life{pid: pid, started: time.Now()}
 	if name != "" {
 		c.mu.Lock()
 		l.restarts = c.inits[name]
@@ -70,6 +87,7 @@ func (c *Census) born(p *gen.ServerProcess, pid etf.Pid, name string) {
 	}
 	c.procs.Store(pid, l)
 	c.byRef.Store(p, l)
+	return l
 }
 
 func (c *Census) handled(p *gen.ServerProcess) {
@@ -92,7 +110,7 @@ type counted struct {
 }
 
 func (w *counted) Init(p *gen.ServerProcess, args ...etf.Term) error {
-	w.census.born(p, p.Self(), w.name)
+	p.SetEnv(lifeEnv, w.census.born(p, p.Self(), w.name))
 	err := w.inner.Init(p, args...)
 	if err != nil {
 		w.census.died(p, p.Self())

@@ -74,3 +74,56 @@ func TestCensus(t *testing.T) {
 		return nil
 	})
 }
+
+// relay sends every "go" on to "sink" twice through sup.Send, and once
+// to itself.
+type relay struct{ gen.Server }
+
+func (relay) HandleInfo(p *gen.ServerProcess, m etf.Term) gen.ServerStatus {
+	if m == "go" {
+		for range 2 {
+			if err := sup.Send(p, nil, "sink", "hop"); err != nil {
+				panic(err)
+			}
+		}
+		_ = p.Send(p.Self(), "note")
+	}
+	return gen.ServerStatusOK
+}
+
+// A Census counts the messages a process sent to others through sup.Send
+// (not those to itself), in its own record only: not in that of the
+// process whose group leader it is.
+func TestCensusMessagesOut(t *testing.T) {
+	t.Parallel()
+	n := ergotest.StartNode(t)
+	c := sup.NewCensus()
+	sink, err := n.Spawn("sink", gen.ProcessOptions{}, c.Count(&quietServer{}, "sink"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.Spawn("relay", gen.ProcessOptions{}, c.Count(&relay{}, "relay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := n.Spawn("", gen.ProcessOptions{GroupLeader: r}, &quietServer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := r.Send("relay", "go"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sup.Send(led, nil, "sink", "from the led"); err != nil {
+		t.Fatal(err)
+	}
+	ergotest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		rl, _ := c.Of(r.Self())
+		sl, _ := c.Of(sink.Self())
+		if rl.MessagesIn != 6 || rl.MessagesOut != 6 || sl.MessagesIn != 7 || sl.MessagesOut != 0 {
+			return fmt.Errorf("relay %+v, sink %+v; want relay 6 in (3 go, 3 notes) and 6 out, sink 7 in", rl, sl)
+		}
+		return nil
+	})
+}

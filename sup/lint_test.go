@@ -65,7 +65,10 @@ func sendCall(name string) bool {
 // may name another node) rather than a registered name (always local) or
 // the process itself. It also fails on the Ergo methods that read its
 // monitor maps unlocked (sup/ERGO.md E19), which the observer must avoid,
-// and on Exit and Kill (E20).
+// and on Exit and Kill (E20). Every message to another process goes
+// through sup.Send or sup.SendWait, which count it in the sender's
+// messages out: a direct Send is allowed only to the process itself, and
+// the Remote's own Send and SendWait only in sup/remote.go.
 func TestNoDirectLinkCalls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks the module: not in -short")
@@ -137,6 +140,19 @@ func inScope(rel string) bool {
 // violations lists the calls in f that break the rule.
 func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
 	var out []string
+	// A method that implements the Remote's Send or SendWait by calling
+	// another Remote's (a forwarder) sends nothing of its own.
+	forwarders := map[*ast.CallExpr]bool{}
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil && fd.Body != nil && (fd.Name.Name == "Send" || fd.Name.Name == "SendWait") {
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				if call, ok := n.(*ast.CallExpr); ok {
+					forwarders[call] = true
+				}
+				return true
+			})
+		}
+	}
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
 		if !ok {
@@ -151,6 +167,10 @@ func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
 			return true
 		}
 		pkg, name := s.Obj().Pkg().Path(), s.Obj().Name()
+		if pkg == module+"/sup" && (name == "Send" || name == "SendWait") && isRemote(s.Recv()) && !forwarders[call] {
+			out = append(out, fmt.Sprintf("%s: Remote.%s: use sup.%s, which counts it in the sender's messages out", fset.Position(call.Pos()), name, name))
+			return true
+		}
 		if pkg != ergoGen && pkg != ergoNode {
 			return true
 		}
@@ -160,6 +180,8 @@ func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
 			out = append(out, fmt.Sprintf("%s: %s", at, name))
 		case sendCall(name) && len(call.Args) > 0 && mayBeRemote(call.Args[0], info):
 			out = append(out, fmt.Sprintf("%s: %s to a destination that may be on another node", at, name))
+		case sendCall(name) && len(call.Args) > 0 && !toSelf(call.Args[0]):
+			out = append(out, fmt.Sprintf("%s: %s to another process: use sup.Send, which counts it in the sender's messages out", at, name))
 		case endCall(name):
 			out = append(out, fmt.Sprintf("%s: %s panics on a process that ends meanwhile (sup/ERGO.md E20): use sup.%s", at, name, name))
 		case racyRead(name):
@@ -168,6 +190,23 @@ func violations(fset *token.FileSet, f *ast.File, info *types.Info) []string {
 		return true
 	})
 	return out
+}
+
+// toSelf reports whether a Send destination is the process itself
+// (p.Self()): a timer or a note to itself, not a message out.
+func toSelf(dest ast.Expr) bool {
+	call, ok := dest.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	return ok && sel.Sel.Name == "Self" && len(call.Args) == 0
+}
+
+// isRemote reports whether t is the sup.Remote interface.
+func isRemote(t types.Type) bool {
+	n, ok := t.(*types.Named)
+	return ok && n.Obj().Name() == "Remote" && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == module+"/sup"
 }
 
 // mayBeRemote reports whether a Send destination may name another node:

@@ -29,7 +29,7 @@ var ErrQueueFull = errors.New("queue of the peer node is full")
 //   - gen.Process RemoteSpawn, RemoteSpawnWithTimeout
 //   - node.Node Connect (Disconnect only with a bound on the wait)
 //
-// It calls this package's [Send], [Monitor] and [MonitorNode] instead,
+// It calls this package's [Send], [SendWait], [Monitor] and [MonitorNode] instead,
 // which do local operations directly (Ergo does not block on those) and
 // hand remote ones to the Remote. A test (sup/lint_test.go) fails the build
 // of any process in apps/, nodes/ or sup/ that calls one of the above on a
@@ -56,15 +56,37 @@ type Remote interface {
 
 // Send sends msg from p to to, an etf.Pid, a gen.ProcessID or a registered
 // name on p's node. A destination on p's node gets it directly; one on
-// another node through r (ErrNoRemote when r is nil).
+// another node through r (ErrNoRemote when r is nil). A message sent
+// counts in p's messages out when a [Census] records p.
 func Send(p gen.Process, r Remote, to any, msg etf.Term) error {
-	if IsLocal(p, to) {
-		return p.Send(to, msg)
+	var err error
+	switch {
+	case IsLocal(p, to):
+		err = p.Send(to, msg)
+	case r == nil:
+		err = ErrNoRemote
+	default:
+		err = r.Send(to, msg)
 	}
-	if r == nil {
-		return ErrNoRemote
+	if err == nil {
+		sent(p)
 	}
-	return r.Send(to, msg)
+	return err
+}
+
+// SendWait is Send for a goroutine of its own that sends in p's name (a
+// connection's reader, never a process's callback): while the queue of
+// to's node is full it waits for room, until ctx ends or the node is
+// declared dead (Remote.SendWait).
+func SendWait(ctx context.Context, p gen.Process, r Remote, to any, msg etf.Term) error {
+	if IsLocal(p, to) || r == nil {
+		return Send(p, r, to, msg)
+	}
+	err := r.SendWait(ctx, to, msg)
+	if err == nil {
+		sent(p)
+	}
+	return err
 }
 
 // Monitor makes p monitor pid: directly when pid is on p's node, through r

@@ -134,7 +134,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st.sess.send = func(to proto.PID, msg any) error {
 		return sup.Send(p, s.opts.Remote, sup.ToPid(to), msg)
 	}
-	st.sess.local = func(name string, msg any) error { return p.Send(name, msg) }
+	st.sess.local = func(name string, msg any) error { return sup.Send(p, s.opts.Remote, name, msg) }
 	st.sess.sendName = func(name, node string, msg any) error {
 		return sup.Send(p, s.opts.Remote, gen.ProcessID{Name: name, Node: node}, msg)
 	}

@@ -264,7 +264,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	l.flushLost()
 	if l.attached.Load() > 1 {
 		// Forwards sent while no gate process ran were lost: ask again.
-		_ = p.Send(l.opts.Watchdog, proto.Resync{Gate: l.ProcessName()})
+		_ = sup.Send(p, l.opts.Remote, l.opts.Watchdog, proto.Resync{Gate: l.ProcessName()})
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func (l *Listener) Open(c *socket.Conn) error {
 	l.mu.Lock()
 	l.clients[cl.session] = cl
 	l.mu.Unlock()
-	err := p.Send(l.opts.Watchdog, proto.Connect{
+	err := sup.Send(p, l.opts.Remote, l.opts.Watchdog, proto.Connect{
 		Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: c.RemoteAddr().String(),
 	})
 	if err != nil {
@@ -136,13 +136,7 @@ func (l *Listener) send(c *socket.Conn, p gen.Process, agent proto.PID, f proto.
 	to := pid(agent)
 	sent := 0
 	one := func(m proto.Frame) error {
-		if sup.IsLocal(p, to) {
-			return sup.Send(p, l.opts.Remote, to, m)
-		}
-		if l.opts.Remote == nil {
-			return sup.ErrNoRemote
-		}
-		return l.opts.Remote.SendWait(connContext{c}, to, m)
+		return sup.SendWait(connContext{c}, p, l.opts.Remote, to, m)
 	}
 	for len(f.Payload) > proto.MaxChunk {
 		part := f
@@ -187,7 +181,7 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 	default:
 		l.log.Debug("client disconnected", "session", cl.session, "reason", reason.String(), "err", err)
 	}
-	if p := l.process(); p == nil || p.Send(l.opts.Watchdog, d) != nil {
+	if p := l.process(); p == nil || sup.Send(p, l.opts.Remote, l.opts.Watchdog, d) != nil {
 		l.park(d)
 	}
 }
@@ -215,7 +209,7 @@ func (l *Listener) flushLost() {
 	l.mu.Unlock()
 	p := l.process()
 	for _, d := range lost {
-		if p == nil || p.Send(l.opts.Watchdog, d) != nil {
+		if p == nil || sup.Send(p, l.opts.Remote, l.opts.Watchdog, d) != nil {
 			l.park(d)
 		}
 	}

@@ -146,12 +146,14 @@ type Process struct {
 	Mailbox  int    `msgpack:"mailbox" json:"mailbox"`         // messages waiting
 	Parent   string `msgpack:"parent" json:"parent,omitempty"` // the pid of its supervisor (the tree); "" for a root
 	// For skynode's own processes (Counted; not Ergo's): how long it has
-	// run, the messages it handled, and how many times a process of its
-	// name was restarted before it.
-	Counted    bool   `msgpack:"counted" json:"counted"`
-	UptimeMs   int64  `msgpack:"uptime_ms" json:"uptime_ms"`
-	MessagesIn uint64 `msgpack:"messages_in" json:"messages_in"`
-	Restarts   uint64 `msgpack:"restarts" json:"restarts"`
+	// run, the messages it handled and those it sent to other processes
+	// (on its node or others), and how many times a process of its name
+	// was restarted before it.
+	Counted     bool   `msgpack:"counted" json:"counted"`
+	UptimeMs    int64  `msgpack:"uptime_ms" json:"uptime_ms"`
+	MessagesIn  uint64 `msgpack:"messages_in" json:"messages_in"`
+	MessagesOut uint64 `msgpack:"messages_out" json:"messages_out"`
+	Restarts    uint64 `msgpack:"restarts" json:"restarts"`
 }
 
 // Session is a session held by one of a node's gates, and where its agent

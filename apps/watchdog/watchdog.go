@@ -378,7 +378,7 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 // start hook's) follows the session state. The gate is on this node, so
 // the Forward is in its mailbox before the agent can answer.
 func (s *server) resume(p *gen.ServerProcess, r Record) {
-	if err := p.Send(r.Gate, proto.Forward{Session: r.Session, Agent: r.Agent}); err != nil {
+	if err := sup.Send(p, s.opts.Remote, r.Gate, proto.Forward{Session: r.Session, Agent: r.Agent}); err != nil {
 		s.opts.Logger.Warn("watchdog could not reach the gate", "session", r.Session, "err", err)
 	}
 	s.send(p, sup.ToPid(r.Agent), proto.SessionState{Session: r.Session, Fresh: !r.Started, Values: r.Values})
@@ -405,7 +405,7 @@ func (s *server) agentDown(p *gen.ServerProcess, st *state, m gen.MessageDown) {
 		return // the session is over, or already has a newer agent
 	}
 	s.opts.Logger.Info("agent died", "session", session, "pid", m.Pid.String(), "reason", m.Reason)
-	_ = p.Send(rec.Gate, proto.AgentDown{Session: session, Agent: dead})
+	_ = sup.Send(p, s.opts.Remote, rec.Gate, proto.AgentDown{Session: session, Agent: dead})
 	switch m.Reason {
 	case "normal", "shutdown":
 		// The agent ended its session by itself: not restarted.
@@ -454,7 +454,7 @@ func waiting(st *state, session uint64) bool {
 func (s *server) resync(p *gen.ServerProcess, gate string) {
 	for _, r := range s.opts.Store.all() {
 		if r.Gate == gate && !r.Agent.IsZero() {
-			_ = p.Send(gate, proto.Forward{Session: r.Session, Agent: r.Agent})
+			_ = sup.Send(p, s.opts.Remote, gate, proto.Forward{Session: r.Session, Agent: r.Agent})
 		}
 	}
 }
@@ -467,5 +467,5 @@ func (s *server) send(p *gen.ServerProcess, to etf.Pid, msg etf.Term) {
 }
 
 func (s *server) kick(p *gen.ServerProcess, r Record, reason string) {
-	_ = p.Send(r.Gate, proto.Kick{Session: r.Session, Reason: reason})
+	_ = sup.Send(p, s.opts.Remote, r.Gate, proto.Kick{Session: r.Session, Reason: reason})
 }

@@ -120,17 +120,13 @@ func (p *proc) failed(t *testing.T, timeout time.Duration) string {
 	return out
 }
 
-// freeAddrs returns n loopback addresses free a moment ago.
+// freeAddrs returns n loopback addresses free a moment ago (see
+// proctest.FreePorts).
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
+	for _, port := range proctest.FreePorts(t, n) {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	return addrs
 }

@@ -228,12 +228,12 @@ func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJS
 			time.Duration(l.P50Us)*time.Microsecond, time.Duration(l.P99Us)*time.Microsecond)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nPID\tNAME (supervision tree)\tBEHAVIOR\tMAILBOX\tUPTIME\tMESSAGES IN\tRESTARTS")
+	fmt.Fprintln(tw, "\nPID\tNAME (supervision tree)\tBEHAVIOR\tMAILBOX\tUPTIME\tMESSAGES IN\tMESSAGES OUT\tRESTARTS")
 	for _, t := range tree(d.Processes) {
 		p := t.Process
-		life := "-\t-\t-" // one of Ergo's own processes
+		life := "-\t-\t-\t-" // one of Ergo's own processes
 		if p.Counted {
-			life = fmt.Sprintf("%s\t%d\t%d", (time.Duration(p.UptimeMs) * time.Millisecond).Round(time.Second), p.MessagesIn, p.Restarts)
+			life = fmt.Sprintf("%s\t%d\t%d\t%d", (time.Duration(p.UptimeMs) * time.Millisecond).Round(time.Second), p.MessagesIn, p.MessagesOut, p.Restarts)
 		}
 		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%d\t%s\n", p.PID, strings.Repeat("  ", t.depth), cmp.Or(p.Name, "-"), p.Behavior, p.Mailbox, life)
 	}

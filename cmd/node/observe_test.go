@@ -117,8 +117,8 @@ roles = ["worker"]
 	for _, p := range detail.Processes {
 		byPID[p.PID] = p
 	}
-	if a := byPID[agent]; !a.Counted || a.MessagesIn == 0 || a.Behavior != "*agent.server" {
-		t.Fatalf("the agent's process %+v: want counted, with the messages it handled", a)
+	if a := byPID[agent]; !a.Counted || a.MessagesIn == 0 || a.MessagesOut == 0 || a.Behavior != "*agent.server" {
+		t.Fatalf("the agent's process %+v: want counted, with the messages it handled and those it sent (its welcome to the watchdog, its answer to the gate)", a)
 	}
 	shard := byPID[byPID[agent].Parent]
 	if !strings.HasPrefix(shard.Name, "agents.") || !strings.HasPrefix(byPID[shard.Parent].Name, "agents.") {

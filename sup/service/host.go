@@ -345,7 +345,7 @@ func (h *host) cast(p *gen.ServerProcess, st *hostState, m proto.ServiceCast) {
 		if m.Forwarded && d.Kind() != KindPerNode {
 			shard = ShardOf(m.Key, d.Shards())
 		}
-		if err := p.Send(instanceName(m.Service, shard), m); err != nil {
+		if err := sup.Send(p, h.opts.Remote, instanceName(m.Service, shard), m); err != nil {
 			st.env.log.Debug("service: message dropped", "service", m.Service, "err", err)
 		}
 		return

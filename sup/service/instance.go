@@ -94,7 +94,7 @@ func (c *Context[S]) Save(v any) error {
 	c.seq++
 	snap := proto.ServiceSnapshot{Service: c.svc.name, Shard: c.shard, Seq: c.seq, Payload: payload}
 	c.env.snapshots.put(snap)
-	if err := c.p.Send(proto.ServicesName, saveSnapshot{snap: snap}); err != nil {
+	if err := sup.Send(c.p, c.env.remote, proto.ServicesName, saveSnapshot{snap: snap}); err != nil {
 		return fmt.Errorf("service %s: snapshot kept on this node only: %w", c.svc.name, err)
 	}
 	return nil
@@ -149,7 +149,7 @@ func (c *Context[S]) Publish(topic string, msg any) error {
 	if err != nil {
 		return fmt.Errorf("service %s: message of type %T cannot be published: %w", c.svc.name, msg, err)
 	}
-	return c.p.Send(proto.TopicsName, proto.Publish{Topic: topic, Kind: proto.KindOf(msg), Payload: payload})
+	return sup.Send(c.p, c.env.remote, proto.TopicsName, proto.Publish{Topic: topic, Kind: proto.KindOf(msg), Payload: payload})
 }
 
 // Cast sends msg to the service called service (key picks the shard of a
@@ -159,7 +159,7 @@ func (c *Context[S]) Cast(service, key string, msg any) error {
 	if err != nil {
 		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
 	}
-	return c.p.Send(proto.ServicesName, proto.ServiceCast{Service: service, Key: key, Kind: proto.KindOf(msg), Payload: payload})
+	return sup.Send(c.p, c.env.remote, proto.ServicesName, proto.ServiceCast{Service: service, Key: key, Kind: proto.KindOf(msg), Payload: payload})
 }
 
 // DefaultCallTimeout is how long a call waits for its answer unless told
@@ -187,7 +187,7 @@ func Call[S, Resp any](c *Context[S], service, key string, req any, timeout time
 		Service: service, Key: key, Kind: proto.KindOf(req), Payload: payload,
 		Ref: ref, ReplyTo: sup.FromPid(c.p.Self()), Timeout: timeout.Milliseconds(),
 	}
-	if err := c.p.Send(proto.ServicesName, call); err != nil {
+	if err := sup.Send(c.p, c.env.remote, proto.ServicesName, call); err != nil {
 		return fmt.Errorf("service %s: call not sent: %w", c.svc.name, err)
 	}
 	c.calls[ref] = func(r proto.ServiceReply) {
@@ -260,7 +260,7 @@ func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.Server
 				reply.Error = err.Error()
 			}
 		}
-		_ = p.Send(proto.ServicesName, callDone{replyTo: m.call.ReplyTo, reply: reply})
+		_ = sup.Send(p, c.env.remote, proto.ServicesName, callDone{replyTo: m.call.ReplyTo, reply: reply})
 	case proto.ServiceCast:
 		h, ok := in.svc.casts[m.Kind]
 		if !ok {

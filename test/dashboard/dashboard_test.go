@@ -59,6 +59,7 @@ type shown struct {
 		Agent string `json:"agent"`
 	} `json:"sessions"`
 	Processes int    `json:"processes"`
+	MostSent  int    `json:"most_sent"` // the largest "messages out" among the processes
 	Audit     string `json:"audit"`
 }
 
@@ -68,6 +69,7 @@ const readPage = `JSON.stringify({
     failovers: c.querySelector('[data-key="failovers"]')?.textContent ?? ""})),
   sessions: [...document.querySelectorAll("#sessions tbody tr")].map(r => ({id: r.dataset.session, agent: r.dataset.agentNode})),
   processes: document.querySelectorAll("#processes tbody tr").length,
+  most_sent: Math.max(0, ...[...document.querySelectorAll("#processes tbody tr")].map(r => +r.children[6].textContent || 0)),
   audit: document.getElementById("audit").textContent,
 })`
 
@@ -186,8 +188,9 @@ roles = ["worker"]
 				return fmt.Errorf("%s is %s on the page: %+v", n, state, page)
 			}
 		}
-		if len(page.Sessions) != clients || page.Processes == 0 {
-			return fmt.Errorf("%d sessions and %d processes on the page, want %d and some", len(page.Sessions), page.Processes, clients)
+		if len(page.Sessions) != clients || page.Processes == 0 || page.MostSent < clients {
+			return fmt.Errorf("%d sessions and %d processes on the page, the most messages out %d; want %d, some, and at least one per client (gate1's listener sent each client's echo to its agent)",
+				len(page.Sessions), page.Processes, page.MostSent, clients)
 		}
 		if moved("worker1") == nil || moved("worker2") == nil {
 			return fmt.Errorf("agents on one worker only: %+v", page.Sessions)
