@@ -43,7 +43,8 @@ type metricsCollector struct {
 	requests, decodeErrors, unknown *prometheus.Desc
 	handlerErrors, panics           *prometheus.Desc
 	started, restarts, failovers    *prometheus.Desc
-	crashLoops                      *prometheus.Desc
+	crashLoops, messagesIn          *prometheus.Desc
+	messagesOut                     *prometheus.Desc
 }
 
 func newMetricsCollector(n *Node) *metricsCollector {
@@ -56,6 +57,8 @@ func newMetricsCollector(n *Node) *metricsCollector {
 		sessions:      d("sessions", "Sessions held by this node's gates."),
 		agents:        d("agents", "Agent processes running on this node."),
 		processes:     d("processes", "Ergo processes of this node."),
+		messagesIn:    d("process_messages_in_total", "Messages handled by skynode's processes on this node (gates, watchdog, agents, services...)."),
+		messagesOut:   d("process_messages_out_total", "Messages skynode's processes on this node sent to other processes, on this node or others."),
 		members:       d("gossip_members", "Cluster members in this node's gossip view, per state.", "state"),
 		linkSent:      d("link_messages_sent_total", "Messages handed to node links (the per-peer path)."),
 		linkRefused:   d("link_messages_refused_total", "Sends refused because a peer's queue was full (back-pressure)."),
@@ -137,6 +140,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.sessions, float64(n.store.Len()))
 	gauge(c.agents, float64(n.agentCount()))
 	gauge(c.processes, float64(len(n.ergo.ProcessList())))
+	in, out := n.census.Totals()
+	counter(c.messagesIn, float64(in))
+	counter(c.messagesOut, float64(out))
 	states := map[string]int{"alive": 0, "suspect": 0, "dead": 0}
 	for _, m := range n.Members() {
 		switch {

@@ -129,6 +129,20 @@ func TestAdminAddress(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
 		}
 	}
+	// Each request is at least two messages between processes: the frame
+	// from the gate to the agent, and the answer from the agent to the gate.
+	in, out := value(f, "skynode_process_messages_in_total"), value(f, "skynode_process_messages_out_total")
+	if in < 6 || out < 6 {
+		t.Fatalf("process messages in %v, out %v; want at least 6 each for 3 requests", in, out)
+	}
+	clients[0].Call("address", nil)
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		f := scrape(t, addr)
+		if dIn, dOut := value(f, "skynode_process_messages_in_total")-in, value(f, "skynode_process_messages_out_total")-out; dIn < 2 || dOut < 2 {
+			return fmt.Errorf("one more request moved process messages in by %v and out by %v; want 2 or more each", dIn, dOut)
+		}
+		return nil
+	})
 
 	clients[0].Close()
 	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {

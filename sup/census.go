@@ -20,6 +20,8 @@ type Census struct {
 	byRef sync.Map // *gen.ServerProcess → *life, for the callbacks (a pointer hashes faster than a pid)
 	mu    sync.Mutex
 	inits map[string]uint64 // processes started, by registered name
+	in    atomic.Uint64     // messages all its processes handled, ended ones included
+	out   atomic.Uint64     // messages all its processes sent, ended ones included
 }
 
 // Life is what a Census knows of one process.
@@ -31,6 +33,7 @@ type Life struct {
 }
 
 type life struct {
+	census   *Census
 	pid      etf.Pid
 	started  time.Time
 	in, out  atomic.Uint64
@@ -47,6 +50,7 @@ func sent(p gen.Process) {
 	// p's own life from its leader's.
 	if l, ok := p.Env(lifeEnv).(*life); ok && l.pid == p.Self() {
 		l.out.Add(1)
+		l.census.out.Add(1)
 	}
 }
 
@@ -77,8 +81,12 @@ func (c *Census) Of(pid etf.Pid) (Life, bool) {
 	return Life{Started: l.started, MessagesIn: l.in.Load(), MessagesOut: l.out.Load(), Restarts: l.restarts}, true
 }
 
+// Totals returns the messages all the processes the Census recorded have
+// handled and sent, those that ended included: a node's totals.
+func (c *Census) Totals() (in, out uint64) { return c.in.Load(), c.out.Load() }
+
 func (c *Census) born(p *gen.ServerProcess, pid etf.Pid, name string) *life {
-	l := &life{pid: pid, started: time.Now()}
+	l := &life{census: c, pid: pid, started: time.Now()}
 	if name != "" {
 		c.mu.Lock()
 		l.restarts = c.inits[name]
@@ -93,6 +101,7 @@ func (c *Census) born(p *gen.ServerProcess, pid etf.Pid, name string) *life {
 func (c *Census) handled(p *gen.ServerProcess) {
 	if v, ok := c.byRef.Load(p); ok {
 		v.(*life).in.Add(1)
+		c.in.Add(1)
 	}
 }
 

@@ -93,7 +93,7 @@ func (relay) HandleInfo(p *gen.ServerProcess, m etf.Term) gen.ServerStatus {
 
 // A Census counts the messages a process sent to others through sup.Send
 // (not those to itself), in its own record only: not in that of the
-// process whose group leader it is.
+// process whose group leader it is; and the totals of all it recorded.
 func TestCensusMessagesOut(t *testing.T) {
 	t.Parallel()
 	n := ergotest.StartNode(t)
@@ -123,6 +123,9 @@ func TestCensusMessagesOut(t *testing.T) {
 		sl, _ := c.Of(sink.Self())
 		if rl.MessagesIn != 6 || rl.MessagesOut != 6 || sl.MessagesIn != 7 || sl.MessagesOut != 0 {
 			return fmt.Errorf("relay %+v, sink %+v; want relay 6 in (3 go, 3 notes) and 6 out, sink 7 in", rl, sl)
+		}
+		if in, out := c.Totals(); in != 13 || out != 6 {
+			return fmt.Errorf("totals %d in, %d out; want 13 and 6", in, out)
 		}
 		return nil
 	})
