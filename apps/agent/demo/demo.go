@@ -67,9 +67,11 @@ func login(creds Credentials) agent.HandlerFunc {
 		}
 		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass))
 		if err != nil && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			s.Delete(UserKey)
 			return nil, err // a malformed hash in the configuration
 		}
 		if !known || err != nil {
+			s.Delete(UserKey) // a failed login logs the session out (proto/PROTOCOL.md)
 			return agent.Reply{"status": "error", "message": "Invalid credentials"}, nil
 		}
 		s.Set(UserKey, user)

@@ -164,6 +164,25 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// A failed login after a good one leaves the session logged out.
+func TestFailedLoginLogsOut(t *testing.T) {
+	t.Parallel()
+	c := start(t)
+	c.spawn(hashes(t), false, nil)
+	got, _ := c.call("login", map[string]any{"username": "admin", "password": "secret"})
+	want(t, got, "status", "ok")
+	for _, data := range []map[string]any{
+		{"username": "admin", "password": "guess"},
+		{"username": "broken", "password": "secret"}, // an internal error
+	} {
+		c.call("login", map[string]any{"username": "admin", "password": "secret"})
+		got, _ = c.call("login", data)
+		want(t, got, "status", "error")
+		who, _ := c.call("whoami", nil)
+		want(t, who, "status", "ok", "user", "")
+	}
+}
+
 func TestLoginIsSavedAndRestored(t *testing.T) {
 	t.Parallel()
 	c := start(t)
