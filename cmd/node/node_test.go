@@ -49,9 +49,11 @@ func TestRunStopsOnSignal(t *testing.T) {
 
 // With --log-format json every line a node writes is one JSON object
 // whose keys are unique (the node's own name is "node", another node's
-// "peer"), from start to a clean stop.
+// "peer"), from start to a clean stop; and at the debug level no password
+// a client sent, nor a password hash of the configuration, is in any line.
 func TestRunJSONLogs(t *testing.T) {
 	t.Parallel()
+	var hash string
 	p, agent, _ := startServing(t, "json", func(config string) []string {
 		// A gossiping node: its membership logs about members, itself too.
 		b, err := os.ReadFile(config)
@@ -62,15 +64,30 @@ func TestRunJSONLogs(t *testing.T) {
 		if err := os.WriteFile(config, []byte(strings.Replace(string(b), `roles = ["gate"]`, gossip, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		if _, after, ok := strings.Cut(string(b), "admin = \""); ok {
+			hash, _, _ = strings.Cut(after, "\"")
+		}
 		return []string{"run", "--config", config, "--node", "json", "--log-format", "json", "--log-level", "debug"}
 	})
 	c := dial(t, agent)
 	want(t, c.recv(), "status", "ok", "message", "Welcome to server")
+	const wrong, misspelt = "wrong-pw-5e1d9c", "misspelt-pw-0b7a44"
+	want(t, c.call("login", map[string]any{"username": "admin", "password": wrong}), "status", "error")
+	want(t, c.call("login", map[string]any{"username": "admin", "password": "secret"}), "status", "ok")
+	want(t, c.call("lgoin", map[string]any{"username": "admin", "password": misspelt}), "status", "error")
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.wait(t, exitWait); err != nil {
 		t.Fatal(err)
+	}
+	if len(hash) < 20 {
+		t.Fatalf("no password hash found in the configuration (%q)", hash)
+	}
+	for _, secret := range []string{wrong, misspelt, `"secret"`, hash} {
+		if strings.Contains(p.out.String(), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
 	}
 	lines := strings.Split(strings.TrimSpace(p.out.String()), "\n")
 	for _, line := range lines {
