@@ -23,6 +23,7 @@ type Session struct {
 
 	values map[string]any        // as Set, or as restored
 	saved  map[string]savedValue // the same, encoded for the watchdog
+	size   int                   // of saved, as valueCost counts
 	dirty  bool
 
 	timers timers // pending After and Every callbacks
@@ -67,8 +68,9 @@ func (s *Session) String(key string) string {
 
 // Set stores a session value. The watchdog keeps a copy, so the value
 // survives a restart of the agent or its move to another node. The error
-// says why v cannot be kept (it is not msgpack-encodable); the value is
-// then not stored.
+// says why v cannot be kept (it is not msgpack-encodable, or the values
+// would be over MaxValuesSize: ErrValuesTooLarge); the value is then not
+// stored, and the session keeps the value it had.
 //
 // Values cross node links and outlive their agent, each saved with its
 // kind, so that it comes back as the Go type it was Set with. Kept
@@ -85,17 +87,39 @@ func (s *Session) Set(key string, v any) error {
 	if err != nil {
 		return err
 	}
+	size := s.size + valueCost(key, sv)
+	if old, ok := s.saved[key]; ok {
+		size -= valueCost(key, old)
+	}
+	if size > MaxValuesSize {
+		return fmt.Errorf("%w: %q would take them to %d bytes", ErrValuesTooLarge, key, size)
+	}
 	if s.values == nil {
 		s.values, s.saved = map[string]any{}, map[string]savedValue{}
 	}
-	s.values[key], s.saved[key] = v, sv
+	s.values[key], s.saved[key], s.size = v, sv, size
 	s.dirty = true
 	return nil
 }
 
+// MaxValuesSize bounds a session's values together, as saved: each key
+// and its encoded value, plus 32 bytes. They cross node links in one
+// message, whose payload proto.MaxLinkPayload bounds; past it the watchdog
+// could not keep them, and they would not survive the agent.
+const MaxValuesSize = 48 << 10
+
+// ErrValuesTooLarge is the error of a Set that would take the session's
+// values over MaxValuesSize.
+var ErrValuesTooLarge = errors.New("agent: session values too large")
+
+// valueCost is what one value counts toward MaxValuesSize: at least the
+// bytes its key and value take in the saved map's msgpack.
+func valueCost(key string, sv savedValue) int { return len(key) + len(sv.Data) + 32 }
+
 // Delete removes a session value.
 func (s *Session) Delete(key string) {
 	if _, ok := s.values[key]; ok {
+		s.size -= valueCost(key, s.saved[key])
 		delete(s.values, key)
 		delete(s.saved, key)
 		s.dirty = true

@@ -220,6 +220,7 @@ func (s *Session) restore(b []byte) error {
 		return err
 	}
 	s.values, s.saved = make(map[string]any, len(saved)), make(map[string]savedValue, len(saved))
+	s.size = 0
 	var errs []error
 	for k, sv := range saved {
 		v, err := decodeValue(sv)
@@ -228,6 +229,7 @@ func (s *Session) restore(b []byte) error {
 			continue
 		}
 		s.values[k], s.saved[k] = v, sv
+		s.size += valueCost(k, sv)
 	}
 	return errors.Join(errs...)
 }
