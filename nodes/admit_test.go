@@ -124,3 +124,41 @@ func TestListenerRateLimitAndBan(t *testing.T) {
 		t.Fatalf("rate limited %v, refused %v; want 2 and 1", l, r)
 	}
 }
+
+// A listener's first_frame_timeout (cluster.toml) closes a client that
+// sends nothing in time; one whose first request came in time is held to
+// read_timeout alone (none here).
+func TestListenerFirstFrameTimeout(t *testing.T) {
+	t.Parallel()
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "first"
+  [[node.listener]]
+  name = "demo"
+  addr = "127.0.0.1:0"
+  agent = "post"
+  first_frame_timeout = "300ms"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "first", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.Addr("demo").String()
+	silent, talker := wire.Dial(t, addr), wire.Dial(t, addr)
+	if m := talker.Call("address", nil); m["status"] != "ok" {
+		t.Fatalf("first request: %v", m)
+	}
+	if m, err := silent.NextErr(10 * time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("a client that sent nothing: %v, %v; want the close", m, err)
+	}
+	<-time.After(time.Second) // well past first_frame_timeout
+	if m := talker.Call("address", nil); m["status"] != "ok" {
+		t.Fatalf("a client whose first request came in time, after a pause: %v", m)
+	}
+}

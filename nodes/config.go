@@ -114,17 +114,20 @@ type NodeConfig struct {
 
 // ListenerConfig describes one client-facing listener of a gate node.
 type ListenerConfig struct {
-	Name         string        `toml:"name"`          // unique on the node, e.g. "agent"
-	Addr         string        `toml:"addr"`          // host:port; port 0 picks a free one
-	Framing      string        `toml:"framing"`       // len16 (default), len32, line
-	MaxFrame     int           `toml:"max_frame"`     // bytes; 0 = the framing's default
-	Codec        string        `toml:"codec"`         // msgpack (default), json, raw
-	Agent        string        `toml:"agent"`         // agent kind: demo (default), echo, or one registered in Options.Agents
-	ReadTimeout  time.Duration `toml:"read_timeout"`  // idle limit per client; 0 = none
-	WriteTimeout time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
-	QueueWarn    int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
-	QueueLimit   int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
-	MaxConns     int           `toml:"max_conns"`     // 0 = unlimited
+	Name        string        `toml:"name"`         // unique on the node, e.g. "agent"
+	Addr        string        `toml:"addr"`         // host:port; port 0 picks a free one
+	Framing     string        `toml:"framing"`      // len16 (default), len32, line
+	MaxFrame    int           `toml:"max_frame"`    // bytes; 0 = the framing's default
+	Codec       string        `toml:"codec"`        // msgpack (default), json, raw
+	Agent       string        `toml:"agent"`        // agent kind: demo (default), echo, or one registered in Options.Agents
+	ReadTimeout time.Duration `toml:"read_timeout"` // idle limit per client; 0 = none
+	// FirstFrameTimeout closes a client whose first frame has not
+	// arrived that long after it connected; 0 = read_timeout applies.
+	FirstFrameTimeout time.Duration `toml:"first_frame_timeout"`
+	WriteTimeout      time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
+	QueueWarn         int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
+	QueueLimit        int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
+	MaxConns          int           `toml:"max_conns"`     // 0 = unlimited
 	// MaxConnsPerIP caps one client address's connections (IPv6: by
 	// IPv6Prefix); 0 = unlimited.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
@@ -308,6 +311,7 @@ func validateListeners(n *NodeConfig) error {
 			{"rate_limit", int64(l.RateLimit)}, {"rate_burst", int64(l.RateBurst)}, {"ip_rate_limit", int64(l.IPRateLimit)},
 			{"ip_rate_burst", int64(l.IPRateBurst)}, {"max_excess", int64(l.MaxExcess)}, {"ban_for", int64(l.BanFor)},
 			{"read_timeout", int64(l.ReadTimeout)}, {"write_timeout", int64(l.WriteTimeout)},
+			{"first_frame_timeout", int64(l.FirstFrameTimeout)},
 		} {
 			if f.v < 0 {
 				return fmt.Errorf("%w: node %q listener %q: %s is negative", ErrConfig, n.Name, l.Name, f.key)

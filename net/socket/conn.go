@@ -188,8 +188,8 @@ func (c *Conn) run() {
 }
 
 func (c *Conn) readLoop() {
-	for {
-		if !c.setReadDeadline() {
+	for first := true; ; first = false {
+		if !c.setReadDeadline(first) {
 			c.discard()
 			return
 		}
@@ -211,16 +211,23 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// setReadDeadline starts the wait for the next frame. It reports false
-// if the connection lingers, whose deadline must stay.
-func (c *Conn) setReadDeadline() bool {
+// setReadDeadline starts the wait for the next frame (the first one's
+// when first). It reports false if the connection lingers, whose deadline
+// must stay.
+func (c *Conn) setReadDeadline(first bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == stateLinger {
 		return false
 	}
-	if t := c.s.opts.ReadTimeout; t > 0 {
+	t := c.s.opts.ReadTimeout
+	if first && c.s.opts.FirstFrameTimeout > 0 {
+		t = c.s.opts.FirstFrameTimeout
+	}
+	if t > 0 {
 		c.t.SetReadDeadline(time.Now().Add(t))
+	} else if c.s.opts.FirstFrameTimeout > 0 {
+		c.t.SetReadDeadline(time.Time{}) // the first frame's deadline ended with it
 	}
 	return true
 }

@@ -113,6 +113,50 @@ func TestReadTimeout(t *testing.T) {
 	}
 }
 
+// FirstFrameTimeout closes a client that sends nothing, or only part of
+// its first frame, in time; a client whose first frame came in time is
+// then held to ReadTimeout alone (none here).
+func TestFirstFrameTimeout(t *testing.T) {
+	t.Parallel()
+	const first = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		send []byte
+	}{
+		{"silent", nil},
+		{"part of a frame", []byte{0, 10, 'a', 'b'}}, // Len16: 10 bytes declared, 2 sent
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHandler()
+			srv, _ := startServer(t, socket.Options{FirstFrameTimeout: first}, h)
+			c := dial(t, srv, frame.Options{})
+			if tc.send != nil {
+				if _, err := c.nc.Write(tc.send); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev := h.waitClosed(t)
+			if ev.reason != socket.ReasonIdle || !errors.Is(ev.err, os.ErrDeadlineExceeded) {
+				t.Errorf("Closed(%v, %v); want idle, deadline exceeded", ev.reason, ev.err)
+			}
+		})
+	}
+	t.Run("first frame in time", func(t *testing.T) {
+		t.Parallel()
+		h := newHandler()
+		srv, _ := startServer(t, socket.Options{FirstFrameTimeout: first}, h)
+		c := dial(t, srv, frame.Options{})
+		if err := c.echo([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(5 * first) // well past the first frame's deadline
+		if err := c.echo([]byte("still here")); err != nil {
+			t.Fatalf("after the first frame, a pause past FirstFrameTimeout closed the client: %v", err)
+		}
+	})
+}
+
 func TestFrameTooLarge(t *testing.T) {
 	t.Parallel()
 	h := newHandler()

@@ -25,6 +25,12 @@ type Options struct {
 	// Handler.Frame does not count. Exceeding it closes the connection
 	// with ReasonIdle. Zero means no timeout.
 	ReadTimeout time.Duration
+	// FirstFrameTimeout, if set, is the longest wait for the first whole
+	// frame once the connection is started, in place of ReadTimeout: a
+	// client that connects and sends nothing, or its first frame a byte
+	// at a time (slowloris), is closed with ReasonIdle then, whatever
+	// ReadTimeout allows a session later.
+	FirstFrameTimeout time.Duration
 	// WriteTimeout is the deadline of each socket write. Exceeding it
 	// closes the connection with ReasonSlowConsumer. Zero means 10s.
 	WriteTimeout time.Duration
@@ -54,6 +60,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.ReadTimeout < 0 {
 		o.ReadTimeout = 0
+	}
+	if o.FirstFrameTimeout < 0 {
+		o.FirstFrameTimeout = 0
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = defaultWriteTimeout
