@@ -213,10 +213,8 @@ func isRemote(t types.Type) bool {
 // anything but a registered name (a string or atom: always this node) or
 // the process's own pid.
 func mayBeRemote(dest ast.Expr, info *types.Info) bool {
-	if call, ok := dest.(*ast.CallExpr); ok {
-		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Self" && len(call.Args) == 0 {
-			return false
-		}
+	if toSelf(dest) {
+		return false
 	}
 	tv, ok := info.Types[dest]
 	if !ok {
