@@ -10,6 +10,7 @@ import (
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/wire"
 )
@@ -193,7 +194,7 @@ func TestMessageToSessionFollowsItsAgent(t *testing.T) {
 	first := addr["pid"]
 	for _, p := range b.Ergo().ProcessList() {
 		if pid, _ := proto.Int(first); p.Self().ID == uint64(pid) {
-			p.Kill()
+			sup.Kill(p)
 		}
 	}
 	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {

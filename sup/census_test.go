@@ -58,7 +58,7 @@ func TestCensus(t *testing.T) {
 		}
 		return nil
 	})
-	n.ProcessByPid(pid).Kill()
+	sup.Kill(n.ProcessByPid(pid))
 	ergotest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		p := n.ProcessByName("counted")
 		if p == nil || p.Self() == pid {

@@ -41,7 +41,7 @@ func ExamplePoolSpec() {
 		panic(err)
 	}
 	fmt.Println("started for", <-g.started)
-	w.Kill() // a crash: its shard supervisor restarts it
+	sup.Kill(w) // a crash: its shard supervisor restarts it
 	fmt.Println("restarted for", <-g.started)
 	// Output:
 	// started for client 42

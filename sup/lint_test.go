@@ -288,3 +288,69 @@ func importerFor(imp types.Importer, m map[string]string) types.Importer {
 type importerFunc func(path string) (*types.Package, error)
 
 func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }
+
+// A test ends processes the same way (sup/ERGO.md E20): a lone Exit of a
+// process that does not trap exits panics when the process ends before
+// Ergo's Exit kills it, and it once failed CI so (nodes/outbox
+// TestMonitorProcess). Test files are not type-checked, so this check is by
+// shape: a Kill() with no argument or an Exit with one, on anything but an
+// operating-system process (os/exec's cmd.Process) or os.Exit.
+func TestTestsEndProcessesSafely(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	files := 0
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		files++
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || !endsProcess(sel.Sel.Name, len(call.Args)) {
+				return true
+			}
+			if id, ok := sel.X.(*ast.Ident); ok && (id.Name == "os" || id.Name == "sup") {
+				return true
+			}
+			if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "Process" {
+				return true // an *os.Process
+			}
+			found = append(found, fmt.Sprintf("%s: %s", fset.Position(call.Pos()), sel.Sel.Name))
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 50 {
+		t.Fatalf("read %d test files: the walk is wrong", files)
+	}
+	if len(found) > 0 {
+		t.Fatalf("processes ended directly in tests (sup/ERGO.md E20: use sup.Exit or sup.Kill):\n%s", strings.Join(found, "\n"))
+	}
+}
+
+// endsProcess reports whether a call of a method name with n arguments
+// has the shape of gen.Process's Exit or Kill.
+func endsProcess(name string, n int) bool {
+	return (name == "Kill" && n == 0) || (name == "Exit" && n == 1)
+}

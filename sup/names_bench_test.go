@@ -6,6 +6,7 @@ import (
 
 	"github.com/ergo-services/ergo/gen"
 
+	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/ergotest"
 )
 
@@ -39,7 +40,7 @@ func BenchmarkProcessExitWithNames(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				p.Kill()
+				sup.Kill(p)
 				p.Wait()
 			}
 		})

@@ -68,7 +68,7 @@ func TestPoolRestartsWithSameArgument(t *testing.T) {
 	if got := recv(t, w.inits); got != "session-7" {
 		t.Fatalf("Init got %v", got)
 	}
-	p.Kill() // a crash: restarted with the same argument
+	sup.Kill(p) // a crash: restarted with the same argument
 	if got := recv(t, w.inits); got != "session-7" {
 		t.Fatalf("restart got %v", got)
 	}
@@ -123,7 +123,7 @@ func TestStaticDefaultsSurviveRestarts(t *testing.T) {
 	}
 	recv(t, w.inits)
 	for range 3 {
-		linked(t, n, "child", "root").Kill()
+		sup.Kill(linked(t, n, "child", "root"))
 		recv(t, w.inits)
 	}
 	if n.ProcessByName("root") == nil {

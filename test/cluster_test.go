@@ -134,7 +134,7 @@ func TestAgentsOnWorkersSurviveWorkerStop(t *testing.T) {
 	session, _ := proto.Int(who["session"])
 	r, _ := gate.Sessions().Get(uint64(session))
 	old := sup.ToPid(r.Agent)
-	workers[first].Ergo().ProcessByPid(old).Kill()
+	sup.Kill(workers[first].Ergo().ProcessByPid(old))
 	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		r, _ := gate.Sessions().Get(uint64(session))
 		if r.Agent.IsZero() || sup.ToPid(r.Agent) == old {

@@ -54,7 +54,7 @@ func TestAgentCrashKeepsSession(t *testing.T) {
 	// Ergo v2 it can panic on a nil pointer if the process ends first.)
 	for i := range 2 {
 		old := agentOf(t, n, session, etf.Pid{})
-		n.Ergo().ProcessByPid(old).Kill()
+		sup.Kill(n.Ergo().ProcessByPid(old))
 		restarted := agentOf(t, n, session, old)
 		if restarted == old {
 			t.Fatal("agent not restarted")
@@ -108,7 +108,7 @@ agent = "custom"
 		}
 		return nil
 	})
-	proc.Kill()
+	sup.Kill(proc)
 	close(release)
 	want(t, c.recv(), "id", 10, "blocked", true)
 	unavailable := 0
@@ -134,7 +134,7 @@ func TestGateCrashKeepsClients(t *testing.T) {
 	n := startNode(t, testConfig(t, "gatecrash", demoListeners), nil)
 	c, session := loggedIn(t, n)
 	old := n.Ergo().ProcessByName("gate.agent")
-	old.Kill()
+	sup.Kill(old)
 	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if p := n.Ergo().ProcessByName("gate.agent"); p == nil || p.Self() == old.Self() {
 			return fmt.Errorf("gate not restarted")
@@ -152,7 +152,7 @@ func TestWatchdogCrashKeepsSessions(t *testing.T) {
 	n := startNode(t, testConfig(t, "wdcrash", demoListeners), nil)
 	c, session := loggedIn(t, n)
 	old := n.Ergo().ProcessByName("watchdog")
-	old.Kill()
+	sup.Kill(old)
 	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if p := n.Ergo().ProcessByName("watchdog"); p == nil || p.Self() == old.Self() {
 			return fmt.Errorf("watchdog not restarted")
@@ -162,7 +162,7 @@ func TestWatchdogCrashKeepsSessions(t *testing.T) {
 	want(t, c.call(1, "whoami", nil), "user", "admin")
 	// The restarted watchdog still restores sessions of crashed agents.
 	pid := agentOf(t, n, session, etf.Pid{})
-	n.Ergo().ProcessByPid(pid).Kill()
+	sup.Kill(n.Ergo().ProcessByPid(pid))
 	agentOf(t, n, session, pid)
 	want(t, c.call(2, "whoami", nil), "user", "admin", "session", session)
 	c2, _ := loggedIn(t, n)

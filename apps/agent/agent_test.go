@@ -357,7 +357,7 @@ func TestStop(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "normal"},
-		{"kill", func(t *testing.T, a *testAgent) { a.proc.Kill() }, "kill"},
+		{"kill", func(t *testing.T, a *testAgent) { sup.Kill(a.proc) }, "kill"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

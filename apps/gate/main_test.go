@@ -138,7 +138,7 @@ func (h *harness) killGate() {
 	if p == nil {
 		h.t.Fatal("no gate process")
 	}
-	p.Kill()
+	sup.Kill(p)
 	// ProcessByName forgets a process as soon as it is killed, before its
 	// Terminate has run and its name is free; Info is empty only after.
 	checkFor(h.t, waitTime, 5*time.Millisecond, func() error {

@@ -159,7 +159,7 @@ func TestSubscribersLeave(t *testing.T) {
 		}
 		return nil
 	})
-	gone.Kill()
+	sup.Kill(gone)
 	if err := quitter.Send(proto.TopicsName, proto.Unsubscribe{Topic: "news", Agent: sup.FromPid(quitter.Self())}); err != nil {
 		t.Fatal(err)
 	}

@@ -176,7 +176,7 @@ func (h *harness) killWatchdog() {
 	if p == nil {
 		h.t.Fatal("no watchdog")
 	}
-	p.Kill()
+	sup.Kill(p)
 	// ProcessByName forgets a process as soon as it is killed, before its
 	// Terminate has run and its name is free; Info is empty only after.
 	checkFor(h.t, waitTime, 5*time.Millisecond, func() error {
@@ -334,7 +334,7 @@ func (h *harness) kill(pid etf.Pid) {
 	if p == nil {
 		h.t.Fatalf("agent %s not running", pid)
 	}
-	p.Kill()
+	sup.Kill(p)
 }
 
 // crash makes the fake agent pid end with reason ("panic": by panicking).

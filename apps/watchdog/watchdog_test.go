@@ -251,7 +251,7 @@ func TestAgentNotRestartedBySupervisor(t *testing.T) {
 	// Killing the shard supervisor takes its agents with it; the pool
 	// restarts the shard, empty. After RestartGrace the watchdog starts
 	// a new agent itself.
-	h.node.ProcessByName(h.pool.Shard(0)).Kill()
+	sup.Kill(h.node.ProcessByName(h.pool.Shard(0)))
 	h.crashed(1, old)
 	pid := h.placed(1, 2, old) // a new placement
 	h.resumed(1, pid, false, values)

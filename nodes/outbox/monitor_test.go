@@ -36,7 +36,7 @@ func TestMonitorProcess(t *testing.T) {
 		}
 		return nil
 	})
-	target.Exit("bye")
+	sup.Exit(target, "bye")
 	down := ergotest.Next[gen.MessageDown](t, inbox, waitTime, nil)
 	if down.Pid != target.Self() || down.Reason != "bye" {
 		t.Fatalf("DOWN = %+v, want %s with reason bye", down, target.Self())

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/sup"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -51,7 +53,7 @@ func TestHelperDieWithMail(t *testing.T) {
 	for p.Info().MessageQueueLen == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	p.Kill()
+	sup.Kill(p)
 	close(b.release)
 	p.Wait()
 }

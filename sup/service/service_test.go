@@ -195,7 +195,7 @@ func TestCallToDyingInstanceFailsAtOnce(t *testing.T) {
 	}
 	ergotest.Next[etf.Term](t, handed, waitTime, nil) // the instance has the call
 	begin := time.Now()
-	standIn.Kill()
+	sup.Kill(standIn)
 	r := ergotest.Next[proto.ServiceReply](t, c.ch, waitTime, nil)
 	if r.Ref != 7 || r.Error != proto.ReasonFailed || time.Since(begin) > 2*time.Second {
 		t.Fatalf("reply %+v after %v, want %q well before the 5 s timeout", r, time.Since(begin), proto.ReasonFailed)
@@ -216,7 +216,7 @@ func TestRestartFromSavedState(t *testing.T) {
 		t.Fatalf("count %d, %v", got.N, err)
 	}
 	inst := n.ProcessByName("svc.counter.0")
-	inst.Kill()
+	sup.Kill(inst)
 	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
 		if now := n.ProcessByName("svc.counter.0"); now == nil || now.Self() == inst.Self() {
 			return errors.New("not restarted yet")
@@ -248,7 +248,7 @@ func TestRestartIntensity(t *testing.T) {
 			}
 			return nil
 		})
-		inst.Kill()
+		sup.Kill(inst)
 		ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
 			if inst.IsAlive() {
 				return errors.New("still alive")

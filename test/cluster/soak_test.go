@@ -18,6 +18,7 @@ import (
 	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/nodes/cluster"
+	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/test/proctest"
 )
 
@@ -114,10 +115,10 @@ func TestSoak(t *testing.T) {
 			s.churnFor(4 * time.Second) // past gossip's verdict
 			workers[name].thaw(t)
 		case "crash watchdog":
-			gate.Ergo().ProcessByName("watchdog").Kill()
+			sup.Kill(gate.Ergo().ProcessByName("watchdog"))
 			s.churnFor(2 * time.Second)
 		case "crash gate":
-			gate.Ergo().ProcessByName("gate.agent").Kill()
+			sup.Kill(gate.Ergo().ProcessByName("gate.agent"))
 			s.churnFor(2 * time.Second)
 		}
 		s.waitWorkers(2)
