@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/net/ws"
 	"github.com/skynode/skynode/proto"
 )
 
@@ -147,6 +148,44 @@ type ListenerConfig struct {
 	// AgentsOn names the role of the nodes that run this listener's
 	// agents, least loaded first; "" runs them on the listener's own node.
 	AgentsOn string `toml:"agents_on"`
+
+	// A WebSocket listener (Framing "websocket") serves HTTP on Addr,
+	// with the agent protocol over WebSocket at Path (default "/ws"):
+	// text messages carry JSON, binary messages msgpack (subprotocol
+	// "msgpack"). Validate gives it a twin listener, <Name>.msgpack, for
+	// its msgpack connections; the listener itself is the JSON one.
+	// MaxFrame bounds a message (default 1 MiB).
+	Path string `toml:"path"`
+	// Origins are the host patterns of the pages allowed to connect from
+	// a browser besides the address's own host ("*": any).
+	Origins []string `toml:"origins"`
+	// PingInterval and PongTimeout: the keep-alive of WebSocket clients
+	// (default 30s and 10s; a negative interval sends no pings).
+	PingInterval time.Duration `toml:"ping_interval"`
+	PongTimeout  time.Duration `toml:"pong_timeout"`
+
+	twinOf string // the WebSocket listener whose msgpack twin this is
+}
+
+// WebSocket is the Framing of a WebSocket listener.
+const WebSocket = "websocket"
+
+// TwinOf returns, for the msgpack twin of a WebSocket listener, that
+// listener's name; "" for any other listener.
+func (l ListenerConfig) TwinOf() string { return l.twinOf }
+
+// frameOptions returns the framing of the listener's connections: for a
+// WebSocket listener, of its write queue (a message per frame).
+func (l ListenerConfig) frameOptions() (frame.Options, error) {
+	if l.Framing == WebSocket {
+		size := l.MaxFrame
+		if size <= 0 {
+			size = ws.DefaultMaxMessage
+		}
+		return frame.Options{Format: frame.Len32, MaxSize: size}, nil
+	}
+	format, err := frame.ParseFormat(l.Framing)
+	return frame.Options{Format: format, MaxSize: l.MaxFrame}, err
 }
 
 // RemotePool returns the name of the agent pool that nodes of the role
@@ -289,8 +328,20 @@ func validateListeners(n *NodeConfig) error {
 		if l.Framing == "" {
 			l.Framing = "len16"
 		}
-		if _, err := frame.ParseFormat(l.Framing); err != nil {
-			return fmt.Errorf("%w: node %q listener %q: %v", ErrConfig, n.Name, l.Name, err)
+		if _, err := l.frameOptions(); err != nil {
+			return fmt.Errorf("%w: node %q listener %q: %v (or %s)", ErrConfig, n.Name, l.Name, err, WebSocket)
+		}
+		if l.Framing == WebSocket && l.twinOf == "" {
+			if l.Codec != "" && l.Codec != "json" {
+				return fmt.Errorf("%w: node %q listener %q: a %s listener carries JSON in text messages and msgpack in binary ones: leave codec out", ErrConfig, n.Name, l.Name, WebSocket)
+			}
+			l.Codec = "json"
+			if l.Path == "" {
+				l.Path = "/ws"
+			}
+			if !strings.HasPrefix(l.Path, "/") {
+				return fmt.Errorf("%w: node %q listener %q: path %q must begin with /", ErrConfig, n.Name, l.Name, l.Path)
+			}
 		}
 		if l.Codec == "" {
 			l.Codec = "msgpack"
@@ -320,6 +371,38 @@ func validateListeners(n *NodeConfig) error {
 		if l.IPv6Prefix > 128 {
 			return fmt.Errorf("%w: node %q listener %q: ipv6_prefix is over 128", ErrConfig, n.Name, l.Name)
 		}
+		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0) {
+			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval and pong_timeout are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
+		}
+	}
+	return addTwins(n)
+}
+
+// addTwins gives each WebSocket listener of n its msgpack twin, once.
+func addTwins(n *NodeConfig) error {
+	has := map[string]bool{}
+	for _, l := range n.Listeners {
+		has[l.Name] = true
+	}
+	for _, l := range n.Listeners {
+		if l.Framing != WebSocket || l.twinOf != "" || has[l.Name+".msgpack"] {
+			continue
+		}
+		twin := l
+		twin.Name, twin.Codec, twin.twinOf = l.Name+".msgpack", "msgpack", l.Name
+		twin.Origins = slices.Clone(l.Origins)
+		n.Listeners = append(n.Listeners, twin)
+	}
+	addrs := map[string]string{}
+	for _, l := range n.Listeners {
+		owner := l.Name
+		if l.twinOf != "" {
+			owner = l.twinOf
+		}
+		if other, ok := addrs[l.Addr]; ok && other != owner && !strings.HasSuffix(l.Addr, ":0") {
+			return fmt.Errorf("%w: node %q: listeners %q and %q share the address %s", ErrConfig, n.Name, other, owner, l.Addr)
+		}
+		addrs[l.Addr] = owner
 	}
 	return nil
 }
@@ -369,6 +452,9 @@ func (c *Config) Clone() *Config {
 	for i := range out.Nodes {
 		out.Nodes[i].Roles = slices.Clone(out.Nodes[i].Roles)
 		out.Nodes[i].Listeners = slices.Clone(out.Nodes[i].Listeners)
+		for j := range out.Nodes[i].Listeners {
+			out.Nodes[i].Listeners[j].Origins = slices.Clone(out.Nodes[i].Listeners[j].Origins)
+		}
 	}
 	return &out
 }

@@ -17,11 +17,19 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(n.Listeners) != 2 || n.Listeners[0].Addr != "127.0.0.1:8888" || n.Listeners[1].Addr != "127.0.0.1:8889" {
+	byName := map[string]ListenerConfig{}
+	for _, l := range n.Listeners {
+		byName[l.Name] = l
+	}
+	agent, web, echo := byName["agent"], byName["web"], byName["echo"]
+	if len(n.Listeners) != 4 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
 		t.Fatalf("listeners = %+v", n.Listeners)
 	}
-	if n.Listeners[1].Codec != "raw" || n.Listeners[0].Framing != "len16" || n.Listeners[0].Codec != "msgpack" {
+	if echo.Codec != "raw" || agent.Framing != "len16" || agent.Codec != "msgpack" {
 		t.Fatalf("listeners = %+v", n.Listeners)
+	}
+	if web.Framing != WebSocket || web.Path != "/ws" || web.AgentsOn != "agent" || byName["web.msgpack"].TwinOf() != "web" {
+		t.Fatalf("the WebSocket listener: %+v", web)
 	}
 	var auth struct {
 		Users map[string]string `toml:"users"`
@@ -46,6 +54,10 @@ func TestParseConfigRejects(t *testing.T) {
 		"bad addr":        "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"8888\"",
 		"dup listener":    "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"l\"\naddr = \":2\"",
 		"negative window": "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nwindow = -1",
+		"ws codec":        "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\ncodec = \"msgpack\"",
+		"ws path":         "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\npath = \"ws\"",
+		"path on tcp":     "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\npath = \"/ws\"",
+		"shared addr":     "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"m\"\naddr = \":1\"",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -117,5 +129,55 @@ name = "a"
 	}
 	if _, err := ParseConfig([]byte("[cluster]\ncookies = \"x\"\n[[node]]\nname = \"a\"")); !errors.Is(err, ErrConfig) {
 		t.Fatalf("a typo in [cluster]: %v", err)
+	}
+}
+
+// A WebSocket listener is the JSON door of its address; Validate gives it
+// a msgpack twin, once however often it runs, and nodes that run its
+// agents run a pool for each codec.
+func TestWebSocketListenerConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := ParseConfig([]byte(`
+[cluster]
+seeds = ["127.0.0.1:7946"]
+[[node]]
+name = "gate"
+  [[node.listener]]
+  name = "web"
+  addr = "127.0.0.1:8080"
+  framing = "websocket"
+  origins = ["*.example.com"]
+  agents_on = "agent"
+[[node]]
+name = "worker"
+roles = ["agent"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	gate, _ := cfg.Node("gate")
+	if len(gate.Listeners) != 2 {
+		t.Fatalf("listeners %+v, want web and its twin", gate.Listeners)
+	}
+	web, twin := gate.Listeners[0], gate.Listeners[1]
+	if web.Codec != "json" || web.Path != "/ws" || web.TwinOf() != "" {
+		t.Fatalf("web = %+v", web)
+	}
+	if twin.Name != "web.msgpack" || twin.Codec != "msgpack" || twin.TwinOf() != "web" || twin.Addr != web.Addr {
+		t.Fatalf("twin = %+v", twin)
+	}
+	if o, _ := twin.frameOptions(); o.Limit() != 1<<20 {
+		t.Fatalf("message limit %d, want 1 MiB", o.Limit())
+	}
+	worker, _ := cfg.Node("worker")
+	var pools []string
+	for _, l := range cfg.hosted(worker) {
+		pools = append(pools, l.RemotePool())
+	}
+	if len(pools) != 2 || pools[0] != "agents.demo.json" || pools[1] != "agents.demo.msgpack" {
+		t.Fatalf("worker pools %v", pools)
 	}
 }

@@ -194,7 +194,7 @@ func (c *console) run(w io.Writer, cmd string, args []string) error {
 	case "netstat":
 		fmt.Fprintln(tw, "LISTENER\tADDR\tCONNECTIONS")
 		for _, l := range n.listeners {
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", l.Name(), l.Addr(), l.Len())
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", l.Name(), n.listenerAddr(l), l.Len())
 		}
 		links := n.ergo.Nodes()
 		slices.Sort(links)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/apps/gate"
-	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/net/limit"
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
@@ -16,9 +15,13 @@ import (
 )
 
 func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
-	format, err := frame.ParseFormat(lc.Framing)
+	fo, err := lc.frameOptions()
 	if err != nil {
 		return nil, err
+	}
+	addr := lc.Addr
+	if lc.Framing == WebSocket {
+		addr = "" // its HTTP server (web.go) hands it the connections
 	}
 	codec, err := proto.CodecByName(lc.Codec)
 	if err != nil {
@@ -27,9 +30,9 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.
 	lim := newLimits(lc)
 	return gate.Listen(gate.Options{
 		Name: lc.Name,
-		Addr: lc.Addr,
+		Addr: addr,
 		Socket: socket.Options{
-			Frame:             frame.Options{Format: format, MaxSize: lc.MaxFrame},
+			Frame:             fo,
 			ReadTimeout:       lc.ReadTimeout,
 			FirstFrameTimeout: lc.FirstFrameTimeout,
 			WriteTimeout:      lc.WriteTimeout,

@@ -70,6 +70,7 @@ type Node struct {
 	members   *cluster.Membership // nil when the node runs alone
 	root      gen.Process
 	listeners []*gate.Listener
+	doors     []door       // the HTTP servers of the WebSocket listeners (web.go)
 	console   net.Listener // the debug console's; nil when off
 	admin     net.Listener // the admin HTTP address's; nil when off
 	store     *watchdog.Store
@@ -140,6 +141,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	var sessions atomic.Uint64
 	defer func() {
 		if err != nil {
+			_ = n.shutDoors(context.Background())
 			for _, l := range n.listeners {
 				_ = l.Shutdown(context.Background())
 			}
@@ -151,6 +153,9 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			return nil, err
 		}
 		n.listeners = append(n.listeners, l)
+	}
+	if err := n.openDoors(); err != nil {
+		return nil, err
 	}
 	if nc.Console != "" {
 		if n.console, err = net.Listen("tcp", nc.Console); err != nil {
@@ -221,7 +226,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	n.serve(ctx)
 	addrs := make([]string, 0, len(n.listeners))
 	for _, l := range n.listeners {
-		addrs = append(addrs, l.Name()+"="+l.Addr().String())
+		addrs = append(addrs, l.Name()+"="+n.listenerAddr(l).String())
 	}
 	gossip := n.GossipAddr()
 	if gossip == "" {
@@ -258,6 +263,7 @@ func (n *Node) serve(ctx context.Context) {
 	if n.console != nil {
 		n.wg.Go(func() { n.serveConsole(ctx, n.console) })
 	}
+	n.serveDoors(ctx)
 	if n.admin != nil {
 		n.wg.Go(func() { n.serveAdmin(ctx, n.admin) })
 	}
@@ -288,10 +294,8 @@ func (n *Node) Sessions() *watchdog.Store { return n.store }
 
 // Addr returns the bound address of the named listener, or nil.
 func (n *Node) Addr(listener string) net.Addr {
-	for _, l := range n.listeners {
-		if l.Name() == listener {
-			return l.Addr()
-		}
+	if l := n.listener(listener); l != nil {
+		return n.listenerAddr(l)
 	}
 	return nil
 }

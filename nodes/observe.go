@@ -41,7 +41,7 @@ func (o observed) Info() observer.NodeInfo {
 	for _, l := range n.listeners {
 		s, r := l.Stats(), n.rates.of(l.Name())
 		info.Listeners = append(info.Listeners, observer.Listener{
-			Name: l.Name(), Addr: l.Addr().String(), Connections: l.Len(),
+			Name: l.Name(), Addr: n.listenerAddr(l).String(), Connections: l.Len(),
 			Accepted: s.Accepted, Closed: s.Closed, FrameErrors: s.FrameErrors, FramesIn: s.FramesIn, FramesOut: s.FramesOut,
 			InPerSec: r.InPerSec, OutPerSec: r.OutPerSec, P50Us: r.P50.Microseconds(), P99Us: r.P99.Microseconds(),
 		})

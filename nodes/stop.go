@@ -18,6 +18,9 @@ import (
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		n.stopping.Store(true)
+		if err := n.shutDoors(ctx); err != nil {
+			n.stopErr = errors.Join(n.stopErr, err)
+		}
 		for _, l := range n.listeners {
 			if err := l.Shutdown(ctx); err != nil {
 				n.stopErr = errors.Join(n.stopErr, fmt.Errorf("listener %s: %w", l.Name(), err))

@@ -10,7 +10,6 @@ import (
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/apps/topics"
 	"github.com/skynode/skynode/apps/watchdog"
-	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
 	"github.com/skynode/skynode/sup/service"
@@ -157,6 +156,6 @@ func agentMailbox(window, maxFrame int) uint16 {
 
 // maxFrame is a listener's largest frame payload.
 func maxFrame(lc ListenerConfig) int {
-	format, _ := frame.ParseFormat(lc.Framing)
-	return frame.Options{Format: format, MaxSize: lc.MaxFrame}.Limit()
+	o, _ := lc.frameOptions()
+	return o.Limit()
 }

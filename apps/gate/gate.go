@@ -13,6 +13,7 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
+	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup"
@@ -116,7 +117,9 @@ type Listener struct {
 
 type procRef struct{ p gen.Process }
 
-// Listen binds o.Addr. Connections are accepted once Serve runs.
+// Listen binds o.Addr. Connections are accepted once Serve runs. With no
+// Addr the listener binds nothing: its connections come from
+// [Listener.Adopt] (a WebSocket door, package net/ws).
 func Listen(o Options) (*Listener, error) {
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
@@ -150,7 +153,13 @@ func Listen(o Options) (*Listener, error) {
 	if l.opts.NextSession == nil {
 		l.opts.NextSession = func() uint64 { return l.counter.Add(1) }
 	}
-	srv, err := socket.Listen(o.Addr, o.Socket, l)
+	var srv *socket.Server
+	var err error
+	if o.Addr == "" {
+		srv, err = socket.New(o.Socket, l)
+	} else {
+		srv, err = socket.Listen(o.Addr, o.Socket, l)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gate %q: %w", o.Name, err)
 	}
@@ -164,8 +173,17 @@ func (l *Listener) Name() string { return l.opts.Name }
 // ProcessName returns the registered name of the listener's gate process.
 func (l *Listener) ProcessName() string { return "gate." + l.opts.Name }
 
-// Addr returns the bound address.
+// Addr returns the bound address, nil for a listener without one.
 func (l *Listener) Addr() net.Addr { return l.srv.Addr() }
+
+// Adopt serves a connection accepted elsewhere, carried by t, like one
+// the listener accepted (socket.Server.Adopt): a session, its agent,
+// limits and all. It makes the Listener a net/ws Door.
+func (l *Listener) Adopt(t socket.Transport) error { return l.srv.Adopt(t) }
+
+// Framing returns the framing of the listener's connections (for an
+// adopted connection, of the batches its transport writes).
+func (l *Listener) Framing() frame.Options { return l.srv.Framing() }
 
 // LostOutputs returns how many agent outputs never reached this listener's
 // gate process (a full mailbox drops messages between nodes silently; each

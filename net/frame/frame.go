@@ -166,3 +166,47 @@ func Append(dst []byte, o Options, payload []byte) ([]byte, error) {
 	}
 	return append(dst, payload...), nil
 }
+
+// ErrIncomplete means a buffer ends inside a frame.
+var ErrIncomplete = errors.New("frame: buffer ends inside a frame")
+
+// Cut returns the first payload framed in b, as [Append] frames it with o,
+// and the bytes after it. It is the reverse of Append on a buffer of whole
+// frames, such as a write queue: it fails with an error wrapping
+// [ErrIncomplete] when b ends inside a frame, [ErrTooLarge] for a declared
+// length over [Options.Limit] and [ErrUnknownFormat] for an unknown
+// format. A Line payload is cut at its '\n', which is not part of it. The
+// payload shares b's memory.
+func Cut(b []byte, o Options) (payload, rest []byte, err error) {
+	n := 0
+	switch o.format() {
+	case Len16:
+		if len(b) < 2 {
+			return nil, b, fmt.Errorf("%w: %d of 2 header bytes", ErrIncomplete, len(b))
+		}
+		n, b = int(binary.BigEndian.Uint16(b)), b[2:]
+	case Len32:
+		if len(b) < 4 {
+			return nil, b, fmt.Errorf("%w: %d of 4 header bytes", ErrIncomplete, len(b))
+		}
+		n, b = int(binary.BigEndian.Uint32(b)), b[4:]
+	case Line:
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil, b, fmt.Errorf("%w: no '\\n' in %d bytes", ErrIncomplete, len(b))
+		}
+		if i > o.Limit() {
+			return nil, b, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, i, o.Limit())
+		}
+		return b[:i], b[i+1:], nil
+	default:
+		return nil, b, fmt.Errorf("%w: %v", ErrUnknownFormat, o.Format)
+	}
+	if n > o.Limit() {
+		return nil, b, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, o.Limit())
+	}
+	if len(b) < n {
+		return nil, b, fmt.Errorf("%w: %d of %d payload bytes", ErrIncomplete, len(b), n)
+	}
+	return b[:n:n], b[n:], nil
+}

@@ -99,3 +99,40 @@ func TestAppend(t *testing.T) {
 		})
 	}
 }
+
+// Cut takes back, one by one, the payloads Append framed into one buffer,
+// and reports a buffer cut short.
+func TestCut(t *testing.T) {
+	payloads := [][]byte{[]byte("hello"), {}, bytes.Repeat([]byte("x"), 300)}
+	for _, f := range allFormats {
+		o := frame.Options{Format: f}
+		var buf []byte
+		for _, p := range payloads {
+			var err error
+			if buf, err = frame.Append(buf, o, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rest := buf
+		for i, want := range payloads {
+			var p []byte
+			var err error
+			if p, rest, err = frame.Cut(rest, o); err != nil || !bytes.Equal(p, want) {
+				t.Fatalf("%v: payload %d: %q, %v", f, i, p, err)
+			}
+		}
+		if len(rest) != 0 {
+			t.Fatalf("%v: %d bytes left", f, len(rest))
+		}
+		last, _ := frame.Append(nil, o, payloads[2])
+		if _, _, err := frame.Cut(last[:len(last)-1], o); !errors.Is(err, frame.ErrIncomplete) {
+			t.Fatalf("%v: Cut of a frame short of a byte: %v", f, err)
+		}
+		if _, _, err := frame.Cut(buf[:1], o); !errors.Is(err, frame.ErrIncomplete) {
+			t.Fatalf("%v: Cut of one byte: %v", f, err)
+		}
+	}
+	if _, _, err := frame.Cut([]byte("\x00\x00\x01\x00"), frame.Options{Format: frame.Len32, MaxSize: 10}); !errors.Is(err, frame.ErrTooLarge) {
+		t.Fatalf("Cut of a declared 256 bytes, limit 10: %v", err)
+	}
+}

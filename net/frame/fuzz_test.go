@@ -127,3 +127,57 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCut cuts the input with Cut in every format and checks it against
+// a Reader of the same bytes: the same frames (a Line Reader also strips
+// a '\r' before the '\n', which Append never writes) and, for the length
+// formats, the matching error.
+func FuzzCut(f *testing.F) {
+	f.Add(uint16(0), []byte("\x00\x02hi\x00\x00\x00\x03abc"))
+	f.Add(uint16(4), []byte("\x00\x00\x00\x05hello\x00\x00"))
+	f.Add(uint16(3), []byte("ab\ncd\n\nabcd\n"))
+	f.Add(uint16(0), []byte("\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, maxSize uint16, data []byte) {
+		for _, ff := range allFormats {
+			o := fuzzOptions(ff, maxSize)
+			want, wantErr := readAll(t, frame.NewReader(bytes.NewReader(data), o))
+			var got [][]byte
+			var err error
+			for rest := data; len(rest) > 0 && err == nil; {
+				var p []byte
+				if p, rest, err = frame.Cut(rest, o); err == nil {
+					got = append(got, p)
+				}
+			}
+			for i := range min(len(got), len(want)) {
+				p := got[i]
+				if ff == frame.Line {
+					p = bytes.TrimSuffix(p, []byte("\r"))
+				}
+				if !bytes.Equal(p, want[i]) {
+					t.Fatalf("%v: frame %d: Cut %q, Reader %q", ff, i, p, want[i])
+				}
+			}
+			if ff == frame.Line {
+				continue
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%v: Cut %d frames, Reader %d", ff, len(got), len(want))
+			}
+			switch errClass(wantErr) {
+			case "eof":
+				if err != nil {
+					t.Fatalf("%v: Cut: %v; Reader ended cleanly", ff, err)
+				}
+			case "too-large":
+				if !errors.Is(err, frame.ErrTooLarge) {
+					t.Fatalf("%v: Cut: %v; want ErrTooLarge", ff, err)
+				}
+			case "unexpected-eof":
+				if !errors.Is(err, frame.ErrIncomplete) {
+					t.Fatalf("%v: Cut: %v; want ErrIncomplete", ff, err)
+				}
+			}
+		}
+	})
+}

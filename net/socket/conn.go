@@ -29,7 +29,7 @@ const lingerTime = 500 * time.Millisecond
 // concurrent use.
 type Conn struct {
 	s     *Server
-	t     transport
+	t     Transport
 	id    uint64
 	start chan struct{} // closed by Start or by closing; wakes run
 	done  chan struct{} // closed when the connection closes
@@ -48,7 +48,7 @@ type Conn struct {
 	release  func() // Options.Admit's, called once closed; nil without
 }
 
-func newConn(s *Server, t transport, id uint64) *Conn {
+func newConn(s *Server, t Transport, id uint64) *Conn {
 	return &Conn{s: s, t: t, id: id, start: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -127,7 +127,7 @@ func (c *Conn) linger() {
 		c.mu.Unlock()
 		return
 	}
-	if c.t.CloseWrite() != nil {
+	if c.t.CloseWrite(c.reason) != nil {
 		reason := c.reason
 		c.mu.Unlock()
 		c.closeWith(reason, nil)
@@ -162,8 +162,9 @@ func (c *Conn) closeWith(reason CloseReason, err error) {
 		c.woken = true
 		close(c.start)
 	}
+	reason = c.reason
 	c.mu.Unlock()
-	c.t.Close()
+	c.t.Close(reason)
 	c.s.unregister(c)
 }
 
@@ -246,10 +247,14 @@ func (c *Conn) finish() {
 	c.mu.Lock()
 	reason, err := c.reason, c.err
 	c.mu.Unlock()
+	c.t.Wait()
 	c.s.h.Closed(c, reason, err)
 }
 
 func readReason(err error) CloseReason {
+	if ce, ok := errors.AsType[*CloseError](err); ok && ce.Reason > 0 {
+		return ce.Reason
+	}
 	switch {
 	case errors.Is(err, frame.ErrTooLarge):
 		return ReasonFrameTooLarge

@@ -17,6 +17,13 @@
 // without ever blocking. Every connection ends exactly once, with a
 // [CloseReason] passed to [Handler.Closed].
 //
+// # Other transports
+//
+// A connection accepted elsewhere, such as a WebSocket upgraded by an HTTP
+// server (package net/ws), is carried by a [Transport] and handed to
+// [Server.Adopt] of a Server made by [New]: it is then served like the
+// server's own TCP connections, admission and limits included.
+//
 // # Slow peers
 //
 // A peer that does not read makes its own queue grow; at

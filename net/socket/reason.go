@@ -18,6 +18,9 @@ var (
 	// [Server.Shutdown], and passed to [Handler.Closed] for connections
 	// that could not be served because shutdown had begun.
 	ErrServerClosed = errors.New("socket: server closed")
+	// ErrServerFull is returned by [Server.Adopt] when [Options.MaxConns]
+	// connections are open.
+	ErrServerFull = errors.New("socket: server full")
 )
 
 // CloseReason says why a connection ended. The same value is meant for

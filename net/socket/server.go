@@ -66,8 +66,40 @@ func Listen(addr string, o Options, h Handler) (*Server, error) {
 	}, nil
 }
 
-// Addr returns the listener's address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// New returns a Server without a listener of its own: its connections
+// come from [Server.Adopt], such as WebSocket connections that an HTTP
+// server accepted (package net/ws). Serve, Shutdown and every Option work
+// as for [Listen]; Options.Frame is the framing of the write queue that
+// the transports' WriteBatch receive. It fails with an error wrapping
+// [frame.ErrUnknownFormat] if o.Frame.Format is not a format.
+func New(o Options, h Handler) (*Server, error) {
+	if h == nil {
+		panic("socket: New with nil Handler")
+	}
+	if _, err := frame.Append(nil, o.Frame, nil); errors.Is(err, frame.ErrUnknownFormat) {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	return &Server{
+		opts:  o.withDefaults(),
+		h:     h,
+		track: newTracker(),
+		stop:  make(chan struct{}),
+		conns: make(map[*Conn]struct{}),
+	}, nil
+}
+
+// Addr returns the listener's address, or nil for a Server made by [New].
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Framing returns the framing of the server's connections: of the bytes
+// its own connections read and write, and of the batches a [Transport]
+// is given to write.
+func (s *Server) Framing() frame.Options { return s.opts.Frame }
 
 // Len returns the number of open connections.
 func (s *Server) Len() int {
@@ -76,8 +108,9 @@ func (s *Server) Len() int {
 	return len(s.conns)
 }
 
-// Rejected returns the number of connections closed on accept because
-// [Options.MaxConns] connections were open.
+// Rejected returns the number of connections refused on accept or
+// [Server.Adopt], by [Options.Admit] or because [Options.MaxConns]
+// connections were open.
 func (s *Server) Rejected() uint64 { return s.rejected.Load() }
 
 // Serve accepts connections until [Server.Shutdown] is called or ctx
@@ -87,7 +120,8 @@ func (s *Server) Rejected() uint64 { return s.rejected.Load() }
 // ctx and is returned. Otherwise Serve returns nil, and it returns only
 // once every goroutine of the server has exited. If Shutdown was called
 // before Serve, Serve returns [ErrServerClosed] at once. Calling Serve
-// twice panics.
+// twice panics. A Server made by [New] has no listener: its Serve only
+// waits for the end, while [Server.Adopt] brings the connections.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if s.serving {
@@ -102,7 +136,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	errc := make(chan error, 1)
-	if !s.track.goFunc(func() { s.acceptLoop(errc) }) {
+	if s.ln != nil && !s.track.goFunc(func() { s.acceptLoop(errc) }) {
 		return ErrServerClosed
 	}
 	var err error
@@ -158,7 +192,9 @@ func (s *Server) beginStop() []*Conn {
 	}
 	s.mu.Unlock()
 	s.track.close()
-	s.ln.Close() // a second close only returns an error
+	if s.ln != nil {
+		s.ln.Close() // a second close only returns an error
+	}
 	return conns
 }
 
@@ -223,25 +259,45 @@ func (s *Server) stopped() bool {
 	}
 }
 
-// open registers an accepted connection, calls Handler.Open and starts
-// the connection's goroutine.
+// open runs a connection accepted by the listener.
 func (s *Server) open(nc net.Conn) {
+	s.Adopt(&stream{nc: nc, opts: s.opts.Frame})
+}
+
+// Adopt runs a connection that was accepted elsewhere, carried by t, as
+// one of the server's: Options.Admit and MaxConns are asked first (a
+// refused connection is told Options.Refusal's answer and closed, and the
+// error is returned), then [Handler.Open] is called and the connection's
+// goroutine started, as for a connection the server accepted itself. It
+// returns [ErrServerClosed] once shutdown has begun and [ErrServerFull]
+// when MaxConns connections are open; t is closed then. Adopt does not
+// block on the peer.
+func (s *Server) Adopt(t Transport) error {
 	var release func()
 	if s.opts.Admit != nil {
 		var err error
-		if release, err = s.opts.Admit(nc.RemoteAddr()); err != nil {
+		if release, err = s.opts.Admit(t.RemoteAddr()); err != nil {
 			s.rejected.Add(1)
-			s.refuse(nc, err)
-			return
+			var payload []byte
+			if s.opts.Refusal != nil {
+				payload = s.opts.Refusal(err)
+			}
+			s.refuse(t, payload)
+			return err
 		}
 	}
-	c := s.register(nc, release)
+	c, err := s.register(t, release)
 	if c == nil {
-		nc.Close()
 		if release != nil {
 			release()
 		}
-		return
+		if errors.Is(err, ErrServerClosed) {
+			t.Close(ReasonShutdown)
+			t.Wait()
+			return err
+		}
+		s.refuse(t, nil)
+		return err
 	}
 	if err := s.h.Open(c); err != nil {
 		c.closeWith(ReasonServer, err)
@@ -251,24 +307,25 @@ func (s *Server) open(nc net.Conn) {
 		c.closeWith(ReasonShutdown, ErrServerClosed)
 		c.finish()
 	}
+	return nil
 }
 
-// register adds a Conn for nc, or returns nil if the server is stopping
-// or full.
-func (s *Server) register(nc net.Conn, release func()) *Conn {
+// register adds a Conn for t, or fails if the server is stopping
+// (ErrServerClosed) or full (ErrServerFull).
+func (s *Server) register(t Transport, release func()) (*Conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
-		return nil
+		return nil, ErrServerClosed
 	}
 	if s.opts.MaxConns > 0 && len(s.conns) >= s.opts.MaxConns {
 		s.rejected.Add(1)
-		return nil
+		return nil, ErrServerFull
 	}
-	c := newConn(s, &stream{nc: nc, opts: s.opts.Frame}, s.nextID.Add(1))
+	c := newConn(s, t, s.nextID.Add(1))
 	c.release = release
 	s.conns[c] = struct{}{}
-	return c
+	return c, nil
 }
 
 func (s *Server) unregister(c *Conn) {
@@ -283,29 +340,39 @@ func (s *Server) unregister(c *Conn) {
 // refuseTime bounds how long a refused connection is kept to be told why.
 const refuseTime = 500 * time.Millisecond
 
-// refuse tells a connection refused by Options.Admit why (Options.Refusal),
-// on a goroutine of its own so that a client that does not read cannot
-// slow the accept loop, then closes it after its input, if any, so that
-// the kernel does not reset it before the answer is read.
-func (s *Server) refuse(nc net.Conn, err error) {
-	var payload []byte
-	if s.opts.Refusal != nil {
-		payload = s.opts.Refusal(err)
+// refuse tells a refused connection why (payload, one frame; nil says
+// nothing), on a goroutine of its own so that a client that does not read
+// cannot slow the accept loop, then ends it in order and closes it after
+// its input, if any, so that the kernel does not reset it before the
+// answer is read. A TCP connection told nothing is closed at once: a
+// connect flood costs no goroutine.
+func (s *Server) refuse(t Transport, payload []byte) {
+	end := func() {
+		t.Close(ReasonServerFull)
+		t.Wait()
 	}
-	if payload == nil {
-		nc.Close()
+	var b []byte
+	if payload != nil {
+		var err error
+		if b, err = frame.Append(nil, s.opts.Frame, payload); err != nil {
+			b = nil
+		}
+	}
+	if _, ok := t.(*stream); ok && b == nil {
+		end()
 		return
 	}
-	b, ferr := frame.Append(nil, s.opts.Frame, payload)
-	if ferr != nil || !s.track.goFunc(func() {
-		defer nc.Close()
-		st := &stream{nc: nc}
-		if st.WriteBatch(b, time.Now().Add(refuseTime)) != nil || st.CloseWrite() != nil {
+	if !s.track.goFunc(func() {
+		defer end()
+		if len(b) > 0 && t.WriteBatch(b, time.Now().Add(refuseTime)) != nil {
 			return
 		}
-		st.SetReadDeadline(time.Now().Add(refuseTime))
-		st.Discard()
+		if t.CloseWrite(ReasonServerFull) != nil {
+			return
+		}
+		t.SetReadDeadline(time.Now().Add(refuseTime))
+		t.Discard()
 	}) {
-		nc.Close()
+		end()
 	}
 }

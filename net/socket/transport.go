@@ -9,30 +9,50 @@ import (
 	"github.com/skynode/skynode/net/frame"
 )
 
-// transport is what a Conn reads its frames from and writes its queued
-// output to. A Server's TCP connections use stream; another protocol
-// that carries messages (WebSocket) can stand in for it, so that the
-// Handler, the write queue's limits and the close reasons serve its
-// clients unchanged. The Conn calls ReadFrame and Discard from its own
-// goroutine, WriteBatch from one writer at a time, the rest from any.
-type transport interface {
+// Transport is what a [Conn] reads its frames from and writes its queued
+// output to. A [Server]'s own TCP connections use a byte stream cut into
+// frames of Options.Frame; a protocol that carries messages (a WebSocket,
+// package net/ws) implements Transport and hands connections to
+// [Server.Adopt], so that the Handler, the write queue's limits, the
+// timeouts and the close reasons serve its clients unchanged.
+//
+// The Conn calls ReadFrame, Discard and Wait from its own goroutine,
+// WriteBatch from one writer at a time, CloseWrite with the Conn's lock
+// held (it must not block), the rest from any goroutine.
+type Transport interface {
+	// RemoteAddr returns the peer's address, the key of the per-address
+	// limits (Options.Admit).
 	RemoteAddr() net.Addr
 	// ReadFrame returns the next payload. It fails once the read
-	// deadline passes (os.ErrDeadlineExceeded), on a frame over the
-	// limit (frame.ErrTooLarge), and when the peer or Close ends the
-	// connection.
+	// deadline passes (an error wrapping os.ErrDeadlineExceeded, which
+	// closes with ReasonIdle), on a payload over the limit
+	// (frame.ErrTooLarge: ReasonFrameTooLarge), at the peer's end (io.EOF:
+	// ReasonClient), with a *CloseError for its Reason, and once Close
+	// was called.
 	ReadFrame() ([]byte, error)
+	// SetReadDeadline bounds the current and next ReadFrame; the zero
+	// time means none.
 	SetReadDeadline(t time.Time) error
-	// WriteBatch writes framed payloads (the Server's Options.Frame: the
-	// Conn's queue) before deadline.
+	// WriteBatch writes batch, payloads framed with the Server's
+	// Options.Frame (the Conn's queue), before deadline. A deadline that
+	// passes fails it with an error wrapping os.ErrDeadlineExceeded
+	// (ReasonSlowConsumer).
 	WriteBatch(batch []byte, deadline time.Time) error
-	// CloseWrite ends the output cleanly, after what was written, so the
-	// peer reads an end rather than a reset.
-	CloseWrite() error
+	// CloseWrite begins an orderly end after what was written, for
+	// reason, so that the peer reads an end rather than a reset; the
+	// Conn then sets a short read deadline and calls Discard. It must
+	// not block.
+	CloseWrite(reason CloseReason) error
 	// Discard reads and drops input until the peer closes, the read
 	// deadline passes or Close.
 	Discard()
-	Close() error
+	// Close ends the connection at once for reason; later calls do
+	// nothing.
+	Close(reason CloseReason) error
+	// Wait returns once every goroutine the transport started has
+	// ended. The Conn calls it last, after Close, so that the Server
+	// counts them as its own.
+	Wait()
 }
 
 // errNoHalfClose is stream.CloseWrite's error for a connection that
@@ -50,7 +70,8 @@ type stream struct {
 func (s *stream) RemoteAddr() net.Addr              { return s.nc.RemoteAddr() }
 func (s *stream) SetReadDeadline(t time.Time) error { return s.nc.SetReadDeadline(t) }
 func (s *stream) Discard()                          { io.Copy(io.Discard, s.nc) }
-func (s *stream) Close() error                      { return s.nc.Close() }
+func (s *stream) Close(CloseReason) error           { return s.nc.Close() }
+func (s *stream) Wait()                             {}
 
 func (s *stream) ReadFrame() ([]byte, error) {
 	if s.r == nil {
@@ -65,7 +86,7 @@ func (s *stream) WriteBatch(batch []byte, deadline time.Time) error {
 	return err
 }
 
-func (s *stream) CloseWrite() error {
+func (s *stream) CloseWrite(CloseReason) error {
 	cw, ok := s.nc.(interface{ CloseWrite() error })
 	if !ok {
 		return errNoHalfClose

@@ -1,7 +1,20 @@
 // Package ws holds skynode's WebSocket pieces, built on
-// github.com/coder/websocket. This file is the client (the seed's section
-// 5.2): connect to a URL, send text or binary messages, read with a
-// timeout, close, and optionally reconnect with back-off.
+// github.com/coder/websocket.
+//
+// The server side is a [Handler] (an http.Handler) that upgrades requests
+// and hands each connection, by the subprotocol it asked for, to a
+// [Door]: a socket.Server made by socket.New, or a gate listener on one.
+// The connection is then served like a TCP connection of package socket,
+// one message per frame, with the same Handler events, write queue
+// limits, timeouts and close reasons. A connection carries messages of
+// one type, text (checked to be UTF-8) or binary, as its protocol says;
+// the Handler adds ping/pong keep-alive, a message size limit and origin
+// checks, and closes with the codes RFC 6455 gives (1002, 1003, 1007,
+// 1009; 1001 when the server shuts down).
+//
+// The client (the seed's section 5.2) connects to a URL, sends text or
+// binary messages, reads with a timeout, closes, and optionally
+// reconnects with back-off.
 package ws
 
 import (
@@ -73,6 +86,10 @@ type ClientOptions struct {
 	// Reconnect, if set, makes a lost connection be dialled again with
 	// this back-off; Send and Read then return ErrReconnected once.
 	Reconnect *Backoff
+	// Subprotocols are offered to the server, in order of preference
+	// (skynode's doors: "json", "msgpack"); Subprotocol returns the one
+	// it chose.
+	Subprotocols []string
 }
 
 // Client is a WebSocket client connection. Its methods are safe for
@@ -120,7 +137,7 @@ func Dial(ctx context.Context, url string, o ClientOptions) (*Client, error) {
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
-	conn, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{HTTPHeader: c.opts.Header})
+	conn, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{HTTPHeader: c.opts.Header, Subprotocols: c.opts.Subprotocols})
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -287,6 +304,14 @@ func (c *Client) redial() (*websocket.Conn, error) {
 		wait = min(2*wait, b.Max)
 	}
 	return nil, last
+}
+
+// Subprotocol returns the subprotocol the server chose for the current
+// connection, "" for none.
+func (c *Client) Subprotocol() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn.Subprotocol()
 }
 
 // Reconnects returns how many times the connection was made again.

@@ -1,6 +1,7 @@
 package ws_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/net/socket"
 	"github.com/skynode/skynode/net/ws"
 )
 
@@ -47,4 +50,41 @@ func ExampleDial() {
 	m, err := c.Read(5 * time.Second)
 	fmt.Println(m.Type, string(m.Data), err)
 	// Output: MessageText {"cmd":"echo"} <nil>
+}
+
+// upper is a socket.Handler that answers each frame in capitals.
+type upper struct{}
+
+func (upper) Open(c *socket.Conn) error                      { c.Start(); return nil }
+func (upper) Frame(c *socket.Conn, p []byte) error           { return c.Write(bytes.ToUpper(p)) }
+func (upper) Warning(*socket.Conn, int)                      {}
+func (upper) Closed(*socket.Conn, socket.CloseReason, error) {}
+
+// A WebSocket door: connections that ask for no subprotocol carry text
+// messages to a socket.Server of their own, which serves them as it
+// serves TCP connections, with the same Handler.
+func ExampleNewHandler() {
+	srv, err := socket.New(socket.Options{Frame: frame.Options{Format: frame.Len32}}, upper{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { srv.Serve(ctx); close(served) }()
+	web := httptest.NewServer(ws.NewHandler(ws.ServerOptions{
+		Protocols: map[string]ws.Protocol{"": {Door: srv, Type: ws.Text}},
+	}))
+	defer func() { web.Close(); stop(); <-served }()
+
+	c, err := ws.Dial(ctx, "ws"+strings.TrimPrefix(web.URL, "http"), ws.ClientOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	c.SendText(ctx, "hello")
+	m, err := c.Read(5 * time.Second)
+	fmt.Println(m.Type, string(m.Data), err)
+	// Output: MessageText HELLO <nil>
 }

@@ -1,0 +1,160 @@
+package nodes_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/agent/demo"
+	"github.com/skynode/skynode/net/ws"
+	"github.com/skynode/skynode/nodes"
+)
+
+// webNode starts a node whose only listener is a WebSocket one serving
+// the demo agent.
+func webNode(t *testing.T, extra string) *nodes.Node {
+	t.Helper()
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "web"
+  [[node.listener]]
+  name = "web"
+  addr = "127.0.0.1:0"
+  framing = "websocket"
+  agent = "demo"
+` + extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "web", nodes.Options{
+		Agents: map[string]*agent.Agent{"demo": demo.New(nil)}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	return n
+}
+
+func wsURL(n *nodes.Node, path string) string { return "ws://" + n.Addr("web").String() + path }
+
+// next reads one message of typ from c and decodes it with decode.
+func next(t *testing.T, c *ws.Client, typ ws.MessageType, decode func([]byte, any) error) map[string]any {
+	t.Helper()
+	m, err := c.Read(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != typ {
+		t.Fatalf("a %v message, want %v", m.Type, typ)
+	}
+	var v map[string]any
+	if err := decode(m.Data, &v); err != nil {
+		t.Fatalf("decode %q: %v", m.Data, err)
+	}
+	return v
+}
+
+// A browser's text connection and a Go client's binary one reach the same
+// kind of agent: welcome, echo and whoami, JSON in text messages and
+// msgpack in binary ones, each session with its own id.
+func TestWebSocketListener(t *testing.T) {
+	t.Parallel()
+	n := webNode(t, "")
+	ctx := context.Background()
+
+	text, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer text.Close()
+	if m := next(t, text, ws.Text, json.Unmarshal); m["message"] != "Welcome to server" {
+		t.Fatalf("welcome: %v", m)
+	}
+	text.SendText(ctx, `{"cmd":"echo","data":{"text":"héllo"},"id":7}`)
+	if m := next(t, text, ws.Text, json.Unmarshal); m["echo"] != "héllo" || m["id"] != float64(7) {
+		t.Fatalf("echo over JSON: %v", m)
+	}
+
+	bin, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{Subprotocols: []string{"msgpack"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+	if m := next(t, bin, ws.Binary, msgpack.Unmarshal); m["message"] != "Welcome to server" {
+		t.Fatalf("welcome: %v", m)
+	}
+	req, _ := msgpack.Marshal(map[string]any{"cmd": "whoami", "id": 1})
+	bin.SendBinary(ctx, req)
+	who := next(t, bin, ws.Binary, msgpack.Unmarshal)
+	if who["status"] != "ok" || !strings.HasPrefix(who["node"].(string), "web@") {
+		t.Fatalf("whoami over msgpack: %v", who)
+	}
+	text.SendText(ctx, `{"cmd":"whoami"}`)
+	if m := next(t, text, ws.Text, json.Unmarshal); m["session"] == nil || m["session"] == who["session"] {
+		t.Fatalf("two connections, sessions %v and %v", m["session"], who["session"])
+	}
+
+	// A request the agent cannot read is answered in the connection's
+	// codec, as on TCP.
+	text.SendText(ctx, `not json`)
+	if m := next(t, text, ws.Text, json.Unmarshal); m["message"] != "Malformed request" {
+		t.Fatalf("malformed request: %v", m)
+	}
+	// A message of the other type closes the connection (1003).
+	text.SendBinary(ctx, req)
+	_, err = text.Read(10 * time.Second)
+	if websocket.CloseStatus(err) != websocket.StatusUnsupportedData {
+		t.Fatalf("binary on a text connection: %v, want close 1003", err)
+	}
+}
+
+// The listener's HTTP server answers health and readiness, 404 and 405,
+// and the node stopping closes its WebSocket clients with 1001.
+func TestWebSocketListenerHTTP(t *testing.T) {
+	t.Parallel()
+	n := webNode(t, `  path = "/agent"`)
+	base := "http://" + n.Addr("web").String()
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		{"GET", "/healthz", 200}, {"GET", "/readyz", 200}, {"GET", "/nothing", 404},
+		{"POST", "/healthz", 405}, {"GET", "/agent", 426}, // not an upgrade
+	} {
+		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.code)
+		}
+	}
+	c, err := ws.Dial(context.Background(), wsURL(n, "/agent"), ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next(t, c, ws.Text, json.Unmarshal) // welcome
+	stopped := make(chan error, 1)
+	go func() { stopped <- n.Stop(context.Background()) }()
+	_, err = c.Read(10 * time.Second)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("node stopping: %v, want close 1001", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}
