@@ -50,7 +50,7 @@ func newFleet(t *testing.T, addr string, n int) *fleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { c.conn.Close() })
+		t.Cleanup(c.close)
 		node, s, _, err := c.whoami()
 		if err != nil {
 			t.Fatal(err)

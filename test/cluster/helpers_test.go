@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/net/ws"
 	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/proctest"
@@ -29,6 +31,13 @@ func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
 // listener (returned address) places agents on role "agent", and workers
 // with that role. extra is appended to [cluster].
 func clusterFile(t testing.TB, workers []string, extra string) (path, addr string) {
+	t.Helper()
+	return clusterFileWith(t, workers, extra, "")
+}
+
+// clusterFileWith is clusterFile with gateExtra appended to gate1's
+// table (more listeners).
+func clusterFileWith(t testing.TB, workers []string, extra, gateExtra string) (path, addr string) {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
 	if err != nil {
@@ -54,7 +63,8 @@ gossip_port = %d
   name = "agent"
   addr = %q
   agents_on = "agent"
-`, gossip, extra, hash, gossip, addr)
+%s
+`, gossip, extra, hash, gossip, addr, gateExtra)
 	for i, w := range workers {
 		// A fixed gossip port: a restarted node at a new address would
 		// conflict with its dead self until gossip forgets it.
@@ -101,11 +111,38 @@ func (p *proc) waitLog(t testing.TB, s string, timeout time.Duration) {
 	p.WaitLog(t, s, timeout)
 }
 
-// client speaks the seed's agent protocol (len16 + msgpack).
+// client speaks the seed's agent protocol: over TCP (len16 + msgpack), or
+// over WebSocket (JSON in text messages, or msgpack in binary ones).
 type client struct {
 	conn net.Conn
 	r    *frame.Reader
 	next int
+
+	ws    *ws.Client // instead of conn
+	codec proto.Codec
+}
+
+// dialWS connects to a WebSocket listener at url, as a JSON client or,
+// with binary, a msgpack one.
+func dialWS(url string, binary bool) (*client, error) {
+	o := ws.ClientOptions{}
+	c := &client{codec: proto.JSON()}
+	if binary {
+		o.Subprotocols, c.codec = []string{"msgpack"}, proto.Msgpack()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	c.ws, err = ws.Dial(ctx, url, o)
+	return c, err
+}
+
+func (c *client) close() {
+	if c.ws != nil {
+		c.ws.Close()
+		return
+	}
+	c.conn.Close()
 }
 
 func dial(addr string) (*client, error) {
@@ -117,16 +154,46 @@ func dial(addr string) (*client, error) {
 }
 
 func (c *client) recv(timeout time.Duration) (map[string]any, error) {
+	var m map[string]any
+	if c.ws != nil {
+		msg, err := c.ws.Read(timeout)
+		if err != nil {
+			return nil, err
+		}
+		return m, c.codec.Unmarshal(msg.Data, &m)
+	}
 	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 	b, err := c.r.Next()
 	if err != nil {
 		return nil, err
 	}
-	var m map[string]any
 	if err := proto.Msgpack().Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// send sends one request.
+func (c *client) send(req map[string]any) error {
+	if c.ws != nil {
+		b, err := c.codec.Marshal(req)
+		if err != nil {
+			return err
+		}
+		if c.codec.Name() == "json" {
+			return c.ws.SendText(context.Background(), string(b))
+		}
+		return c.ws.SendBinary(context.Background(), b)
+	}
+	b, err := proto.Msgpack().Marshal(req)
+	if err != nil {
+		return err
+	}
+	if b, err = frame.Append(nil, frame.Options{}, b); err != nil {
+		return err
+	}
+	_, err = c.conn.Write(b)
+	return err
 }
 
 // call sends one request and returns its response.
@@ -136,14 +203,7 @@ func (c *client) call(cmd string, data map[string]any) (map[string]any, error) {
 	if data != nil {
 		req["data"] = data
 	}
-	b, err := proto.Msgpack().Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	if b, err = frame.Append(nil, frame.Options{}, b); err != nil {
-		return nil, err
-	}
-	if _, err := c.conn.Write(b); err != nil {
+	if err := c.send(req); err != nil {
 		return nil, err
 	}
 	resp, err := c.recv(10 * time.Second)
@@ -183,13 +243,18 @@ func loggedIn(addr string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return logIn(c)
+}
+
+// logIn takes c's welcome and logs in as admin; c is closed on failure.
+func logIn(c *client) (*client, error) {
 	welcome, err := c.recv(15 * time.Second)
 	if err != nil {
-		c.conn.Close()
+		c.close()
 		return nil, fmt.Errorf("welcome: %w", err)
 	}
 	if welcome["message"] != "Welcome to server" {
-		c.conn.Close()
+		c.close()
 		return nil, fmt.Errorf("welcome: %v", welcome)
 	}
 	resp, err := c.call("login", map[string]any{"username": "admin", "password": "secret"})
@@ -197,7 +262,7 @@ func loggedIn(addr string) (*client, error) {
 		err = fmt.Errorf("login: %v", resp)
 	}
 	if err != nil {
-		c.conn.Close()
+		c.close()
 		return nil, err
 	}
 	return c, nil
