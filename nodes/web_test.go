@@ -17,6 +17,7 @@ import (
 	"github.com/skynode/skynode/apps/agent/demo"
 	"github.com/skynode/skynode/net/ws"
 	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/proto"
 )
 
 // webNode starts a node whose only listener is a WebSocket one serving
@@ -156,5 +157,85 @@ func TestWebSocketListenerHTTP(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Agents that push do so over WebSocket as over TCP: timer pushes in the
+// connection's codec, and a topic message published by a JSON client
+// reaching a msgpack one.
+func TestWebSocketPush(t *testing.T) {
+	t.Parallel()
+	kind := agent.New().
+		Handle("ticks", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			n := 0
+			var tm *agent.Timer
+			tm = s.Every(10*time.Millisecond, func(s *agent.Session) {
+				n++
+				s.Send(agent.Reply{"event": "tick", "n": n})
+				if n == 3 {
+					tm.Stop()
+				}
+			})
+			return agent.Reply{"status": "ok"}, nil
+		}).
+		Handle("subscribe", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			return agent.Reply{"status": "ok"}, s.Subscribe("room")
+		}).
+		Handle("publish", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+			text, _ := proto.String(req.Data["text"])
+			return agent.Reply{"status": "ok"}, s.Publish("room", letter{Text: text, From: s.ID()})
+		})
+	kind = agent.Receive(kind, func(s *agent.Session, m letter) error {
+		return s.Send(agent.Reply{"event": "said", "text": m.Text})
+	})
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "push"
+  [[node.listener]]
+  name = "web"
+  addr = "127.0.0.1:0"
+  framing = "websocket"
+  agent = "pusher"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "push", nodes.Options{
+		Agents: map[string]*agent.Agent{"pusher": kind}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	ctx := context.Background()
+	url := "ws://" + n.Addr("web").String() + "/ws"
+	text, err := ws.Dial(ctx, url, ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer text.Close()
+	bin, err := ws.Dial(ctx, url, ws.ClientOptions{Subprotocols: []string{"msgpack"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bin.Close()
+
+	text.SendText(ctx, `{"cmd":"ticks","id":1}`)
+	if m := next(t, text, ws.Text, json.Unmarshal); m["status"] != "ok" {
+		t.Fatalf("ticks: %v", m)
+	}
+	for i := 1; i <= 3; i++ {
+		if m := next(t, text, ws.Text, json.Unmarshal); m["event"] != "tick" || m["n"] != float64(i) {
+			t.Fatalf("push %d: %v", i, m)
+		}
+	}
+	sub, _ := msgpack.Marshal(map[string]any{"cmd": "subscribe", "id": 1})
+	bin.SendBinary(ctx, sub)
+	if m := next(t, bin, ws.Binary, msgpack.Unmarshal); m["status"] != "ok" {
+		t.Fatalf("subscribe: %v", m)
+	}
+	text.SendText(ctx, `{"cmd":"publish","data":{"text":"hello room"},"id":2}`)
+	if m := next(t, bin, ws.Binary, msgpack.Unmarshal); m["event"] != "said" || m["text"] != "hello room" {
+		t.Fatalf("the msgpack client got %v", m)
 	}
 }
