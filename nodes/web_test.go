@@ -3,6 +3,7 @@ package nodes_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -237,5 +238,75 @@ name = "push"
 	text.SendText(ctx, `{"cmd":"publish","data":{"text":"hello room"},"id":2}`)
 	if m := next(t, bin, ws.Binary, msgpack.Unmarshal); m["event"] != "said" || m["text"] != "hello room" {
 		t.Fatalf("the msgpack client got %v", m)
+	}
+}
+
+// The listener's limits hold for WebSocket clients as for TCP ones: a
+// request over the rate is answered "Rate limit exceeded" with its id,
+// too many in a row close the connection with 1008 once the answers
+// already due are out, and the cap on
+// connections per address refuses one more with its message and 1013.
+func TestWebSocketLimits(t *testing.T) {
+	t.Parallel()
+	n := webNode(t, `  rate_limit = 1
+  rate_burst = 1
+  max_excess = 3
+  max_conns_per_ip = 2
+`)
+	ctx := context.Background()
+	c, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next(t, c, ws.Text, json.Unmarshal) // welcome
+	for i := 1; i <= 4; i++ {
+		c.SendText(ctx, fmt.Sprintf(`{"cmd":"echo","data":{"text":"x"},"id":%d}`, i))
+	}
+	limited := 0
+	for {
+		m, err := c.Read(10 * time.Second)
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+				t.Fatalf("the end: %v, want close 1008", err)
+			}
+			break
+		}
+		var v map[string]any
+		json.Unmarshal(m.Data, &v)
+		if v["message"] == "Rate limit exceeded" {
+			limited++
+			if v["id"] == nil {
+				t.Errorf("a limited request answered without its id: %v", v)
+			}
+		}
+	}
+	if limited != 2 {
+		t.Fatalf("%d requests answered as limited, want 2 (burst 1 of 4, the 3rd excess closes)", limited)
+	}
+
+	var open []*ws.Client
+	for range 2 {
+		c, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		next(t, c, ws.Text, json.Unmarshal) // welcome: admitted
+		open = append(open, c)
+	}
+	third, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if m := next(t, third, ws.Text, json.Unmarshal); m["message"] != "Too many connections from your IP" {
+		t.Fatalf("a third connection from one address: %v", m)
+	}
+	if _, err := third.Read(10 * time.Second); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+		t.Fatalf("a third connection: %v, want close 1013", err)
+	}
+	if len(open) != 2 {
+		t.Fatal("unreachable")
 	}
 }

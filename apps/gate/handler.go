@@ -398,6 +398,9 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 		return true, nil
 	}
 	raw := !l.answers()
+	if !raw && cl.excess >= l.opts.MaxExcess {
+		return false, nil // closing once its answers are out: nothing more is handled
+	}
 	ok := true
 	if cl.limiter != nil {
 		if raw {
@@ -427,7 +430,10 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 		if l.opts.Abuse != nil {
 			l.opts.Abuse(c.RemoteAddr())
 		}
-		return false, &socket.CloseError{Reason: socket.ReasonRateLimited}
+		// The answers already queued (the earlier excess requests') go
+		// out first.
+		c.CloseAfterFlush(socket.ReasonRateLimited)
+		return false, nil
 	}
 	l.reject(cl, payload, MsgRateLimited)
 	return false, nil
