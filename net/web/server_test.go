@@ -1,0 +1,126 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/skynode/skynode/net/web"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// serve starts s and stops it at cleanup.
+func serve(t *testing.T, s *web.Server) string {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	})
+	return "http://" + s.Addr().String()
+}
+
+func get(t *testing.T, method, url, body string, header http.Header) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Health is always 200 while serving; readiness follows Ready, with its
+// reason; unknown paths are 404, wrong methods 405, a body over MaxBody
+// 413 and headers over MaxHeaderBytes 431.
+func TestServer(t *testing.T) {
+	var notReady atomic.Bool
+	s, err := web.Listen(web.Options{
+		Addr: "127.0.0.1:0", MaxBody: 10, MaxHeaderBytes: 1 << 10,
+		Ready: func() error {
+			if notReady.Load() {
+				return errors.New("joining the cluster")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Handle("POST /echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, err := s.ReadBody(w, r); err == nil {
+			w.Write(b)
+		}
+	}))
+	url := serve(t, s)
+	for _, tc := range []struct {
+		method, path, body string
+		header             http.Header
+		code               int
+		text               string
+	}{
+		{"GET", "/healthz", "", nil, 200, "ok"},
+		{"GET", "/readyz", "", nil, 200, "ready"},
+		{"GET", "/nothing", "", nil, 404, ""},
+		{"POST", "/healthz", "", nil, 405, ""},
+		{"POST", "/echo", "0123456789", nil, 200, "0123456789"},
+		{"POST", "/echo", "0123456789+", nil, 413, "over 10 bytes"},
+		{"GET", "/healthz", "", http.Header{"X-Big": {strings.Repeat("h", 8<<10)}}, 431, ""},
+	} {
+		code, text := get(t, tc.method, url+tc.path, tc.body, tc.header)
+		if code != tc.code || !strings.Contains(text, tc.text) {
+			t.Errorf("%s %s: %d %q, want %d %q", tc.method, tc.path, code, text, tc.code, tc.text)
+		}
+	}
+	notReady.Store(true)
+	if code, text := get(t, "GET", url+"/readyz", "", nil); code != 503 || !strings.Contains(text, "joining the cluster") {
+		t.Fatalf("not ready: %d %q, want 503 with the reason", code, text)
+	}
+}
+
+// A server with one route of its own beside the health checks.
+func ExampleListen() {
+	s, err := web.Listen(web.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s.Handle("GET /hello", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello\n")
+	}))
+	go s.Serve(context.Background())
+	defer s.Shutdown(context.Background())
+	for _, path := range []string{"/hello", "/healthz"} {
+		resp, err := http.Get("http://" + s.Addr().String() + path)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Print(resp.StatusCode, " ", string(b))
+	}
+	http.DefaultClient.CloseIdleConnections()
+	// Output:
+	// 200 hello
+	// 200 ok
+}
