@@ -71,7 +71,10 @@ func lockNodes(t testing.TB) *testNodes {
 		checkFor(t, waitTime, 5*time.Millisecond, func() error {
 			buf := make([]byte, 1<<20)
 			for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-				if strings.Contains(g, "github.com/ergo-services/ergo/") {
+				// A link lost to a simultaneous dial keeps its reader and
+				// writer for good (sup/ERGO.md E17); they read no package
+				// variable of Ergo's.
+				if strings.Contains(g, "github.com/ergo-services/ergo/") && !ergotest.LeftByConnectionRace(g) {
 					return fmt.Errorf("Ergo goroutines still running:\n%s", g)
 				}
 			}

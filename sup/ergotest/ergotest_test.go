@@ -96,3 +96,26 @@ func TestErgoMailboxRace(t *testing.T) {
 		}
 	}
 }
+
+// TestLeftByConnectionRace checks the match on a goroutine's running
+// function, not on any frame of its stack.
+func TestLeftByConnectionRace(t *testing.T) {
+	left := "goroutine 260 [select, 2 minutes]:\n" +
+		"github.com/ergo-services/ergo/proto/dist.(*distConnection).receiver(0xc0000c8300, 0xc000502b60)\n" +
+		"\t/root/go/pkg/mod/github.com/ergo-services/ergo@v1.999.224/proto/dist/proto.go:738 +0x2cf\n" +
+		"created by github.com/ergo-services/ergo/proto/dist.(*distProto).Init in goroutine 245\n"
+	serving := "goroutine 12 [IO wait]:\n" +
+		"internal/poll.runtime_pollWait(0x7f, 0x72)\n" +
+		"github.com/ergo-services/ergo/proto/dist.(*distProto).Serve(0xc0000c8300)\n"
+	calling := "goroutine 13 [chan send]:\n" +
+		"github.com/ergo-services/ergo/proto/dist.(*distConnection).send(0xc0000c8300)\n" +
+		"github.com/ergo-services/ergo/proto/dist.(*distConnection).receiver(0xc0000c8300, 0xc000502b60)\n"
+	for _, c := range []struct {
+		g    string
+		want bool
+	}{{left, true}, {serving, false}, {calling, false}, {"", false}} {
+		if got := LeftByConnectionRace(c.g); got != c.want {
+			t.Errorf("LeftByConnectionRace(%q) = %v, want %v", c.g, got, c.want)
+		}
+	}
+}
