@@ -163,15 +163,23 @@ type ListenerConfig struct {
 	// (default 30s and 10s; a negative interval sends no pings).
 	PingInterval time.Duration `toml:"ping_interval"`
 	PongTimeout  time.Duration `toml:"pong_timeout"`
+	// API names the commands a WebSocket listener also serves over HTTP:
+	// POST /api/<cmd> with the request's data as a JSON object body,
+	// answered with the agent's answer (see proto/PROTOCOL.md). Validate
+	// gives such a listener a second twin, <Name>.http, whose
+	// APISessions sessions (default 4) carry the requests to agents.
+	API         []string `toml:"api"`
+	APISessions int      `toml:"api_sessions"`
 
-	twinOf string // the WebSocket listener whose msgpack twin this is
+	twinOf string // the WebSocket listener whose twin this is
 }
 
 // WebSocket is the Framing of a WebSocket listener.
 const WebSocket = "websocket"
 
-// TwinOf returns, for the msgpack twin of a WebSocket listener, that
-// listener's name; "" for any other listener.
+// TwinOf returns, for a twin of a WebSocket listener (its msgpack
+// connections, <name>.msgpack, or its HTTP API's sessions, <name>.http),
+// that listener's name; "" for any other listener.
 func (l ListenerConfig) TwinOf() string { return l.twinOf }
 
 // frameOptions returns the framing of the listener's connections: for a
@@ -371,8 +379,18 @@ func validateListeners(n *NodeConfig) error {
 		if l.IPv6Prefix > 128 {
 			return fmt.Errorf("%w: node %q listener %q: ipv6_prefix is over 128", ErrConfig, n.Name, l.Name)
 		}
-		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0) {
-			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval and pong_timeout are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
+		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0 || len(l.API) > 0 || l.APISessions != 0) {
+			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval, pong_timeout, api and api_sessions are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
+		}
+		if l.APISessions < 0 {
+			return fmt.Errorf("%w: node %q listener %q: api_sessions is negative", ErrConfig, n.Name, l.Name)
+		}
+		cmds := map[string]bool{}
+		for _, c := range l.API {
+			if !apiCommand(c) || cmds[c] {
+				return fmt.Errorf("%w: node %q listener %q: api: %q is not a command name (letters, digits, '_', '-', '.'; once each)", ErrConfig, n.Name, l.Name, c)
+			}
+			cmds[c] = true
 		}
 	}
 	return addTwins(n)
@@ -390,8 +408,11 @@ func addTwins(n *NodeConfig) error {
 		}
 		twin := l
 		twin.Name, twin.Codec, twin.twinOf = l.Name+".msgpack", "msgpack", l.Name
-		twin.Origins = slices.Clone(l.Origins)
+		twin.Origins, twin.API = slices.Clone(l.Origins), nil
 		n.Listeners = append(n.Listeners, twin)
+		if len(l.API) > 0 && !has[l.Name+".http"] {
+			n.Listeners = append(n.Listeners, apiTwin(l))
+		}
 	}
 	addrs := map[string]string{}
 	for _, l := range n.Listeners {
@@ -405,6 +426,32 @@ func addTwins(n *NodeConfig) error {
 		addrs[l.Addr] = owner
 	}
 	return nil
+}
+
+// apiTwin is the listener of the sessions that carry l's HTTP API
+// requests (net/web's Bridge): JSON, with none of the limits that count
+// per connection or per address, which the HTTP server applies to each
+// request's own client instead, and no idle timeout.
+func apiTwin(l ListenerConfig) ListenerConfig {
+	return ListenerConfig{
+		Name: l.Name + ".http", Addr: l.Addr, Framing: l.Framing, MaxFrame: l.MaxFrame, Codec: "json",
+		Agent: l.Agent, WriteTimeout: l.WriteTimeout, QueueWarn: l.QueueWarn, QueueLimit: l.QueueLimit,
+		Window: l.Window, Shards: l.Shards, AgentsOn: l.AgentsOn, Path: l.Path, twinOf: l.Name,
+	}
+}
+
+// apiCommand reports whether c may name a command of the HTTP API (a path
+// segment with nothing to escape).
+func apiCommand(c string) bool {
+	if c == "" {
+		return false
+	}
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // Sections returns the names of the description's top-level tables other

@@ -22,7 +22,7 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 		byName[l.Name] = l
 	}
 	agent, web, echo := byName["agent"], byName["web"], byName["echo"]
-	if len(n.Listeners) != 4 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
+	if len(n.Listeners) != 5 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
 		t.Fatalf("listeners = %+v", n.Listeners)
 	}
 	if echo.Codec != "raw" || agent.Framing != "len16" || agent.Codec != "msgpack" {
@@ -30,6 +30,9 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	}
 	if web.Framing != WebSocket || web.Path != "/ws" || web.AgentsOn != "agent" || byName["web.msgpack"].TwinOf() != "web" {
 		t.Fatalf("the WebSocket listener: %+v", web)
+	}
+	if api := byName["web.http"]; api.TwinOf() != "web" || api.Codec != "json" || api.AgentsOn != "agent" || api.ReadTimeout != 0 || len(web.API) != 2 {
+		t.Fatalf("the WebSocket listener's HTTP API: %+v, its twin %+v", web, api)
 	}
 	var auth struct {
 		Users map[string]string `toml:"users"`

@@ -14,7 +14,9 @@ import (
 	"github.com/skynode/skynode/sup"
 )
 
-func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
+// listen binds the listener lc, with the limits lim; broadcast carries
+// its agents' broadcasts (nil: to its own clients).
+func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *atomic.Uint64, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
 	fo, err := lc.frameOptions()
 	if err != nil {
 		return nil, err
@@ -27,7 +29,6 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	lim := newLimits(lc)
 	return gate.Listen(gate.Options{
 		Name: lc.Name,
 		Addr: addr,
@@ -41,13 +42,14 @@ func listen(lc ListenerConfig, sessions *atomic.Uint64, r sup.Remote, log *slog.
 			Admit:             lim.admit,
 			Refusal:           refusal(codec),
 		},
-		Rate:        lc.RateLimit,
+		Rate:        lc.RateLimit, // 0 on an HTTP API's twin (apiTwin)
 		Burst:       lc.RateBurst,
 		MaxExcess:   lc.MaxExcess,
 		Allow:       lim.allow,
 		Abuse:       lim.abuse,
 		Codec:       codec,
 		Window:      lc.Window,
+		Broadcast:   broadcast,
 		NextSession: func() uint64 { return sessions.Add(1) },
 		Remote:      r,
 		Logger:      log,

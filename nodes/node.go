@@ -70,11 +70,14 @@ type Node struct {
 	members   *cluster.Membership // nil when the node runs alone
 	root      gen.Process
 	listeners []*gate.Listener
-	doors     []door       // the HTTP servers of the WebSocket listeners (web.go)
-	console   net.Listener // the debug console's; nil when off
-	admin     net.Listener // the admin HTTP address's; nil when off
-	store     *watchdog.Store
-	topics    *topics.Stats
+	doors     []door // the HTTP servers of the WebSocket listeners (web.go)
+	// doorLimits are the limits of each listener that is not a twin, by
+	// name (its msgpack twin shares them).
+	doorLimits map[string]limits
+	console    net.Listener // the debug console's; nil when off
+	admin      net.Listener // the admin HTTP address's; nil when off
+	store      *watchdog.Store
+	topics     *topics.Stats
 	// agentStats and watchdogStats count requests, restarts and
 	// failovers for the metrics (admin.go) and the observer.
 	agentStats    *agent.Stats
@@ -147,8 +150,28 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			}
 		}
 	}()
+	n.doorLimits = map[string]limits{}
 	for _, lc := range nc.Listeners {
-		l, err := listen(lc, &sessions, n.remote, n.log)
+		// A WebSocket listener's msgpack connections count against the
+		// same limits as its JSON ones; its HTTP API's sessions against
+		// none (the HTTP server limits each request's client).
+		var lim limits
+		switch {
+		case lc.TwinOf() == "":
+			lim = newLimits(lc)
+			n.doorLimits[lc.Name] = lim
+		case strings.HasSuffix(lc.Name, ".msgpack"):
+			lim = n.doorLimits[lc.TwinOf()]
+		}
+		var broadcast func([]byte)
+		if lc.Framing == WebSocket {
+			door, codec := lc.Name, lc.Codec
+			if lc.TwinOf() != "" {
+				door = lc.TwinOf()
+			}
+			broadcast = func(payload []byte) { n.broadcastDoor(door, codec, payload) }
+		}
+		l, err := listen(lc, lim, broadcast, &sessions, n.remote, n.log)
 		if err != nil {
 			return nil, err
 		}

@@ -2,21 +2,45 @@ package nodes
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
+	"html"
+	"io"
 	"net"
+	"net/http"
+	"net/netip"
+	"strings"
 
 	"github.com/skynode/skynode/apps/gate"
 	"github.com/skynode/skynode/net/web"
 	"github.com/skynode/skynode/net/ws"
+	"github.com/skynode/skynode/proto"
 )
 
 // door is the HTTP server of a WebSocket listener: the agent protocol
 // over WebSocket at the listener's path, its JSON connections to the
 // listener and its msgpack ones to its twin.
 type door struct {
-	name string // the WebSocket listener's
-	srv  *web.Server
+	name   string // the WebSocket listener's
+	srv    *web.Server
+	bridge *web.Bridge // of its HTTP API; nil without one
+}
+
+// page is the page of a WebSocket listener's address (GET /): the agent
+// protocol from a browser, no build step.
+//
+//go:embed page.html
+var page string
+
+// servePage serves page, pointed at the WebSocket path ws.
+func servePage(ws string) http.Handler {
+	body := []byte(strings.Replace(page, "<body>", `<body data-ws="`+html.EscapeString(ws)+`">`, 1))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(body)
+	})
 }
 
 // openDoors binds the HTTP server of every WebSocket listener of the node;
@@ -46,7 +70,23 @@ func (n *Node) openDoors() error {
 			PongTimeout:  lc.PongTimeout,
 			Logger:       n.log.With("listener", lc.Name),
 		}))
-		n.doors = append(n.doors, door{name: lc.Name, srv: srv})
+		srv.Handle("GET /{$}", servePage(lc.Path))
+		d := door{name: lc.Name, srv: srv}
+		if len(lc.API) > 0 {
+			api := n.listener(lc.Name + ".http")
+			if api == nil {
+				return fmt.Errorf("%w: listener %q has no HTTP API twin (validate the config)", ErrConfig, lc.Name)
+			}
+			d.bridge = web.NewBridge(web.BridgeOptions{
+				Door: api, Sessions: lc.APISessions, Name: api.Name(),
+				Logger: n.log.With("listener", api.Name()),
+			})
+			allow := n.doorLimits[lc.Name].allow
+			for _, cmd := range lc.API {
+				srv.Handle("POST /api/"+cmd, limitRequests(allow, d.bridge.Handler(srv, cmd)))
+			}
+		}
+		n.doors = append(n.doors, d)
 	}
 	return nil
 }
@@ -118,6 +158,91 @@ func (n *Node) shutDoors(ctx context.Context) error {
 		if e := d.srv.Shutdown(ctx); e != nil {
 			err = errors.Join(err, fmt.Errorf("listener %s: HTTP: %w", d.name, e))
 		}
+		if d.bridge != nil {
+			// The requests under way are answered (Shutdown waited for
+			// their handlers); the sessions can go.
+			if e := d.bridge.Close(ctx); e != nil {
+				err = errors.Join(err, fmt.Errorf("listener %s: HTTP API sessions: %w", d.name, e))
+			}
+		}
 	}
 	return err
+}
+
+// limitRequests answers 429 to a request whose client address is over
+// its listener's ip_rate_limit (allow nil: no limit).
+func limitRequests(allow func(net.Addr) bool, h http.Handler) http.Handler {
+	if allow == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err == nil && !allow(net.TCPAddrFromAddrPort(ap)) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"status":"error","message":"Rate limit exceeded"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Broadcast sends v to every client of the listener called name whose
+// session has started, encoded in its codec, and returns how many it was
+// queued for: Skynet's broadcast to all the clients of a gate. For a
+// WebSocket listener that is every WebSocket client of its address, JSON
+// and msgpack alike. It fails for an unknown listener, a raw one, or a v
+// its codec cannot encode.
+func (n *Node) Broadcast(name string, v any) (int, error) {
+	l := n.listener(name)
+	if l == nil {
+		return 0, fmt.Errorf("nodes: no listener %q", name)
+	}
+	codec := l.Codec()
+	if codec == nil || codec.Name() == "raw" {
+		return 0, fmt.Errorf("nodes: listener %q cannot encode a message", name)
+	}
+	b, err := codec.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	for _, lc := range n.cfg.Listeners {
+		if lc.Name == name && lc.Framing == WebSocket {
+			return n.broadcastDoor(name, lc.Codec, b), nil
+		}
+	}
+	return l.Broadcast(b), nil
+}
+
+// broadcastDoor writes payload, encoded with the codec called from, to
+// every client of the WebSocket listener door, JSON and msgpack (not the
+// sessions of its HTTP API, which are nobody's), and returns how many it
+// was queued for.
+func (n *Node) broadcastDoor(door, from string, payload []byte) int {
+	src, err := proto.CodecByName(from)
+	if err != nil {
+		return 0
+	}
+	var v any
+	if err := src.Unmarshal(payload, &v); err != nil {
+		n.log.Warn("broadcast message does not decode", "listener", door, "err", err)
+		return 0
+	}
+	sent := 0
+	for _, name := range []string{door, door + ".msgpack"} {
+		l := n.listener(name)
+		if l == nil {
+			continue
+		}
+		b := payload
+		if c := l.Codec(); c.Name() != from {
+			if b, err = c.Marshal(v); err != nil {
+				n.log.Warn("broadcast message does not encode", "listener", name, "err", err)
+				continue
+			}
+		}
+		sent += l.Broadcast(b)
+	}
+	return sent
 }

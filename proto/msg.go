@@ -169,6 +169,10 @@ type Output struct {
 	// Start output (an agent replaced before it could report
 	// SessionStarted made its successor start the session again).
 	Start bool
+	// Broadcast marks a Payload for every client of the gate's listener
+	// (agent.Session.Broadcast), not only this session's. It is never
+	// cut into parts (its size is bounded).
+	Broadcast bool
 }
 
 // Probe is sent by a gate to a session's agent, on the frames' own path,

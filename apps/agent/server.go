@@ -528,8 +528,8 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	}
 	out := st.sess.out
 	st.sess.out = nil
-	for i, payload := range out {
-		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: payload, Write: true, Start: st.starting}
+	for i, o := range out {
+		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: o.payload, Write: true, Start: st.starting, Broadcast: o.broadcast}
 		if i == len(out)-1 {
 			m.Ack, m.Close = ack, st.sess.closing
 		}

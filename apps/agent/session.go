@@ -37,7 +37,7 @@ type Session struct {
 	later    func(d time.Duration, msg any)   // sends the agent msg after d
 	calls    calls                            // pending service calls
 
-	out     [][]byte // replies produced by the current handler, in order
+	out     []output // replies produced by the current handler, in order
 	closing bool     // Close was called: close once this handler's output is out
 	closed  bool     // the close was sent to the gate: no more output
 }
@@ -140,7 +140,43 @@ func (s *Session) Write(payload []byte) error {
 	if s.closed {
 		return ErrSessionClosed
 	}
-	s.out = append(s.out, payload)
+	s.out = append(s.out, output{payload: payload})
+	return nil
+}
+
+// output is a payload queued by a handler.
+type output struct {
+	payload   []byte
+	broadcast bool // for every client of the gate's listener (Broadcast)
+}
+
+// MaxBroadcast bounds an encoded broadcast message.
+const MaxBroadcast = proto.MaxChunk
+
+// ErrBroadcastTooLarge is Broadcast's error for a message over
+// MaxBroadcast bytes once encoded.
+var ErrBroadcastTooLarge = errors.New("agent: broadcast message too large")
+
+// Broadcast encodes v with the listener's codec and queues it, in order
+// with the session's other output, for every client connected to the
+// gate's listener that holds this session's connection, this one
+// included: Skynet's broadcast to all the clients of a gate. On a
+// WebSocket listener that is every WebSocket client of its address, each
+// in its own connection's codec (see nodes); clients that connect as it
+// goes out may or may not get it. A client too slow to take it is
+// closed, as for any output.
+func (s *Session) Broadcast(v any) error {
+	if s.closed {
+		return ErrSessionClosed
+	}
+	b, err := s.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("agent: failed to encode message: %w", err)
+	}
+	if len(b) > MaxBroadcast {
+		return ErrBroadcastTooLarge
+	}
+	s.out = append(s.out, output{payload: b, broadcast: true})
 	return nil
 }
 

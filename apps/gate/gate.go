@@ -82,6 +82,12 @@ type Options struct {
 	// which cannot be answered, is closed at once.
 	Allow func(remote net.Addr) bool
 	Abuse func(remote net.Addr)
+	// Broadcast, if set, carries a broadcast of an agent of this
+	// listener (agent.Session.Broadcast; payload in Codec) to the clients
+	// it is for, such as every listener of one address in their own
+	// codecs; nil writes it to this listener's clients
+	// (Listener.Broadcast).
+	Broadcast func(payload []byte)
 	// NextSession returns a new session id, unique on this node across all
 	// listeners. nil means a counter of this listener's own.
 	NextSession func() uint64
@@ -217,6 +223,10 @@ func (l *Listener) Serve(ctx context.Context) error {
 	<-done
 	return err
 }
+
+// Codec returns the codec of the listener's clients (Options.Codec; nil
+// for none).
+func (l *Listener) Codec() proto.Codec { return l.opts.Codec }
 
 // Shutdown stops accepting, closes every client and waits for them, or
 // until ctx ends. Disconnects the watchdog has not taken by then are

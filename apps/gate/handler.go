@@ -229,6 +229,35 @@ func (l *Listener) Connections() []proto.Connect {
 	return out
 }
 
+// Broadcast writes payload, encoded in the listener's codec, to every
+// client of the listener whose session has started (Skynet's broadcast to
+// all the clients of a gate), and returns how many it was queued for. A
+// client whose write queue is over its limit is closed, as for any
+// output. It may be called from any goroutine.
+func (l *Listener) Broadcast(payload []byte) int {
+	l.mu.Lock()
+	to := make([]*client, 0, len(l.clients))
+	for _, cl := range l.clients {
+		to = append(to, cl)
+	}
+	l.mu.Unlock()
+	n := 0
+	for _, cl := range to {
+		cl.mu.Lock()
+		started := cl.welcomed
+		cl.mu.Unlock()
+		if !started {
+			continue // its welcome comes first
+		}
+		if cl.conn.Write(payload) == nil {
+			l.stats.framesOut.Add(1)
+			l.stats.bytesOut.Add(uint64(len(payload)))
+			n++
+		}
+	}
+	return n
+}
+
 // output writes an agent's output and frees the acknowledged window.
 // Output from an agent that no longer serves the session is ignored: its
 // frames were answered when it was replaced.
@@ -310,7 +339,13 @@ func (l *Listener) output(cl *client, m proto.Output) {
 			}
 		}
 	}
-	if m.Write {
+	if m.Write && m.Broadcast {
+		if l.opts.Broadcast != nil {
+			l.opts.Broadcast(m.Payload)
+		} else {
+			l.Broadcast(m.Payload)
+		}
+	} else if m.Write {
 		l.stats.framesOut.Add(1)
 		l.stats.bytesOut.Add(uint64(len(m.Payload)))
 		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,10 +17,11 @@ import (
 
 // benchFlags are the flags of `node bench`.
 type benchFlags struct {
-	addr, mode, framing       string
+	addr, url, mode, framing  string
 	conns, pipeline, size     int
 	duration, warmup, timeout time.Duration
 	churn, baseline, onlyBase bool
+	binary                    bool
 	idle, pid                 int
 }
 
@@ -31,15 +33,23 @@ func benchCmd() *cobra.Command {
 		Long: `Load tool (see BENCHMARKS.md). Every echo is verified; the exit status is 1 if any
 request failed. --mode defaults to proto for port 8888 (the agent listener) and raw
 otherwise. --baseline runs the same measurement against a minimal Go echo server
-started as a child process and prints the ratio; the baseline always runs raw.`,
+started as a child process and prints the ratio; the baseline always runs raw.
+
+With --url instead of --addr, the protocol echo runs over WebSocket (JSON in text
+messages, or msgpack in binary ones with --binary), and --baseline compares with a
+minimal goroutine-per-connection WebSocket server on the same library that does
+the same decoding and encoding per message.`,
 		Example: `  node bench --addr 127.0.0.1:8889 --conns 100 --pipeline 4 --baseline
   node bench --addr 127.0.0.1:8888 --churn
-  node bench --addr 127.0.0.1:8888 --idle 10000 --pid $(pgrep -f 'node run') --baseline`,
+  node bench --addr 127.0.0.1:8888 --idle 10000 --pid $(pgrep -f 'node run') --baseline
+  node bench --url ws://127.0.0.1:8080/ws --conns 1000 --binary --baseline`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd) },
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8889", "server address")
+	fl.StringVar(&f.url, "url", "", "WebSocket URL (ws://host:port/ws) instead of --addr: the protocol echo over WebSocket")
+	fl.BoolVar(&f.binary, "binary", false, "with --url: msgpack in binary messages (subprotocol msgpack) instead of JSON text")
 	fl.StringVar(&f.mode, "mode", "", "raw (frames echoed unchanged) or proto (msgpack echo requests); default: proto for port 8888, raw otherwise")
 	fl.StringVar(&f.framing, "framing", "len16", "len16, len32 or line")
 	fl.IntVar(&f.conns, "conns", 100, "connections (churn: workers; idle: concurrent dialers)")
@@ -55,7 +65,10 @@ started as a child process and prints the ratio; the baseline always runs raw.`,
 	fl.BoolVar(&f.onlyBase, "baseline-only", false, "measure only the baseline Go echo server")
 	c.MarkFlagsMutuallyExclusive("churn", "idle")
 	c.MarkFlagsMutuallyExclusive("baseline", "baseline-only")
-	c.AddCommand(serveBaselineCmd())
+	for _, tcp := range []string{"addr", "mode", "framing", "churn", "idle"} {
+		c.MarkFlagsMutuallyExclusive("url", tcp)
+	}
+	c.AddCommand(serveBaselineCmd(), serveWSBaselineCmd())
 	return c
 }
 
@@ -73,6 +86,9 @@ func (f *benchFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	if f.binary && f.url == "" {
+		return errors.New("--binary needs --url")
+	}
 	if f.idle > 0 && f.pid <= 0 && !f.onlyBase {
 		return fmt.Errorf("--idle needs --pid of the server at %s (or --baseline-only)", o.Addr)
 	}
@@ -81,25 +97,29 @@ func (f *benchFlags) run(cmd *cobra.Command) error {
 	}
 	ctx, out := cmd.Context(), cmd.OutOrStdout()
 	type target struct {
-		name, addr, mode string
-		pid              int
+		name, addr, url, mode string
+		pid                   int
 	}
 	var targets []target
 	if !f.onlyBase {
-		targets = append(targets, target{"target", o.Addr, o.Mode, f.pid})
+		targets = append(targets, target{"target", o.Addr, o.URL, o.Mode, f.pid})
 	}
 	if f.baseline || f.onlyBase {
-		child, err := startBaseline(ctx, o.Framing, cmd.ErrOrStderr())
+		child, err := startBaseline(ctx, o, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
 		defer child.Stop()
 		fmt.Fprintf(out, "baseline: pid %d, listening on %s\n", child.Pid, child.Addr)
-		targets = append(targets, target{"baseline", child.Addr, bench.ModeRaw, child.Pid})
+		if o.URL != "" {
+			targets = append(targets, target{"baseline", "", child.Addr, o.Mode, child.Pid})
+		} else {
+			targets = append(targets, target{"baseline", child.Addr, "", bench.ModeRaw, child.Pid})
+		}
 	}
 	var results []outcome
 	for _, t := range targets {
-		o.Addr, o.Mode = t.addr, t.mode
+		o.Addr, o.URL, o.Mode = t.addr, t.url, t.mode
 		stop := progress(cmd.ErrOrStderr(), t.name, o.Warmup+o.Duration)
 		r, err := f.measure(ctx, o, t.pid)
 		stop()
@@ -160,6 +180,12 @@ func (f *benchFlags) options(cmd *cobra.Command) (bench.Options, error) {
 	if err != nil {
 		return bench.Options{}, err
 	}
+	if f.url != "" {
+		return bench.Options{
+			URL: f.url, Binary: f.binary, Mode: bench.ModeProto, Conns: f.conns, Pipeline: f.pipeline, Size: f.size,
+			Duration: f.duration, Warmup: f.warmupOrNone(), Timeout: f.timeout,
+		}, nil
+	}
 	mode := f.mode
 	if mode == "" {
 		mode = bench.ModeRaw
@@ -167,17 +193,22 @@ func (f *benchFlags) options(cmd *cobra.Command) (bench.Options, error) {
 			mode = bench.ModeProto
 		}
 	}
-	warmup := f.warmup
-	if warmup == 0 {
-		warmup = -1 // none
-	}
 	return bench.Options{
 		Addr: f.addr, Mode: mode, Framing: format, Conns: f.conns, Pipeline: f.pipeline, Size: f.size,
-		Duration: f.duration, Warmup: warmup, Timeout: f.timeout,
+		Duration: f.duration, Warmup: f.warmupOrNone(), Timeout: f.timeout,
 	}, nil
 }
 
-// measure runs the measurement the flags select against o.Addr.
+// warmupOrNone returns --warmup as bench.Options.Warmup, where 0 is the
+// default: --warmup 0 means none.
+func (f *benchFlags) warmupOrNone() time.Duration {
+	if f.warmup == 0 {
+		return -1
+	}
+	return f.warmup
+}
+
+// measure runs the measurement the flags select against o.Addr (or o.URL).
 func (f *benchFlags) measure(ctx context.Context, o bench.Options, pid int) (outcome, error) {
 	switch {
 	case f.idle > 0:
@@ -205,13 +236,17 @@ func printRatio(w io.Writer, target, base outcome) {
 	fmt.Fprintln(w)
 }
 
-// startBaseline re-executes this program as `node bench serve-baseline`.
-func startBaseline(ctx context.Context, f frame.Format, stderr io.Writer) (*bench.Child, error) {
+// startBaseline re-executes this program as `node bench serve-baseline`,
+// or `node bench serve-ws-baseline` when o has a URL.
+func startBaseline(ctx context.Context, o bench.Options, stderr io.Writer) (*bench.Child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	return bench.StartChild(ctx, stderr, self, "bench", "serve-baseline", "--addr", "127.0.0.1:0", "--framing", f.String())
+	if o.URL != "" {
+		return bench.StartChild(ctx, stderr, self, "bench", "serve-ws-baseline", "--addr", "127.0.0.1:0")
+	}
+	return bench.StartChild(ctx, stderr, self, "bench", "serve-baseline", "--addr", "127.0.0.1:0", "--framing", o.Framing.String())
 }
 
 func serveBaselineCmd() *cobra.Command {
@@ -236,5 +271,25 @@ func serveBaselineCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
 	c.Flags().StringVar(&framing, "framing", "len16", "len16, len32 or line")
+	return c
+}
+
+func serveWSBaselineCmd() *cobra.Command {
+	var addr string
+	c := &cobra.Command{
+		Use:    "serve-ws-baseline",
+		Short:  "Serve the baseline Go WebSocket server of the agent protocol's echo; print its URL on the first line of stdout",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ws://%s/ws\n", ln.Addr())
+			return bench.ServeWSBaseline(cmd.Context(), ln)
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
 	return c
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -56,6 +57,9 @@ type Server struct {
 	mux  *http.ServeMux
 	srv  *http.Server
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	fresh map[net.Conn]struct{} // connections that have sent no byte yet
 }
 
 // Listen binds o.Addr; requests are served once Serve runs.
@@ -85,8 +89,9 @@ func Listen(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: listen: %w", err)
 	}
-	s := &Server{opts: o, ln: ln, mux: http.NewServeMux(), log: o.Logger}
+	s := &Server{opts: o, ln: ln, mux: http.NewServeMux(), log: o.Logger, fresh: map[net.Conn]struct{}{}}
 	s.srv = &http.Server{
+		ConnState:         s.connState,
 		Handler:           s.mux,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
@@ -100,7 +105,32 @@ func Listen(o Options) (*Server, error) {
 		io.WriteString(w, "ok\n")
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.srv.RegisterOnShutdown(s.closeFresh)
 	return s, nil
+}
+
+// connState keeps the connections that have not sent a byte yet.
+func (s *Server) connState(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if state == http.StateNew {
+		s.fresh[c] = struct{}{}
+	} else {
+		delete(s.fresh, c)
+	}
+}
+
+// closeFresh closes, as Shutdown begins (its listener closed), the
+// connections that have sent nothing: net/http would wait 5 s for each
+// before counting it idle, and browsers open such connections ahead of
+// need. Nothing of a request is lost: none has begun on them.
+func (s *Server) closeFresh() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.fresh {
+		c.Close()
+	}
+	clear(s.fresh)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

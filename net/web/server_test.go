@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -123,4 +125,35 @@ func ExampleListen() {
 	// Output:
 	// 200 hello
 	// 200 ok
+}
+
+// Shutdown does not wait for connections that sent nothing (a browser
+// opens them ahead of need): net/http alone would wait 5 s for each.
+func TestShutdownClosesSilentConnections(t *testing.T) {
+	s, err := web.Listen(web.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	silent, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// Served once a request on another connection is answered.
+	get(t, "GET", "http://"+s.Addr().String()+"/healthz", "", nil)
+	http.DefaultClient.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with a silent connection open: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Error("the silent connection is still open")
+	}
 }

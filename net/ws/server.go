@@ -35,6 +35,9 @@ var (
 	// ErrInvalidUTF8: a text message that is not UTF-8 (RFC 6455 §8.1).
 	// Closed with 1007.
 	ErrInvalidUTF8 = errors.New("ws: text message is not valid UTF-8")
+	// ErrCloseReasonUTF8: a close frame whose reason is not UTF-8 (RFC
+	// 6455 §8.1), found by closeScanner (closescan.go). Closed with 1007.
+	ErrCloseReasonUTF8 = errors.New("ws: close frame reason is not valid UTF-8")
 	// ErrNoPong: the peer did not answer a ping in time while the server
 	// was reading from it. It wraps os.ErrDeadlineExceeded, so the
 	// connection ends with socket.ReasonIdle.
@@ -172,14 +175,32 @@ func requested(r *http.Request) []string {
 }
 
 // hijackRecorder keeps the connection the WebSocket library hijacks, so
-// that the transport can set its deadlines and close it at once.
+// that the transport can set its deadlines and close it at once. It hands
+// the library the connection read through a closeScanner (closescan.go),
+// which checks the reasons of the client's close frames.
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
 }
 
+// Hijack implements http.Hijacker.
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	h.conn = c
-	return c, brw, err
+	if err != nil {
+		return c, brw, err
+	}
+	// The HTTP server may have read past the request: a client may send
+	// frames without waiting for the 101 response. Those bytes go through
+	// the scanner too, ahead of the connection's, and the reader the
+	// library is given holds nothing but reads the scanner.
+	sc := newScanConn(c, peekBuffered(brw.Reader))
+	brw.Reader.Reset(sc)
+	h.conn = sc
+	return sc, brw, nil
+}
+
+// peekBuffered returns what r holds, without consuming it.
+func peekBuffered(r *bufio.Reader) []byte {
+	b, _ := r.Peek(r.Buffered()) // cannot fail: no more than is buffered
+	return b
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -292,6 +293,57 @@ func TestServerClosesProtocolErrors(t *testing.T) {
 	}
 }
 
+// A close frame whose reason is not UTF-8 fails the connection with 1007
+// (RFC 6455 §8.1), not echoed as the library would; one whose reason is
+// UTF-8 is answered with its code. It makes no difference whether the
+// close frame comes in pieces, or with the handshake request, before the
+// server answered it (then it is in what the HTTP server read ahead).
+// A ping before it shows the bytes before it reach the library.
+func TestServerClosesBadCloseReason(t *testing.T) {
+	d := newDoor(t, socket.Options{}, ws.ServerOptions{})
+	reason := func(code uint16, text string) []byte {
+		return append(binary.BigEndian.AppendUint16(nil, code), text...)
+	}
+	bad := maskedFrame(t, 0x8, reason(1000, "\xce\xba\xed\xa0\x80")) // a surrogate
+	ping := maskedFrame(t, 0x9, []byte("hi"))
+	for _, tc := range []struct {
+		name  string
+		early []byte   // sent with the request
+		later [][]byte // sent once connected, a write each
+	}{
+		{"whole", nil, [][]byte{ping, bad}},
+		{"in pieces", nil, [][]byte{ping, bad[:1], bad[1:7], bad[7:]}},
+		{"with the request", slices.Concat(ping, bad), nil},
+		{"partly with the request", slices.Concat(ping, bad[:4]), [][]byte{bad[4:]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRawEarly(t, d, "", tc.early)
+			for _, b := range tc.later {
+				if _, err := r.nc.Write(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if op, p := r.next(t); op != 0xa || string(p) != "hi" {
+				t.Fatalf("got frame %x %q, want the pong", op, p)
+			}
+			if code, text := r.closeFrame(t); code != websocket.StatusInvalidFramePayloadData {
+				t.Fatalf("close %v %q, want 1007", code, text)
+			}
+			if got := d.h.next(t); got.reason != socket.ReasonProtocol || !errors.Is(got.err, ws.ErrCloseReasonUTF8) {
+				t.Fatalf("Closed(%v, %v), want protocol, ErrCloseReasonUTF8", got.reason, got.err)
+			}
+		})
+	}
+	t.Run("valid reason", func(t *testing.T) {
+		r := dialRaw(t, d, "")
+		r.send(t, 0x8, reason(4000, "bye ✓"))
+		if code, text := r.closeFrame(t); code != 4000 {
+			t.Fatalf("close %v %q, want 4000", code, text)
+		}
+		d.h.next(t)
+	})
+}
+
 // A client that sends nothing for the read timeout is closed with 1000
 // "idle timeout" and the reason idle.
 func TestServerIdleTimeout(t *testing.T) {
@@ -496,6 +548,13 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, d *door, protocol string) *rawClient {
 	t.Helper()
+	return dialRawEarly(t, d, protocol, nil)
+}
+
+// dialRawEarly is dialRaw sending early, frames, in the same write as
+// the request: before the 101 response, as RFC 6455 lets a client do.
+func dialRawEarly(t *testing.T, d *door, protocol string, early []byte) *rawClient {
+	t.Helper()
 	nc, err := net.Dial("tcp", d.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -509,7 +568,7 @@ func dialRaw(t *testing.T, d *door, protocol string) *rawClient {
 	if protocol != "" {
 		req += "Sec-WebSocket-Protocol: " + protocol + "\r\n"
 	}
-	if _, err := io.WriteString(nc, req+"\r\n"); err != nil {
+	if _, err := nc.Write(append([]byte(req+"\r\n"), early...)); err != nil {
 		t.Fatal(err)
 	}
 	r := &rawClient{nc: nc, br: bufio.NewReader(nc)}
@@ -523,6 +582,14 @@ func dialRaw(t *testing.T, d *door, protocol string) *rawClient {
 // send writes one final, masked frame.
 func (r *rawClient) send(t *testing.T, opcode byte, payload []byte) {
 	t.Helper()
+	if _, err := r.nc.Write(maskedFrame(t, opcode, payload)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// maskedFrame is a final, masked frame of at most 125 bytes.
+func maskedFrame(t *testing.T, opcode byte, payload []byte) []byte {
+	t.Helper()
 	if len(payload) > 125 {
 		t.Fatal("rawClient sends short frames only")
 	}
@@ -532,9 +599,7 @@ func (r *rawClient) send(t *testing.T, opcode byte, payload []byte) {
 	for i, c := range payload {
 		b = append(b, c^mask[i%4])
 	}
-	if _, err := r.nc.Write(b); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 // next reads one frame from the server.

@@ -31,22 +31,6 @@ func TestMain(m *testing.M) {
 	proctest.Main(m, "../../cmd/node", &nodeBin, append(ergotest.ConnectionRace(), ergotest.MemberlistProbe())...)
 }
 
-// chromium returns the browser to drive, skipping the test where there is
-// none, except in CI (CI or SKYNODE_REQUIRE_CHROMIUM set), where it fails.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" || os.Getenv("SKYNODE_REQUIRE_CHROMIUM") != "" {
-		t.Fatal("no chromium: install Debian's chromium package (.ci/run does)")
-	}
-	t.Skip("no chromium on this machine: apt-get install chromium to run the dashboard test")
-	return ""
-}
-
 // shown is what the page shows, read from its DOM.
 type shown struct {
 	Nodes []struct {
@@ -87,7 +71,7 @@ func (s shown) node(name string) (state, failovers string) {
 // page shows it gone, its sessions moved to the other worker, and the
 // failovers counted, without a reload.
 func TestDashboardFollowsAWorkersDeath(t *testing.T) {
-	browser := chromium(t)
+	ctx := proctest.Browser(t)
 	ports := proctest.FreePorts(t, 3)
 	gossip, listen, admin := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
 	gossipPort := ports[0]
@@ -148,14 +132,6 @@ roles = ["worker"]
 		return nil
 	})
 
-	ctx, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
-	defer cancel()
-	ctx, cancelTab := chromedp.NewContext(ctx)
-	defer cancelTab()
 	if _, err := chromedp.Run(ctx, chromedp.Navigate("http://"+admin+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -228,20 +204,6 @@ roles = ["worker"]
 		}
 	}
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := os.Getenv("SKYNODE_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "skynode-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(dir, "dashboard-after-worker-kill.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	shot := proctest.Screenshot(t, ctx, "dashboard-after-worker-kill.png")
 	t.Logf("screenshot: %s", shot)
 }

@@ -1,5 +1,6 @@
 // Package demo is the seed's demo agent, built with the agent library: the
-// commands login, echo, whoami and quit of proto/PROTOCOL.md.
+// commands login, echo, data, broadcast, whoami and quit of
+// proto/PROTOCOL.md.
 package demo
 
 import (
@@ -53,6 +54,8 @@ func New(creds Credentials) *agent.Agent {
 		}).
 		Handle("login", login(creds)).
 		Handle("echo", echo).
+		Handle("data", data).
+		Handle("broadcast", broadcast).
 		Handle("whoami", whoami).
 		Handle("quit", quit)
 }
@@ -82,6 +85,32 @@ func login(creds Credentials) agent.HandlerFunc {
 func echo(s *agent.Session, req proto.Request) (agent.Reply, error) {
 	text, _ := proto.String(req.Data["text"])
 	return agent.Reply{"status": "ok", "echo": text}, nil
+}
+
+// data is the Skynet tutorial's POST /api/data: it takes any data and
+// says what it received.
+func data(s *agent.Session, req proto.Request) (agent.Reply, error) {
+	return agent.Reply{"status": "ok", "received": req.Data, "keys": len(req.Data)}, nil
+}
+
+// MaxBroadcastText bounds the text of a broadcast, in bytes.
+const MaxBroadcastText = 1024
+
+// broadcast sends a logged-in user's text to every client of the gate's
+// listener (Skynet's websocket broadcast).
+func broadcast(s *agent.Session, req proto.Request) (agent.Reply, error) {
+	user := s.String(UserKey)
+	if user == "" {
+		return agent.Reply{"status": "error", "message": "Login required"}, nil
+	}
+	text, _ := proto.String(req.Data["text"])
+	if len(text) > MaxBroadcastText {
+		return agent.Reply{"status": "error", "message": "Text too long"}, nil
+	}
+	if err := s.Broadcast(agent.Reply{"type": "broadcast", "from": user, "text": text}); err != nil {
+		return nil, err
+	}
+	return agent.Reply{"status": "ok", "message": "Broadcast sent"}, nil
 }
 
 func whoami(s *agent.Session, req proto.Request) (agent.Reply, error) {

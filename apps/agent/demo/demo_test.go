@@ -1,6 +1,7 @@
 package demo_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -219,6 +220,53 @@ func TestEcho(t *testing.T) {
 		got, _ := c.call("echo", tc.data)
 		want(t, got, "status", "ok", "echo", tc.echo)
 	}
+}
+
+func TestData(t *testing.T) {
+	t.Parallel()
+	c := start(t)
+	c.spawn(hashes(t), false, nil)
+	got, _ := c.call("data", map[string]any{"a": "b", "n": 2})
+	want(t, got, "status", "ok")
+	if n, _ := proto.Int(got["keys"]); n != 2 {
+		t.Errorf("keys: %v", got["keys"])
+	}
+	if r, ok := got["received"].(map[string]any); !ok || r["a"] != "b" || len(r) != 2 {
+		t.Errorf("received: %v", got["received"])
+	}
+	got, _ = c.call("data", nil)
+	if n, ok := proto.Int(got["keys"]); !ok || n != 0 {
+		t.Errorf("no data: %v", got)
+	}
+}
+
+// broadcast needs a login, and sends the text to every client of the
+// gate before its reply.
+func TestBroadcast(t *testing.T) {
+	t.Parallel()
+	c := start(t)
+	c.spawn(hashes(t), false, nil)
+	got, _ := c.call("broadcast", map[string]any{"text": "hi"})
+	want(t, got, "status", "error", "message", "Login required")
+	c.call("login", map[string]any{"username": "admin", "password": "secret"})
+	got, _ = c.call("broadcast", map[string]any{"text": strings.Repeat("x", demo.MaxBroadcastText+1)})
+	want(t, got, "status", "error", "message", "Text too long")
+
+	c.seq++
+	b, _ := proto.Msgpack().Marshal(map[string]any{"cmd": "broadcast", "id": c.seq, "data": map[string]any{"text": "hi all"}})
+	if err := c.peer.Send(c.agent, proto.Frame{Session: 9, Seq: c.seq, Payload: b}); err != nil {
+		t.Fatal(err)
+	}
+	msg, o := c.recv()
+	if !o.Broadcast {
+		t.Fatalf("first output %+v %v is not a broadcast", o, msg)
+	}
+	want(t, msg, "type", "broadcast", "from", "admin", "text", "hi all")
+	got, o = c.recv()
+	if o.Broadcast || o.Ack != c.seq {
+		t.Fatalf("reply output %+v", o)
+	}
+	want(t, got, "status", "ok", "message", "Broadcast sent")
 }
 
 func TestWhoami(t *testing.T) {

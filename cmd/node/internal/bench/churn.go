@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ func Churn(ctx context.Context, o Options) (ChurnResult, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return ChurnResult{}, err
+	}
+	if o.URL != "" {
+		return ChurnResult{}, fmt.Errorf("%w: churn measures TCP only, not a URL", ErrOptions)
 	}
 	o.Pipeline = 1
 	t0 := time.Now()

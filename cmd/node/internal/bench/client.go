@@ -66,8 +66,14 @@ func (c *client) welcome() error {
 	if err != nil {
 		return fmt.Errorf("%w: none received: %w", ErrHandshake, err)
 	}
+	return checkWelcome(proto.Msgpack(), p)
+}
+
+// checkWelcome verifies p, decoded with codec, as the agent protocol's
+// welcome: a map whose "status" is "ok".
+func checkWelcome(codec proto.Codec, p []byte) error {
 	var m map[string]any
-	if err := proto.Msgpack().Unmarshal(p, &m); err != nil {
+	if err := codec.Unmarshal(p, &m); err != nil {
 		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	if st, _ := proto.String(m["status"]); st != "ok" {
@@ -156,9 +162,7 @@ func (c *client) appendRequest(dst []byte, seq uint64) ([]byte, error) {
 	if c.o.Mode != ModeProto {
 		return frame.Append(dst, c.o.frame(), c.scratch)
 	}
-	p, err := proto.Msgpack().Marshal(map[string]any{
-		"cmd": "echo", "data": map[string]any{"text": string(c.scratch)}, "id": int64(seq),
-	})
+	p, err := echoRequest(proto.Msgpack(), c.scratch, seq)
 	if err != nil {
 		return dst, err
 	}
@@ -174,17 +178,30 @@ func (c *client) check(p []byte, seq uint64) error {
 		}
 		return nil
 	}
+	return checkEcho(proto.Msgpack(), p, seq, c.scratch)
+}
+
+// checkEcho verifies p, decoded with codec, as the agent protocol's answer
+// {"status":"ok","echo":text,"id":seq} to the echo request seq of text.
+func checkEcho(codec proto.Codec, p []byte, seq uint64, text []byte) error {
 	var m map[string]any
-	if err := proto.Msgpack().Unmarshal(p, &m); err != nil {
+	if err := codec.Unmarshal(p, &m); err != nil {
 		return fmt.Errorf("%w: seq %d: %w", ErrMismatch, seq, err)
 	}
 	st, _ := proto.String(m["status"])
 	id, idOK := proto.Int(m["id"])
 	echo, echoOK := proto.String(m["echo"])
-	if st != "ok" || !idOK || id != int64(seq) || !echoOK || echo != string(c.scratch) {
+	if st != "ok" || !idOK || id != int64(seq) || !echoOK || echo != string(text) {
 		return fmt.Errorf("%w: seq %d: got %s", ErrMismatch, seq, brief(fmt.Appendf(nil, "%v", m)))
 	}
 	return nil
+}
+
+// echoRequest encodes the echo request seq of text with codec.
+func echoRequest(codec proto.Codec, text []byte, seq uint64) ([]byte, error) {
+	return codec.Marshal(map[string]any{
+		"cmd": "echo", "data": map[string]any{"text": string(text)}, "id": int64(seq),
+	})
 }
 
 // fill writes the payload of request seq of connection id into p: 16 hex

@@ -12,10 +12,16 @@ import (
 // String formats r as one line, for example
 //
 //	raw conns=100 pipeline=1 size=64: 85123 req/s p50=1.10ms p99=3.20ms p99.9=5.00ms max=9.00ms errors=0
+//
+// or, over WebSocket, "proto ws/json conns=100 ...".
 func (r Result) String() string {
 	var b strings.Builder
+	mode := r.Mode
+	if r.WS != "" {
+		mode += " ws/" + r.WS
+	}
 	fmt.Fprintf(&b, "%s conns=%d pipeline=%d size=%d: %.0f req/s p50=%s p99=%s p99.9=%s max=%s",
-		r.Mode, r.Conns, r.Pipeline, r.Size, r.RPS, fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999), fmtDur(r.Max))
+		mode, r.Conns, r.Pipeline, r.Size, r.RPS, fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999), fmtDur(r.Max))
 	if r.Connected != r.Conns {
 		fmt.Fprintf(&b, " connected=%d", r.Connected)
 	}

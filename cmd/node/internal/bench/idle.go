@@ -58,6 +58,9 @@ func Idle(ctx context.Context, o Options, n, pid int) (IdleResult, error) {
 	if err != nil {
 		return IdleResult{}, err
 	}
+	if o.URL != "" {
+		return IdleResult{}, fmt.Errorf("%w: idle measures TCP only, not a URL", ErrOptions)
+	}
 	if n <= 0 {
 		return IdleResult{}, fmt.Errorf("%w: idle needs n > 0 connections, not %d", ErrOptions, n)
 	}

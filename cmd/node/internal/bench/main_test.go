@@ -18,9 +18,12 @@ import (
 	"github.com/skynode/skynode/proto"
 )
 
-// childEnv makes the test binary act as a baseline server child; see
-// TestStartChild.
-const childEnv = "BENCH_TEST_CHILD"
+// childEnv makes the test binary act as a baseline server child (see
+// TestStartChild), a WebSocket one when it is childWS.
+const (
+	childEnv = "BENCH_TEST_CHILD"
+	childWS  = "ws"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
@@ -30,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 // childMain serves a baseline echo server until SIGTERM, printing its
-// address first.
+// address (or URL) first.
 func childMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -39,8 +42,14 @@ func childMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Println(ln.Addr())
-	if err := ServeBaseline(ctx, ln, frame.Options{}); err != nil {
+	if os.Getenv(childEnv) == childWS {
+		fmt.Printf("ws://%s/ws\n", ln.Addr())
+		err = ServeWSBaseline(ctx, ln)
+	} else {
+		fmt.Println(ln.Addr())
+		err = ServeBaseline(ctx, ln, frame.Options{})
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/skynode/skynode/net/frame"
@@ -16,9 +17,19 @@ const (
 // Options configures a measurement. Zero (and negative, unless said
 // otherwise) fields take the defaults given with each field.
 type Options struct {
-	// Addr is the server's host:port. Required.
+	// Addr is the server's host:port. Required unless URL is set.
 	Addr string
-	// Mode is ModeRaw (the default) or ModeProto.
+	// URL, when set, makes [Run] measure the WebSocket server at this
+	// ws:// or wss:// URL instead of Addr: the agent protocol's echo over
+	// WebSocket (proto/PROTOCOL.md, section 8), one request or response
+	// per message. Mode must then be ModeProto or empty, and Framing is
+	// not used. [Churn] and [Idle] measure TCP only.
+	URL string
+	// Binary selects, with URL, msgpack in binary messages (the
+	// subprotocol "msgpack") instead of JSON in text messages (the
+	// subprotocol "json").
+	Binary bool
+	// Mode is ModeRaw (the default; ModeProto with URL) or ModeProto.
 	Mode string
 	// Framing is the frame format; default frame.Len16. ModeProto needs a
 	// length-prefixed format, since msgpack payloads may contain '\n'.
@@ -32,7 +43,8 @@ type Options struct {
 	// goroutine.
 	Pipeline int
 	// Size is the payload size in bytes (ModeProto: the length of the echo
-	// text); default 64.
+	// text); default 64. Over WebSocket it is at most maxWSSize, so that a
+	// request fits in the server's default message limit.
 	Size int
 	// Duration is how long Run and Churn measure, and the longest time
 	// Idle waits for the server's memory to settle; default 10s.
@@ -51,8 +63,14 @@ type Options struct {
 // withDefaults returns a copy of o with defaults filled in, or an error
 // wrapping ErrOptions.
 func (o Options) withDefaults() (Options, error) {
+	if o.URL != "" {
+		return o.wsDefaults()
+	}
 	if o.Addr == "" {
 		return o, fmt.Errorf("%w: no address", ErrOptions)
+	}
+	if o.Binary {
+		return o, fmt.Errorf("%w: binary is for WebSocket (a URL)", ErrOptions)
 	}
 	switch o.Mode {
 	case "":
@@ -70,12 +88,41 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Mode == ModeProto && o.Framing == frame.Line {
 		return o, fmt.Errorf("%w: mode proto needs a length-prefixed framing, not line", ErrOptions)
 	}
-	o.Conns = orInt(o.Conns, 100)
-	o.Pipeline = orInt(o.Pipeline, 1)
-	o.Size = orInt(o.Size, 64)
+	o = o.common()
 	if limit := o.frame().Limit(); o.Size > limit {
 		return o, fmt.Errorf("%w: size %d exceeds the %v limit %d", ErrOptions, o.Size, o.Framing, limit)
 	}
+	return o, nil
+}
+
+// wsDefaults is withDefaults for a WebSocket URL.
+func (o Options) wsDefaults() (Options, error) {
+	u, err := url.Parse(o.URL)
+	switch {
+	case err != nil:
+		return o, fmt.Errorf("%w: %w", ErrOptions, err)
+	case u.Scheme != "ws" && u.Scheme != "wss" || u.Host == "":
+		return o, fmt.Errorf("%w: URL %q is not ws://host/path or wss://host/path", ErrOptions, o.URL)
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeProto
+	case ModeProto:
+	default:
+		return o, fmt.Errorf("%w: mode %q over WebSocket (only %q)", ErrOptions, o.Mode, ModeProto)
+	}
+	o = o.common()
+	if o.Size > maxWSSize {
+		return o, fmt.Errorf("%w: size %d exceeds the WebSocket limit %d", ErrOptions, o.Size, maxWSSize)
+	}
+	return o, nil
+}
+
+// common fills in the defaults shared by TCP and WebSocket.
+func (o Options) common() Options {
+	o.Conns = orInt(o.Conns, 100)
+	o.Pipeline = orInt(o.Pipeline, 1)
+	o.Size = orInt(o.Size, 64)
 	o.Duration = orDuration(o.Duration, 10*time.Second)
 	switch {
 	case o.Warmup == 0:
@@ -85,7 +132,24 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	o.Timeout = orDuration(o.Timeout, 5*time.Second)
 	o.DialTimeout = orDuration(o.DialTimeout, 5*time.Second)
-	return o, nil
+	return o
+}
+
+// target returns the server's address or URL, for messages.
+func (o Options) target() string {
+	if o.URL != "" {
+		return o.URL
+	}
+	return o.Addr
+}
+
+// ws returns the codec of a WebSocket measurement, "" for TCP.
+func (o Options) ws() string {
+	if o.URL == "" {
+		return ""
+	}
+	sub, _, _ := wsCodec(o.Binary)
+	return sub
 }
 
 // frame returns the frame options of o.

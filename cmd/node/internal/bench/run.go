@@ -3,15 +3,22 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// maxDialers is how many connections Run establishes at once (the TCP
+// connect, and the proto welcome or the WebSocket handshake): a burst of
+// a thousand would overflow a server's accept backlog and fail some.
+const maxDialers = 64
+
 // Result is what [Run] measured.
 type Result struct {
 	Mode           string // ModeRaw or ModeProto
+	WS             string // over WebSocket: its codec, "json" or "msgpack"; "" over TCP
 	Conns          int    // connections asked for
 	Connected      int    // connections established
 	Pipeline, Size int
@@ -39,8 +46,9 @@ func (w window) measured(finish time.Time) time.Duration {
 	return max(finish.Sub(w.start), 0)
 }
 
-// Run puts closed-loop load on the echo server at o.Addr: it opens
-// o.Conns connections, then on each keeps o.Pipeline requests in flight
+// Run puts closed-loop load on the echo server at o.Addr (or the
+// WebSocket server at o.URL): it opens o.Conns connections, at most
+// maxDialers at a time, then on each keeps o.Pipeline requests in flight
 // for o.Warmup plus o.Duration, verifying every response. A connection
 // whose read or write fails (disconnect, or no progress for o.Timeout)
 // counts its requests in flight as errors and is not replaced, so Run
@@ -55,8 +63,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	var hc *http.Client
+	if o.URL != "" {
+		hc = wsHTTPClient(o)
+		defer hc.CloseIdleConnections()
+	}
 	var (
 		wg, dialed sync.WaitGroup
+		dialers    = make(chan struct{}, maxDialers)
 		ready      = make(chan struct{}) // closed once win is set
 		win        window
 		connected  atomic.Int64
@@ -67,7 +81,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	for i := range o.Conns {
 		dialed.Add(1)
 		wg.Go(func() {
-			c, err := dial(ctx, o, i)
+			dialers <- struct{}{}
+			c, err := open(ctx, o, i, hc)
+			<-dialers
 			if err != nil {
 				if ctx.Err() == nil {
 					errs.add(1, i, err)
@@ -90,7 +106,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	h := hists.merged()
 	r := Result{
-		Mode: o.Mode, Conns: o.Conns, Connected: int(connected.Load()), Pipeline: o.Pipeline, Size: o.Size,
+		Mode: o.Mode, WS: o.ws(), Conns: o.Conns, Connected: int(connected.Load()), Pipeline: o.Pipeline, Size: o.Size,
 		Requests: requests.Load(), Duration: win.measured(time.Now()),
 		P50: h.Quantile(0.50), P99: h.Quantile(0.99), P999: h.Quantile(0.999), Max: h.Max(),
 	}
@@ -102,9 +118,34 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	case ctx.Err() != nil:
 		return r, ctx.Err()
 	case r.Connected == 0:
-		return r, fmt.Errorf("%w to %s: %s", ErrNoConn, o.Addr, r.ErrorSample)
+		return r, fmt.Errorf("%w to %s: %s", ErrNoConn, o.target(), r.ErrorSample)
 	}
 	return r, nil
+}
+
+// echoConn is one connection of Run: a *client over TCP or a *wsClient.
+type echoConn interface {
+	// load runs the closed loop and returns the number of verified
+	// responses inside w. Errors go to errs, latencies to h.
+	load(ctx context.Context, w window, h *Histogram, errs *tally) int64
+	close()
+}
+
+// open connects connection id of Run: over WebSocket through hc when
+// o.URL is set, else over TCP.
+func open(ctx context.Context, o Options, id int, hc *http.Client) (echoConn, error) {
+	if o.URL != "" {
+		c, err := dialWS(ctx, o, id, hc)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	c, err := dial(ctx, o, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // load runs the closed loop of one connection and returns the number of

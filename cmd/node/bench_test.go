@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/proto"
+)
+
+// `node bench --url` runs the protocol echo over WebSocket against a node
+// process and, with --baseline, against `node bench serve-ws-baseline`,
+// in both codecs.
+func TestBenchWebSocket(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddrs(t, 1)[0]
+	config := writeFile(t, fmt.Sprintf(`[cluster]
+cookie = "test-cookie"
+[auth.users]
+admin = %q
+[[node]]
+name = "wsbenched"
+  [[node.listener]]
+  name = "web"
+  addr = %q
+  framing = "websocket"
+`, hash, addr))
+	srv := start(t, "", "run", "--config", config, "--node", "wsbenched")
+	if err := waitServing(srv, addr, 60*time.Second); err != nil {
+		t.Fatalf("node not serving: %v\n%s", err, srv.out.String())
+	}
+	for codec, extra := range map[string][]string{"json": nil, "msgpack": {"--binary"}} {
+		t.Run(codec, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"bench", "--url", "ws://" + addr + "/ws", "--duration", "1s", "--warmup", "0", "--conns", "4", "--pipeline", "2", "--baseline"}, extra...)
+			p := start(t, "", args...)
+			err := p.wait(t, 60*time.Second)
+			out := p.out.String()
+			if err != nil {
+				t.Fatalf("bench: %v\n%s", err, out)
+			}
+			for _, re := range []string{
+				`baseline: pid \d+, listening on ws://127\.0\.0\.1:\d+/ws`,
+				`target +proto ws/` + codec + ` conns=4 pipeline=2 size=64: [1-9]\d* req/s.* errors=0\n`,
+				`baseline +proto ws/` + codec + ` conns=4 pipeline=2 size=64: [1-9]\d* req/s.* errors=0\n`,
+				`target/baseline: req/s \d+\.\d\dx, p99 \d+\.\d\dx`,
+			} {
+				if !regexp.MustCompile(re).MatchString(out) {
+					t.Fatalf("no match for %s in:\n%s", re, out)
+				}
+			}
+		})
+	}
+}
+
+// A server whose answers are wrong makes `node bench --url` fail.
+func TestBenchWebSocketWrongAnswers(t *testing.T) {
+	t.Parallel()
+	url := serveWrongEcho(t)
+	p := start(t, "", "bench", "--url", url, "--duration", "500ms", "--warmup", "0", "--conns", "2")
+	out := p.failed(t, 60*time.Second)
+	if !regexp.MustCompile(`target +proto ws/json .* errors=[1-9]\d* \(mismatch=[1-9]`).MatchString(out) ||
+		!regexp.MustCompile(`node: [1-9]\d* requests failed`).MatchString(out) {
+		t.Fatalf("wrong answers not reported:\n%s", out)
+	}
+}
+
+// serveWrongEcho serves, until the test ends, the agent protocol over
+// WebSocket (JSON) with an "x" added to every echo; it returns the URL.
+func serveWrongEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  = map[*websocket.Conn]bool{}
+		closed bool
+	)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		mu.Lock()
+		if closed {
+			mu.Unlock()
+			return
+		}
+		conns[c] = true
+		wg.Add(1)
+		mu.Unlock()
+		defer wg.Done()
+		ctx := context.Background()
+		if c.Write(ctx, websocket.MessageText, []byte(`{"status":"ok","message":"Welcome to server"}`)) != nil {
+			return
+		}
+		for {
+			_, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			req, err := proto.DecodeRequest(proto.JSON(), p)
+			if err != nil {
+				return
+			}
+			text, _ := proto.String(req.Data["text"])
+			b, err := proto.JSON().Marshal(map[string]any{"status": "ok", "echo": text + "x", "id": req.ID})
+			if err != nil || c.Write(ctx, websocket.MessageText, b) != nil {
+				return
+			}
+		}
+	})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-served
+		mu.Lock()
+		closed = true
+		for c := range conns {
+			c.CloseNow()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "ws://" + ln.Addr().String() + "/ws"
+}

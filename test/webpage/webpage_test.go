@@ -1,0 +1,227 @@
+// Package webpage tests the page of a WebSocket listener's address (GET /)
+// in a real browser (Debian's chromium, driven by chromedp) against a real
+// cluster of node processes: a person logs in, echoes, sees which node
+// served each answer, and keeps being served when that node is killed.
+package webpage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/test/proctest"
+)
+
+// nodeBin is the node binary built by TestMain.
+var nodeBin string
+
+func TestMain(m *testing.M) {
+	ergotest.Suppress(ergotest.Suppression + ergotest.StatsSuppression + ergotest.AppsSuppression + ergotest.TeardownSuppression)
+	proctest.Main(m, "../../cmd/node", &nodeBin, append(ergotest.ConnectionRace(), ergotest.MemberlistProbe())...)
+}
+
+// page is what the page shows, read from its DOM.
+type page struct {
+	Status  string `json:"status"`
+	Session string `json:"session"`
+	User    string `json:"user"`
+	Login   string `json:"login"`
+	Answers []struct {
+		Status string `json:"status"`
+		Echo   string `json:"echo"`
+		Node   string `json:"node"`
+	} `json:"answers"` // newest first
+	Log []string `json:"log"`
+}
+
+const readPage = `JSON.stringify({
+  status: document.getElementById("status").dataset.state,
+  session: document.getElementById("session").textContent,
+  user: document.getElementById("who").textContent,
+  login: document.getElementById("login-result").textContent,
+  answers: [...document.querySelectorAll("#answers tr")].map(r => ({status: r.dataset.status, echo: r.dataset.echo, node: r.dataset.node})),
+  log: [...document.querySelectorAll("#log .line")].map(d => d.textContent),
+})`
+
+// The page logs in and echoes over the WebSocket; the worker whose agent
+// served it is killed (kill -9) and the next echoes on the same page,
+// without a reload or a new connection, are answered by the other worker,
+// still logged in. The HTTP API answers from the survivor too.
+func TestPageEchoSurvivesWorkerLoss(t *testing.T) {
+	ctx := proctest.Browser(t)
+	ports := proctest.FreePorts(t, 2)
+	gossip, web := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(t.TempDir(), "cluster.toml")
+	err = os.WriteFile(config, fmt.Appendf(nil, `[cluster]
+cookie = "webpage-test"
+seeds = [%q]
+[auth.users]
+admin = %q
+[[node]]
+name = "gate1"
+roles = ["gate"]
+gossip_port = %d
+admin = "off"
+  [[node.listener]]
+  name = "web"
+  addr = %q
+  framing = "websocket"
+  agent = "demo"
+  api = ["echo"]
+  agents_on = "worker"
+[[node]]
+name = "worker1"
+roles = ["worker"]
+admin = "off"
+[[node]]
+name = "worker2"
+roles = ["worker"]
+admin = "off"
+`, gossip, hash, ports[0], web), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := map[string]*proctest.Proc{}
+	for _, name := range []string{"gate1", "worker1", "worker2"} {
+		procs[name] = proctest.Start(t, name, exec.Command(nodeBin, "run", "--config", config, "--node", name))
+	}
+	for _, p := range procs {
+		p.WaitLog(t, "node started", 60*time.Second)
+	}
+	for _, w := range []string{"worker1", "worker2"} {
+		procs["gate1"].WaitLog(t, "peer="+w+"@", 60*time.Second)
+	}
+
+	var shown page
+	read := func() error {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		raw, err := chromedp.Run(rctx, chromedp.Evaluate[string](readPage))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal([]byte(raw), &shown)
+	}
+	run := func(actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := chromedp.Do(rctx, actions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// echo sends text from the page and waits for its row.
+	echo := func(text string) {
+		t.Helper()
+		rows := len(shown.Answers)
+		run(chromedp.SetValue("#text", text), chromedp.Click("#send"))
+		ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if err := read(); err != nil {
+				return err
+			}
+			if len(shown.Answers) == rows {
+				return errors.New("no answer on the page yet")
+			}
+			return nil
+		})
+	}
+
+	// The agents land on the workers once gate1 has seen them: the page
+	// connects when that is so (a refused connection is retried).
+	run(chromedp.Navigate("http://" + web + "/"))
+	ergotest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		if err := read(); err != nil {
+			return err
+		}
+		if shown.Status != "open" || shown.Session == "–" {
+			return fmt.Errorf("page: %+v", shown)
+		}
+		return nil
+	})
+	session := shown.Session
+	run(chromedp.SetValue("#password", "secret"), chromedp.Click("#login"))
+	ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if err := read(); err != nil {
+			return err
+		}
+		if shown.Login != "Login successful" || shown.User != "admin" {
+			return fmt.Errorf("after login: %+v", shown)
+		}
+		return nil
+	})
+	echo("before")
+	first := shown.Answers[0]
+	if first.Status != "ok" || first.Echo != "before" || !strings.HasPrefix(first.Node, "worker") {
+		t.Fatalf("first echo: %+v", first)
+	}
+	served := strings.SplitN(first.Node, "@", 2)[0]
+	other := map[string]string{"worker1": "worker2", "worker2": "worker1"}[served]
+	t.Logf("the page's agent runs on %s; killing it", first.Node)
+	procs[served].Kill(t)
+
+	// Echo until the other worker answers; a request in flight to the
+	// lost agent may be answered "agent unavailable, retry" meanwhile.
+	var errs int
+	ergotest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		echo(fmt.Sprintf("after %d", len(shown.Answers)))
+		a := shown.Answers[0]
+		if a.Status != "ok" {
+			errs++
+			return fmt.Errorf("answer %+v", a)
+		}
+		if !strings.HasPrefix(a.Node, other+"@") {
+			return fmt.Errorf("answered by %s, want %s", a.Node, other)
+		}
+		return nil
+	})
+	if errs > 1 {
+		t.Errorf("%d failed echoes across the failover, want at most the one in flight", errs)
+	}
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if shown.Status != "open" || shown.Session != session || shown.User != "admin" {
+		t.Errorf("after the failover the page shows %+v: want the same open connection, session %s, logged in", shown, session)
+	}
+	run(chromedp.SetValue("#broadcast-text", "hello everyone"), chromedp.Click("#broadcast"))
+	ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if err := read(); err != nil {
+			return err
+		}
+		if len(shown.Log) == 0 || !strings.Contains(shown.Log[0], "[admin] hello everyone") {
+			return fmt.Errorf("log: %q", shown.Log)
+		}
+		return nil
+	})
+	t.Logf("screenshot: %s", proctest.Screenshot(t, ctx, "webpage-after-worker-kill.png"))
+
+	// The HTTP API's agents moved too.
+	ergotest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		resp, err := http.Post("http://"+web+"/api/echo", "application/json", strings.NewReader(`{"text":"api"}`))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 || m["echo"] != "api" {
+			return fmt.Errorf("POST /api/echo: %d %v %v", resp.StatusCode, m, err)
+		}
+		return nil
+	})
+}
