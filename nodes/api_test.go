@@ -57,6 +57,14 @@ func TestHTTPAPI(t *testing.T) {
 	if code, m, _ = post(t, base+"/api/echo", `"text"`); code != 400 {
 		t.Errorf("a body that is no object: %d %v", code, m)
 	}
+	big, err := http.Post(base+"/api/echo", "application/json", strings.NewReader(`{"text":"`+strings.Repeat("x", 64<<10)+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Body.Close()
+	if big.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over 64 KiB: %d, want 413", big.StatusCode)
+	}
 	for _, path := range []string{"/api/whoami", "/api/quit", "/api/"} {
 		resp, err := http.Post(base+path, "application/json", strings.NewReader(`{}`))
 		if err != nil {
@@ -356,5 +364,80 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A listener's origins let pages of those hosts connect besides its own
+// host; a page of any other is refused (403) before the upgrade.
+func TestWebSocketOriginsFromConfig(t *testing.T) {
+	t.Parallel()
+	n := webNode(t, `  origins = ["*.good.example"]
+`)
+	own := "http://" + n.Addr("web").String()
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{own, true},
+		{"https://app.good.example", true},
+		{"https://evil.example", false},
+		{"", true}, // not a browser
+	} {
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", tc.origin)
+		}
+		c, err := ws.Dial(context.Background(), wsURL(n, "/ws"), ws.ClientOptions{Header: h})
+		if tc.ok != (err == nil) {
+			t.Errorf("Origin %q: %v, want allowed %v", tc.origin, err, tc.ok)
+		}
+		if err == nil {
+			next(t, c, ws.Text, json.Unmarshal) // welcome
+			c.Close()
+		} else if !strings.Contains(err.Error(), "403") {
+			t.Errorf("Origin %q refused with %v, want 403", tc.origin, err)
+		}
+	}
+}
+
+// A node that has not joined its cluster says so on /readyz (503) while
+// /healthz answers: a load balancer sends it nobody yet.
+func TestReadyzBeforeJoining(t *testing.T) {
+	t.Parallel()
+	cfg, err := nodes.ParseConfig([]byte(`
+[cluster]
+cookie = "readyz"
+seeds = ["127.0.0.1:1"]
+[[node]]
+name = "lonely"
+gossip_port = 0
+  [[node.listener]]
+  name = "web"
+  addr = "127.0.0.1:0"
+  framing = "websocket"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "lonely", nodes.Options{
+		Agents: map[string]*agent.Agent{"demo": demo.New(nil)}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	if n.Joined() {
+		t.Fatal("joined a cluster whose only seed nobody serves")
+	}
+	base := "http://" + n.Addr("web").String()
+	for path, want := range map[string]int{"/readyz": 503, "/healthz": 200} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

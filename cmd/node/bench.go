@@ -68,7 +68,7 @@ the same decoding and encoding per message.`,
 	for _, tcp := range []string{"addr", "mode", "framing", "churn", "idle"} {
 		c.MarkFlagsMutuallyExclusive("url", tcp)
 	}
-	c.AddCommand(serveBaselineCmd(), serveWSBaselineCmd())
+	c.AddCommand(serveBaselineCmd(), serveWSBaselineCmd(), serveHTTPBaselineCmd())
 	return c
 }
 
@@ -288,6 +288,26 @@ func serveWSBaselineCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ws://%s/ws\n", ln.Addr())
 			return bench.ServeWSBaseline(cmd.Context(), ln)
+		},
+	}
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	return c
+}
+
+func serveHTTPBaselineCmd() *cobra.Command {
+	var addr string
+	c := &cobra.Command{
+		Use:    "serve-http-baseline",
+		Short:  "Serve the baseline net/http server of POST /api/echo; print its address on the first line of stdout",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "http://%s\n", ln.Addr())
+			return bench.ServeHTTPBaseline(cmd.Context(), ln)
 		},
 	}
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")

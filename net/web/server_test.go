@@ -157,3 +157,65 @@ func TestShutdownClosesSilentConnections(t *testing.T) {
 		t.Error("the silent connection is still open")
 	}
 }
+
+// Slow clients are cut off: headers that take longer than
+// ReadHeaderTimeout to arrive (slowloris), and a body slower than
+// ReadTimeout, while a client on another connection is served.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	s, err := web.Listen(web.Options{Addr: "127.0.0.1:0", ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 600 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Handle("POST /echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := s.ReadBody(w, r)
+		if err == nil {
+			w.Write(b)
+		}
+	}))
+	base := serve(t, s)
+	for _, tc := range []struct {
+		name          string
+		head, trickle string
+	}{
+		{"slow headers", "GET /healthz HTTP/1.1\r\nHost: x\r\n", "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+		{"slow body", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n", strings.Repeat("b", 200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.head); err != nil {
+				t.Fatal(err)
+			}
+			// One byte every 20 ms: the request would take seconds.
+			closed := make(chan error, 1)
+			go func() {
+				_, err := io.ReadAll(c) // until the server closes
+				closed <- err
+			}()
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			sent := 0
+		trickle:
+			for sent < len(tc.trickle) {
+				select {
+				case <-closed:
+					break trickle
+				case <-tick.C:
+					if _, err := io.WriteString(c, tc.trickle[sent:sent+1]); err != nil {
+						break trickle
+					}
+					sent++
+				}
+			}
+			if sent == len(tc.trickle) {
+				t.Fatalf("the server took the whole slow request (%d bytes, one per 20 ms)", sent)
+			}
+			if code, body := get(t, "GET", base+"/healthz", "", nil); code != 200 {
+				t.Errorf("another client meanwhile: %d %s", code, body)
+			}
+		})
+	}
+}

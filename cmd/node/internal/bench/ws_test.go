@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -608,5 +610,42 @@ func TestOptionsWS(t *testing.T) {
 	}
 	if _, err := Idle(context.Background(), Options{URL: "ws://x:1/ws"}, 1, os.Getpid()); !errors.Is(err, ErrOptions) {
 		t.Errorf("Idle: err %v; want ErrOptions", err)
+	}
+}
+
+// The HTTP baseline answers POST /api/echo as a node's API does.
+func TestServeHTTPBaseline(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeHTTPBaseline(ctx, ln) }()
+	client := &http.Client{Transport: &http.Transport{}}
+	for _, tc := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{`{"text":"hé"}`, 200, `{"echo":"hé","status":"ok"}`},
+		{``, 200, `{"echo":"","status":"ok"}`},
+		{`[1]`, 400, "the body must be a JSON object\n"},
+	} {
+		resp, err := client.Post("http://"+ln.Addr().String()+"/api/echo", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || string(b) != tc.want {
+			t.Errorf("POST %s: %d %q, want %d %q", tc.body, resp.StatusCode, b, tc.code, tc.want)
+		}
+	}
+	client.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }
