@@ -211,6 +211,10 @@ admin = "off"
 	})
 	t.Logf("screenshot: %s", proctest.Screenshot(t, ctx, "webpage-after-worker-kill.png"))
 
+	// curl, an HTTP client nobody here wrote, gets the answers
+	// proto/PROTOCOL.md §9 states.
+	curl(t, web)
+
 	// The HTTP API's agents moved too.
 	ergotest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		resp, err := http.Post("http://"+web+"/api/echo", "application/json", strings.NewReader(`{"text":"api"}`))
@@ -224,4 +228,46 @@ admin = "off"
 		}
 		return nil
 	})
+}
+
+// curl checks the HTTP API with curl: an echo, a body over the limit
+// (413), an unknown path (404) and a wrong method (405). It skips where
+// curl is missing, except in CI.
+func curl(t *testing.T, web string) {
+	t.Helper()
+	bin, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no curl: .ci/run installs it")
+		}
+		t.Log("no curl on this machine: its checks are skipped")
+		return
+	}
+	big := filepath.Join(t.TempDir(), "big.json")
+	if err := os.WriteFile(big, []byte(`{"text":"`+strings.Repeat("x", 70<<10)+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-d", `{"text":"by curl"}`, "http://" + web + "/api/echo"}, `200 {"echo":"by curl","status":"ok"}`},
+		{[]string{"--data-binary", "@" + big, "http://" + web + "/api/echo"}, "413 "},
+		{[]string{"-d", `{}`, "http://" + web + "/api/nothing"}, "404 "},
+		{[]string{"http://" + web + "/api/echo"}, "405 "},
+	} {
+		args := append([]string{"-s", "-w", "%{http_code} ", "-o", "/dev/stderr"}, tc.args...)
+		cmd := exec.Command(bin, args...)
+		var body strings.Builder
+		cmd.Stderr = &body
+		out, err := cmd.Output()
+		if err != nil {
+			t.Errorf("curl %v: %v", tc.args, err)
+			continue
+		}
+		got := string(out) + body.String()
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("curl %v: %q, want it to begin with %q", tc.args, got, tc.want)
+		}
+	}
 }
