@@ -441,3 +441,63 @@ gossip_port = 0
 		}
 	}
 }
+
+// A command's own limits (commands.<cmd> in the listener's config): per
+// connection, and per address across connections and the HTTP API; the
+// other commands are not limited.
+func TestCommandLimits(t *testing.T) {
+	t.Parallel()
+	n := webNode(t, `  api = ["echo", "data"]
+  [node.listener.commands.echo]
+  rate = 0.001
+  burst = 2
+  [node.listener.commands.data]
+  ip_rate = 0.001
+  ip_burst = 3
+`)
+	ctx := context.Background()
+	call := func(c *ws.Client, cmd string, id int) map[string]any {
+		t.Helper()
+		c.SendText(ctx, fmt.Sprintf(`{"cmd":%q,"id":%d}`, cmd, id))
+		return next(t, c, ws.Text, json.Unmarshal)
+	}
+	dial := func() *ws.Client {
+		c, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		next(t, c, ws.Text, json.Unmarshal) // welcome
+		return c
+	}
+	a, b := dial(), dial()
+	// echo: 2 per connection.
+	for i, want := range []string{"ok", "ok", "error"} {
+		if m := call(a, "echo", i); m["status"] != want {
+			t.Errorf("echo %d on a: %v, want %s", i, m, want)
+		}
+	}
+	if m := call(b, "echo", 9); m["status"] != "ok" {
+		t.Errorf("echo on b, another connection: %v", m)
+	}
+	if m := call(a, "whoami", 10); m["status"] != "ok" {
+		t.Errorf("whoami on a, no limit of its own: %v", m)
+	}
+	// data: 3 per address, over both connections and HTTP.
+	if m := call(a, "data", 11); m["status"] != "ok" {
+		t.Errorf("data 1: %v", m)
+	}
+	if m := call(b, "data", 12); m["status"] != "ok" {
+		t.Errorf("data 2: %v", m)
+	}
+	base := "http://" + n.Addr("web").String()
+	if code, m, _ := post(t, base+"/api/data", `{}`); code != 200 {
+		t.Errorf("data 3 over HTTP: %d %v", code, m)
+	}
+	if code, m, _ := post(t, base+"/api/data", `{}`); code != 429 {
+		t.Errorf("data 4 over HTTP: %d %v, want 429", code, m)
+	}
+	if m := call(a, "data", 13); m["message"] != "Rate limit exceeded" || m["id"] != float64(13) {
+		t.Errorf("data 5 on a: %v", m)
+	}
+}

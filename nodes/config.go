@@ -170,8 +170,23 @@ type ListenerConfig struct {
 	// APISessions sessions (default 4) carry the requests to agents.
 	API         []string `toml:"api"`
 	APISessions int      `toml:"api_sessions"`
+	// Commands limit the requests of the commands they name (a command
+	// class, such as login) on top of the rates above: per connection
+	// (Rate, Burst) and per client address (IPRate, IPBurst). An excess
+	// request is answered and counted as for rate_limit. In cluster.toml:
+	// [node.listener.commands.login] rate = 0.2 ...
+	Commands map[string]CommandLimit `toml:"commands"`
 
 	twinOf string // the WebSocket listener whose twin this is
+}
+
+// CommandLimit is the limit of one command's requests (ListenerConfig's
+// Commands); zero rates mean none.
+type CommandLimit struct {
+	Rate    float64 `toml:"rate"`     // a second, per connection
+	Burst   int     `toml:"burst"`    // at once, per connection (at least 1)
+	IPRate  float64 `toml:"ip_rate"`  // a second, per client address
+	IPBurst int     `toml:"ip_burst"` // at once, per client address (at least 1)
 }
 
 // WebSocket is the Framing of a WebSocket listener.
@@ -384,6 +399,11 @@ func validateListeners(n *NodeConfig) error {
 		}
 		if l.APISessions < 0 {
 			return fmt.Errorf("%w: node %q listener %q: api_sessions is negative", ErrConfig, n.Name, l.Name)
+		}
+		for c, cl := range l.Commands {
+			if !apiCommand(c) || cl.Rate < 0 || cl.Burst < 0 || cl.IPRate < 0 || cl.IPBurst < 0 {
+				return fmt.Errorf("%w: node %q listener %q: commands.%s: a command name with rates and bursts that are not negative", ErrConfig, n.Name, l.Name, c)
+			}
 		}
 		cmds := map[string]bool{}
 		for _, c := range l.API {

@@ -48,19 +48,23 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 func TestParseConfigRejects(t *testing.T) {
 	t.Parallel()
 	for name, src := range map[string]string{
-		"no nodes":        `[cluster]`,
-		"unknown key":     "[[node]]\nname = \"a\"\ncolour = \"red\"",
-		"duplicate node":  "[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"",
-		"bad name":        "[[node]]\nname = \"a@b\"",
-		"bad framing":     "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"127.0.0.1:0\"\nframing = \"len24\"",
-		"bad codec":       "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"127.0.0.1:0\"\ncodec = \"xml\"",
-		"bad addr":        "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"8888\"",
-		"dup listener":    "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"l\"\naddr = \":2\"",
-		"negative window": "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nwindow = -1",
-		"ws codec":        "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\ncodec = \"msgpack\"",
-		"ws path":         "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\npath = \"ws\"",
-		"path on tcp":     "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\npath = \"/ws\"",
-		"shared addr":     "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"m\"\naddr = \":1\"",
+		"no nodes":          `[cluster]`,
+		"unknown key":       "[[node]]\nname = \"a\"\ncolour = \"red\"",
+		"duplicate node":    "[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"",
+		"bad name":          "[[node]]\nname = \"a@b\"",
+		"bad framing":       "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"127.0.0.1:0\"\nframing = \"len24\"",
+		"bad codec":         "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"127.0.0.1:0\"\ncodec = \"xml\"",
+		"bad addr":          "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \"8888\"",
+		"dup listener":      "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"l\"\naddr = \":2\"",
+		"negative window":   "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nwindow = -1",
+		"ws codec":          "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\ncodec = \"msgpack\"",
+		"api on tcp":        "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\napi = [\"echo\"]",
+		"api bad command":   "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\napi = [\"a/b\"]",
+		"api twice":         "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\napi = [\"echo\", \"echo\"]",
+		"negative cmd rate": "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[node.listener.commands.login]\nrate = -1",
+		"ws path":           "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\npath = \"ws\"",
+		"path on tcp":       "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\npath = \"/ws\"",
+		"shared addr":       "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"m\"\naddr = \":1\"",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

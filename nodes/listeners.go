@@ -42,17 +42,19 @@ func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *ato
 			Admit:             lim.admit,
 			Refusal:           refusal(codec),
 		},
-		Rate:        lc.RateLimit, // 0 on an HTTP API's twin (apiTwin)
-		Burst:       lc.RateBurst,
-		MaxExcess:   lc.MaxExcess,
-		Allow:       lim.allow,
-		Abuse:       lim.abuse,
-		Codec:       codec,
-		Window:      lc.Window,
-		Broadcast:   broadcast,
-		NextSession: func() uint64 { return sessions.Add(1) },
-		Remote:      r,
-		Logger:      log,
+		Rate:         lc.RateLimit, // 0 on an HTTP API's twin (apiTwin)
+		Burst:        lc.RateBurst,
+		MaxExcess:    lc.MaxExcess,
+		Allow:        lim.allow,
+		Abuse:        lim.abuse,
+		Commands:     lim.commands,
+		AllowCommand: lim.allowCommand,
+		Codec:        codec,
+		Window:       lc.Window,
+		Broadcast:    broadcast,
+		NextSession:  func() uint64 { return sessions.Add(1) },
+		Remote:       r,
+		Logger:       log,
 	})
 }
 
@@ -68,9 +70,17 @@ func (n *Node) connections() []proto.Connect {
 // limits are a listener's admission and rate limits (net/limit): nil
 // functions where the configuration sets none.
 type limits struct {
-	admit func(net.Addr) (func(), error) // socket.Options.Admit
-	allow func(net.Addr) bool            // gate.Options.Allow
-	abuse func(net.Addr)                 // gate.Options.Abuse
+	admit        func(net.Addr) (func(), error) // socket.Options.Admit
+	allow        func(net.Addr) bool            // gate.Options.Allow
+	abuse        func(net.Addr)                 // gate.Options.Abuse
+	commands     map[string]gate.CommandRate    // gate.Options.Commands
+	allowCommand func(net.Addr, string) bool    // gate.Options.AllowCommand
+}
+
+// addrCmd keys a limit per client address and command.
+type addrCmd struct {
+	addr netip.Addr
+	cmd  string
 }
 
 func newLimits(lc ListenerConfig) limits {
@@ -105,6 +115,26 @@ func newLimits(lc ListenerConfig) limits {
 	if lc.IPRateLimit > 0 {
 		rates := limit.NewRates[netip.Addr](lc.IPRateLimit, max(lc.IPRateBurst, 1), 0)
 		l.allow = func(remote net.Addr) bool { return rates.Allow(key(remote), time.Now()) }
+	}
+	byAddr := map[string]*limit.Rates[addrCmd]{}
+	for cmd, cl := range lc.Commands {
+		if cl.Rate > 0 {
+			if l.commands == nil {
+				l.commands = map[string]gate.CommandRate{}
+			}
+			l.commands[cmd] = gate.CommandRate{Rate: cl.Rate, Burst: max(cl.Burst, 1)}
+		}
+		if cl.IPRate > 0 {
+			// Each command's buckets are bounded as the address's are
+			// (limit.DefaultMaxKeys addresses, least recently used first).
+			byAddr[cmd] = limit.NewRates[addrCmd](cl.IPRate, max(cl.IPBurst, 1), 0)
+		}
+	}
+	if len(byAddr) > 0 {
+		l.allowCommand = func(remote net.Addr, cmd string) bool {
+			r := byAddr[cmd]
+			return r == nil || r.Allow(addrCmd{key(remote), cmd}, time.Now())
+		}
 	}
 	return l
 }

@@ -81,9 +81,9 @@ func (n *Node) openDoors() error {
 				Door: api, Sessions: lc.APISessions, Name: api.Name(),
 				Logger: n.log.With("listener", api.Name()),
 			})
-			allow := n.doorLimits[lc.Name].allow
+			lim := n.doorLimits[lc.Name]
 			for _, cmd := range lc.API {
-				srv.Handle("POST /api/"+cmd, limitRequests(allow, d.bridge.Handler(srv, cmd)))
+				srv.Handle("POST /api/"+cmd, limitRequests(lim, cmd, d.bridge.Handler(srv, cmd)))
 			}
 		}
 		n.doors = append(n.doors, d)
@@ -169,15 +169,20 @@ func (n *Node) shutDoors(ctx context.Context) error {
 	return err
 }
 
-// limitRequests answers 429 to a request whose client address is over
-// its listener's ip_rate_limit (allow nil: no limit).
-func limitRequests(allow func(net.Addr) bool, h http.Handler) http.Handler {
-	if allow == nil {
+// limitRequests answers 429 to a request of the command cmd whose client
+// address is over its listener's ip_rate_limit, or over the ip_rate of
+// the command's own limit (the WebSocket connections of the address
+// count against the same buckets).
+func limitRequests(lim limits, cmd string, h http.Handler) http.Handler {
+	if lim.allow == nil && lim.allowCommand == nil {
 		return h
+	}
+	over := func(remote net.Addr) bool {
+		return lim.allow != nil && !lim.allow(remote) || lim.allowCommand != nil && !lim.allowCommand(remote, cmd)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err == nil && !allow(net.TCPAddrFromAddrPort(ap)) {
+		if err == nil && over(net.TCPAddrFromAddrPort(ap)) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)

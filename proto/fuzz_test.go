@@ -118,6 +118,8 @@ func FuzzDecodeRequest(f *testing.F) {
 	}
 	f.Add(false, []byte{0x82, 0xa3, 'c', 'm', 'd', 0xa1, 'x', 0x01, 0x02})
 	f.Add(true, []byte(`{"cmd":"x","id":1,"id":null}`))
+	f.Add(false, []byte{0x82, 0xa3, 'c', 'm', 'd', 0xa1, 'x', 0xa3, 'c', 'm', 'd', 0xa1, 'y'})
+	f.Add(true, []byte(`{"cmd":"x","cmd":"login"}`))
 	f.Fuzz(func(t *testing.T, useJSON bool, data []byte) {
 		c := Msgpack()
 		if useJSON {
@@ -148,6 +150,10 @@ func checkRequest(t *testing.T, c Codec, data []byte) {
 	}
 	if id != req.ID || hasID != req.HasID {
 		t.Fatalf("PeekID = %d, %v; request has %d, %v", id, hasID, req.ID, req.HasID)
+	}
+	// A limit per command must apply to the command that will run.
+	if cmd, ok := PeekCmd(c, data); !ok || cmd != req.Cmd {
+		t.Fatalf("PeekCmd = %q, %v; request has %q", cmd, ok, req.Cmd)
 	}
 	m := map[string]any{"cmd": req.Cmd, "data": req.Data}
 	if req.HasID {

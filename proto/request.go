@@ -83,6 +83,58 @@ func PeekID(c Codec, payload []byte) (int64, bool) {
 	return Int(m["id"])
 }
 
+// PeekCmd returns the command of the request in payload, if payload
+// decodes with c as a map whose "cmd" is a string, even when payload is not
+// a valid request otherwise: what a server needs to apply limits per
+// command before handling the request. For msgpack nothing is allocated
+// but the string.
+func PeekCmd(c Codec, payload []byte) (string, bool) {
+	if _, ok := c.(msgpackCodec); ok {
+		return peekMsgpackCmd(payload)
+	}
+	v, err := decodeGeneric(c, payload, false)
+	if err != nil {
+		return "", false
+	}
+	m, ok := Map(v)
+	if !ok {
+		return "", false
+	}
+	return String(m["cmd"])
+}
+
+// peekMsgpackCmd scans the top-level map of a msgpack payload for the
+// last "cmd" key and returns its value if it is a string.
+func peekMsgpackCmd(b []byte) (string, bool) {
+	if checkMsgpack(b) != nil {
+		return "", false
+	}
+	n, off, ok := mapHeader(b)
+	if !ok {
+		return "", false
+	}
+	cmd, found := "", false
+	for range n {
+		isCmd := keyIs(b, off, "cmd")
+		next, err := skipMsgpack(b, off, 2)
+		if err != nil {
+			return "", false
+		}
+		if isCmd {
+			d := mpDecoder{b: b, off: next}
+			v, err := d.value()
+			if err != nil {
+				return "", false
+			}
+			cmd, found = String(v)
+		}
+		if off, err = skipMsgpack(b, next, 2); err != nil {
+			return "", false
+		}
+	}
+	return cmd, found
+}
+
 // decodeGeneric decodes payload with c into a generic value. Our codecs take
 // their bounded paths; another Codec is asked to Unmarshal into *any.
 func decodeGeneric(c Codec, payload []byte, forRequest bool) (any, error) {

@@ -167,6 +167,38 @@ func TestPeekID(t *testing.T) {
 	}
 }
 
+func TestPeekCmd(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		in     any
+		want   string
+		wantOK bool
+	}{
+		{"request", map[string]any{"cmd": "login", "id": 7}, "login", true},
+		{"bad data keeps cmd", map[string]any{"cmd": "echo", "data": 5}, "echo", true},
+		{"no cmd", map[string]any{"id": 1}, "", false},
+		{"cmd not a string", map[string]any{"cmd": 5}, "", false},
+		{"cmd inside data only", map[string]any{"data": map[string]any{"cmd": "x"}}, "", false},
+		{"not a map", []any{"cmd"}, "", false},
+	}
+	for _, c := range []Codec{Msgpack(), JSON()} {
+		for _, tt := range tests {
+			t.Run(c.Name()+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				got, ok := PeekCmd(c, mustMarshal(t, c, tt.in))
+				if got != tt.want || ok != tt.wantOK {
+					t.Fatalf("PeekCmd = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+				}
+			})
+		}
+	}
+	// Duplicate keys: the last wins, as in the decoded request.
+	if got, _ := PeekCmd(Msgpack(), []byte{0x82, 0xa3, 'c', 'm', 'd', 0xa1, 'x', 0xa3, 'c', 'm', 'd', 0xa1, 'y'}); got != "y" {
+		t.Errorf("duplicate cmd in msgpack: %q", got)
+	}
+}
+
 func TestPeekIDMsgpackBytes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -19,7 +19,11 @@ type client struct {
 	conn    *socket.Conn
 	window  chan struct{} // one token per message in flight to the agent (see tokens)
 	limiter *rate.Limiter // Options.Rate's bucket; nil without
-	excess  int           // excess frames in a row (the read goroutine's alone)
+	// byCmd are the buckets of Options.Commands, made at a command's
+	// first request (the read goroutine's alone; at most one per
+	// configured command).
+	byCmd  map[string]*rate.Limiter
+	excess int // excess frames in a row (the read goroutine's alone)
 
 	mu      sync.Mutex // guards the fields below
 	agent   proto.PID  // zero: no agent yet, or it died

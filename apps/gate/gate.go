@@ -82,6 +82,15 @@ type Options struct {
 	// which cannot be answered, is closed at once.
 	Allow func(remote net.Addr) bool
 	Abuse func(remote net.Addr)
+	// Commands limit each client's requests of the commands they name
+	// (a command class, such as login), on top of Rate: a request over
+	// its command's rate is an excess frame as for Rate. AllowCommand, if
+	// set, is asked about every request with its client's address and
+	// command: false makes it an excess frame too (a limit per address
+	// and command). Neither applies to a raw listener, which has no
+	// commands.
+	Commands     map[string]CommandRate
+	AllowCommand func(remote net.Addr, cmd string) bool
 	// Broadcast, if set, carries a broadcast of an agent of this
 	// listener (agent.Session.Broadcast; payload in Codec) to the clients
 	// it is for, such as every listener of one address in their own
@@ -95,6 +104,13 @@ type Options struct {
 	// client's read goroutine (nodes/outbox); nil sends directly.
 	Remote sup.Remote
 	Logger *slog.Logger // nil discards
+}
+
+// CommandRate is the limit of one command's requests per client: Rate a
+// second on average and Burst at once (at least 1).
+type CommandRate struct {
+	Rate  float64
+	Burst int
 }
 
 // maxJoined bounds an output joined from several messages (proto.MaxChunk).

@@ -429,7 +429,8 @@ const MsgRateLimited = "Rate limit exceeded"
 // Allow), reporting whether it may go on to the agent; when not, err
 // closes the client, or is nil when the frame was answered and dropped.
 func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool, err error) {
-	if cl.limiter == nil && l.opts.Allow == nil {
+	byCmd := len(l.opts.Commands) > 0 || l.opts.AllowCommand != nil
+	if cl.limiter == nil && l.opts.Allow == nil && !byCmd {
 		return true, nil
 	}
 	raw := !l.answers()
@@ -449,6 +450,11 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 	}
 	if ok && l.opts.Allow != nil {
 		ok = l.opts.Allow(c.RemoteAddr())
+	}
+	if ok && byCmd && !raw {
+		if cmd, found := proto.PeekCmd(l.opts.Codec, payload); found {
+			ok = l.allowCommand(c, cl, cmd)
+		}
 	}
 	if ok {
 		cl.excess = 0
@@ -472,6 +478,25 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 	}
 	l.reject(cl, payload, MsgRateLimited)
 	return false, nil
+}
+
+// allowCommand applies the limits of the command cmd (Options.Commands
+// and AllowCommand) to a request of cl.
+func (l *Listener) allowCommand(c *socket.Conn, cl *client, cmd string) bool {
+	if cr, ok := l.opts.Commands[cmd]; ok && cr.Rate > 0 {
+		lim := cl.byCmd[cmd]
+		if lim == nil {
+			if cl.byCmd == nil {
+				cl.byCmd = map[string]*rate.Limiter{}
+			}
+			lim = rate.NewLimiter(rate.Limit(cr.Rate), max(cr.Burst, 1))
+			cl.byCmd[cmd] = lim
+		}
+		if !lim.Allow() {
+			return false
+		}
+	}
+	return l.opts.AllowCommand == nil || l.opts.AllowCommand(c.RemoteAddr(), cmd)
 }
 
 // answers reports whether the listener's codec can answer a client

@@ -77,3 +77,55 @@ func TestRateLimitRawClosed(t *testing.T) {
 		t.Fatalf("Disconnect = %+v, want rate_limited", d)
 	}
 }
+
+// A command's own limit (Options.Commands) counts only its requests: the
+// client's other commands go on; AllowCommand is asked with the command.
+func TestRateLimitPerCommand(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var asked []string
+	h := startGate(t, gate.Options{
+		Commands: map[string]gate.CommandRate{"login": {Rate: 0.001, Burst: 1}},
+		AllowCommand: func(_ net.Addr, cmd string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, cmd)
+			return cmd != "forbidden"
+		},
+		MaxExcess: 100,
+	})
+	mp := proto.Msgpack()
+	cmd := func(name string, id int) []byte {
+		b, err := mp.Marshal(map[string]any{"cmd": name, "id": id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	c, a := h.dialForward()
+	limited := func(id int64) {
+		t.Helper()
+		var m map[string]any
+		if err := mp.Unmarshal(c.recv(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := proto.Int(m["id"]); m["message"] != gate.MsgRateLimited || got != id {
+			t.Fatalf("reply %v, want request %d rate limited", m, id)
+		}
+	}
+	c.send(cmd("login", 1))
+	a.frame(c.session, 1) // the burst
+	c.send(cmd("login", 2))
+	limited(2)
+	c.send(cmd("echo", 3), cmd("echo", 4)) // other commands are not limited
+	a.frame(c.session, 2)
+	a.frame(c.session, 3)
+	c.send(cmd("forbidden", 5))
+	limited(5)
+	quiet(t, a.ch)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 4 || asked[0] != "login" || asked[3] != "forbidden" {
+		t.Fatalf("AllowCommand asked about %v", asked)
+	}
+}
