@@ -3,6 +3,7 @@ package nodes_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -500,4 +501,60 @@ func TestCommandLimits(t *testing.T) {
 	if m := call(a, "data", 13); m["message"] != "Rate limit exceeded" || m["id"] != float64(13) {
 		t.Errorf("data 5 on a: %v", m)
 	}
+}
+
+// A node reachable from other hosts refuses to start with the published
+// secrets of the repository's cluster.toml, or none.
+func TestExposedNodeNeedsSecrets(t *testing.T) {
+	t.Parallel()
+	const own = "b3duLWdvc3NpcC1rZXktb2YtdGhpcy10ZXN0LTMyYiE=" // 32 bytes
+	for _, tc := range []struct {
+		name, cluster string
+		ok            bool
+	}{
+		{"dev cookie", `cookie = "` + nodes.DevCookie + `"`, false},
+		{"no cookie", ``, false},
+		{"own cookie, gossip without a key", `cookie = "mine"
+seeds = ["127.0.0.1:1"]`, false},
+		{"own cookie, the dev gossip key", `cookie = "mine"
+seeds = ["127.0.0.1:1"]
+gossip_key = "` + nodes.DevGossipKey + `"`, false},
+		{"own cookie, no gossip", `cookie = "mine"`, true},
+		{"own cookie and key", `cookie = "mine"
+seeds = ["127.0.0.1:1"]
+gossip_key = "` + own + `"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := nodes.ParseConfig([]byte("[cluster]\n" + tc.cluster + `
+[[node]]
+name = "exposed"
+host = "0.0.0.0"
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := nodes.Start(context.Background(), cfg, "exposed", nodes.Options{Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				_ = n.Stop(context.Background())
+			}
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, nodes.ErrExposed)) {
+				t.Errorf("Start: %v, want ok %v or ErrExposed", err, tc.ok)
+			}
+		})
+	}
+	// The same node on loopback starts with the published secrets: the
+	// repository's cluster.
+	cfg, err := nodes.ParseConfig([]byte(`[cluster]
+cookie = "` + nodes.DevCookie + `"
+[[node]]
+name = "local"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "local", nodes.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("on loopback: %v", err)
+	}
+	_ = n.Stop(context.Background())
 }

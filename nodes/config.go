@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -603,4 +604,49 @@ func (c ClusterConfig) CookieValue() (string, error) {
 		return v, nil
 	}
 	return c.Cookie, nil
+}
+
+// The secrets of the repository's cluster.toml: published, so they guard
+// nothing beyond one machine.
+const (
+	DevCookie    = "skynode-dev-cookie"
+	DevGossipKey = "c2t5bm9kZS1kZXYtZ29zc2lwLWtleS0zMi1ieXRlcyE="
+)
+
+// ErrExposed is the error of Start for a node that would listen for its
+// peers beyond loopback without secrets of its own.
+var ErrExposed = errors.New("nodes: a node reachable from other hosts needs a cookie and a gossip key of its own")
+
+// exposedSecrets refuses a node whose host (where its node links and its
+// gossip listen) is not a loopback address while the cluster's cookie is
+// empty or the published DevCookie, or its gossip is on without a key or
+// with DevGossipKey: anyone who can reach such a node could join the
+// cluster and run code in it.
+func exposedSecrets(cfg *Config, nc NodeConfig, cookie string) error {
+	if loopbackHost(nc.Host) {
+		return nil
+	}
+	if cookie == "" || cookie == DevCookie {
+		return fmt.Errorf("%w: node %q listens on %s: set cookie (or cookie_env, cookie_file) to a secret of your own", ErrExposed, nc.Name, nc.Host)
+	}
+	if cfg.Gossip(nc) {
+		key, err := cfg.Cluster.GossipKeyValue()
+		if err != nil {
+			return err
+		}
+		dev, _ := base64.StdEncoding.DecodeString(DevGossipKey)
+		if key == nil || bytes.Equal(key, dev) {
+			return fmt.Errorf("%w: node %q gossips on %s: set gossip_key (or gossip_key_env, gossip_key_file) to a key of your own", ErrExposed, nc.Name, nc.Host)
+		}
+	}
+	return nil
+}
+
+// loopbackHost reports whether host names the loopback interface only.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

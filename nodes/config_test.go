@@ -34,6 +34,9 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	if api := byName["web.http"]; api.TwinOf() != "web" || api.Codec != "json" || api.AgentsOn != "agent" || api.ReadTimeout != 0 || len(web.API) != 2 {
 		t.Fatalf("the WebSocket listener's HTTP API: %+v, its twin %+v", web, api)
 	}
+	if cfg.Cluster.Cookie != DevCookie || cfg.Cluster.GossipKey != DevGossipKey {
+		t.Errorf("DevCookie and DevGossipKey must be the example's secrets: %q, %q", cfg.Cluster.Cookie, cfg.Cluster.GossipKey)
+	}
 	var auth struct {
 		Users map[string]string `toml:"users"`
 	}

@@ -125,6 +125,9 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if err != nil {
 		return nil, err
 	}
+	if err := exposedSecrets(cfg, nc, cookie); err != nil {
+		return nil, err
+	}
 	linkTLS, err := cfg.Cluster.TLS()
 	if err != nil {
 		return nil, err
