@@ -106,6 +106,7 @@ type state struct {
 	ready    bool           // session state received
 	stopAnn  gen.CancelFunc // cancels the pending repeat of AgentUp
 	pending  []proto.Frame  // frames that arrived before the session state
+	held     []proto.Frame  // frames that arrived while an ordered call was pending
 	partial  []byte         // leading parts of a frame split across messages
 	partSeq  uint64         // the Seq of partial
 	outN     uint64         // Outputs sent (proto.Output.N)
@@ -196,7 +197,7 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 			st.pending = append(st.pending, m)
 			return gen.ServerStatusOK
 		}
-		return s.frame(p, st, m)
+		return s.frameInOrder(p, st, m)
 	case proto.SessionState:
 		return s.restore(p, st, m)
 	case proto.Probe:
@@ -323,11 +324,22 @@ func (s *server) restore(p *gen.ServerProcess, st *state, m proto.SessionState) 
 	pending := st.pending
 	st.pending = nil
 	for _, f := range pending {
-		if status := s.frame(p, st, f); status != gen.ServerStatusOK {
+		if status := s.frameInOrder(p, st, f); status != gen.ServerStatusOK {
 			return status
 		}
 	}
 	return gen.ServerStatusOK
+}
+
+// frameInOrder handles f, or holds it while an ordered call's callback
+// is to answer an earlier request first (ServiceRef.Ordered); the gate's
+// window bounds what is held.
+func (s *server) frameInOrder(p *gen.ServerProcess, st *state, f proto.Frame) gen.ServerStatus {
+	if st.sess.calls.ordered > 0 || len(st.held) > 0 {
+		st.held = append(st.held, f)
+		return gen.ServerStatusOK
+	}
+	return s.frame(p, st, f)
 }
 
 // frame handles one client frame and sends its output, acknowledging it.
@@ -406,6 +418,17 @@ func (s *server) answered(p *gen.ServerProcess, st *state, ref uint64, run func(
 		st.log.Error("agent call callback failed", "err", err)
 	}
 	s.flush(p, st, st.ack)
+	s.release(p, st)
+}
+
+// release handles the frames held for ordered calls, until one of them
+// makes another ordered call.
+func (s *server) release(p *gen.ServerProcess, st *state) {
+	for len(st.held) > 0 && st.sess.calls.ordered == 0 {
+		f := st.held[0]
+		st.held = st.held[1:]
+		s.frame(p, st, f)
+	}
 }
 
 // probe answers a gate's Probe. It came after the frames up to m.Seq, on
@@ -413,6 +436,9 @@ func (s *server) answered(p *gen.ServerProcess, st *state, ref uint64, run func(
 func (s *server) probe(p *gen.ServerProcess, st *state, m proto.Probe) {
 	if !st.ready {
 		return // frames are held for the session state; the gate asks again
+	}
+	if len(st.held) > 0 && st.held[len(st.held)-1].Seq >= m.Seq {
+		return // they arrived and wait for an ordered call; the gate asks again
 	}
 	if st.ack == 0 && m.Base > 0 {
 		st.ack = m.Base - 1

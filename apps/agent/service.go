@@ -18,6 +18,9 @@ type ServiceRef struct {
 	Name    string
 	Key     string
 	Timeout time.Duration // 0 means DefaultCallTimeout
+	// InOrder: the session handles no further request of its client
+	// until the call's callback has run (see InOrder).
+	InOrder bool
 }
 
 // Service returns a reference to the service called name.
@@ -25,6 +28,14 @@ func Service(name string) ServiceRef { return ServiceRef{Name: name} }
 
 // WithKey returns r for the shard of key.
 func (r ServiceRef) WithKey(key string) ServiceRef { r.Key = key; return r }
+
+// Ordered returns r for calls whose callback answers the request that
+// made them: until the callback has run (with the answer, an error or
+// the timeout), the session holds its client's next requests, so that
+// answers keep the order of the requests and a request sees the effect
+// of the one before it (a whoami after a login). The client's window
+// still bounds what it sends meanwhile.
+func (r ServiceRef) Ordered() ServiceRef { r.InOrder = true; return r }
 
 // WithTimeout returns r with calls waiting d for their answer.
 func (r ServiceRef) WithTimeout(d time.Duration) ServiceRef { r.Timeout = d; return r }
@@ -73,7 +84,13 @@ func Call[Resp any](s *Session, to ServiceRef, req any, then func(s *Session, re
 	if s.calls.pending == nil {
 		s.calls.pending = map[uint64]func(*Session, proto.ServiceReply){}
 	}
+	if to.InOrder {
+		s.calls.ordered++
+	}
 	s.calls.pending[ref] = func(s *Session, r proto.ServiceReply) {
+		if to.InOrder {
+			s.calls.ordered--
+		}
 		var resp Resp
 		err := r.Err(to.Name)
 		if err == nil {
@@ -93,6 +110,7 @@ func Call[Resp any](s *Session, to ServiceRef, req any, then func(s *Session, re
 type calls struct {
 	ref     uint64
 	pending map[uint64]func(*Session, proto.ServiceReply)
+	ordered int // pending calls made with an Ordered ref: requests wait
 }
 
 // callExpired is the agent's timer message for a call that got nothing.

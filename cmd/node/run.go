@@ -55,14 +55,14 @@ func runCmd() *cobra.Command {
 			stdlog.SetOutput(ergoLog{log.With("from", "ergo")})
 			// The demo agent is registered as any program registers its
 			// own, with its settings from its own section of the file.
-			demoAgent, err := demo.FromSection(cfg.DecodeSection)
+			demoAgent, demoServices, err := demo.Program(cfg.DecodeSection)
 			if err != nil {
 				return err
 			}
 			if unknown := slices.DeleteFunc(cfg.Sections(), func(s string) bool { return s == demo.Section }); len(unknown) > 0 {
 				return fmt.Errorf("%w: unknown tables %v", nodes.ErrConfig, unknown)
 			}
-			o := nodes.Options{Logger: log, Agents: map[string]*agent.Agent{"demo": demoAgent}}
+			o := nodes.Options{Logger: log, Agents: map[string]*agent.Agent{"demo": demoAgent}, Services: demoServices}
 			if statusFD > 0 {
 				status := os.NewFile(uintptr(statusFD), "status")
 				defer status.Close()

@@ -442,6 +442,14 @@ func (h *host) down(p *gen.ServerProcess, st *hostState, m gen.MessageDown) {
 		if r.sup == m.Pid {
 			delete(st.running, name)
 			st.failed[name] = time.Now()
+			if m.Reason == "kill" {
+				// Cancelled, not given up: the node is stopping (its
+				// processes end before this host), or an operator killed
+				// the supervisor. Not a failing instance.
+				st.env.log.Info("service instance's supervisor was stopped; it stays down on this node for a while",
+					"service", r.def.Name(), "shard", r.shard, "retry_in", RetryAfter)
+				continue
+			}
 			st.env.log.Error("service instance keeps failing; it stays down on this node for a while",
 				"service", r.def.Name(), "shard", r.shard, "reason", m.Reason, "retry_in", RetryAfter)
 		}

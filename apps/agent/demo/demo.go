@@ -5,11 +5,14 @@ package demo
 
 import (
 	"errors"
+	"net"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/service"
 )
 
 // Credentials maps user names to bcrypt password hashes (as produced by
@@ -25,7 +28,8 @@ const Section = "auth"
 //	[auth.users]
 //	admin = "$2a$10$..."   # bcrypt hash, from `node hash-password`
 type Config struct {
-	Users Credentials `toml:"users"`
+	Users    Credentials `toml:"users"`
+	Throttle Throttle    `toml:"throttle"` // [auth.throttle]
 }
 
 // FromSection builds the demo agent from its section of a cluster
@@ -39,6 +43,18 @@ func FromSection(decode func(section string, v any) error) (*agent.Agent, error)
 	return New(c.Users), nil
 }
 
+// Program builds what a node needs to serve the demo agent from its
+// section of a cluster description: the agent, whose logins the login
+// throttle paces (NewThrottled), and the throttle's service, to register
+// with nodes.Options.Services. `node run` uses it.
+func Program(decode func(section string, v any) error) (*agent.Agent, []service.Definition, error) {
+	var c Config
+	if err := decode(Section, &c); err != nil {
+		return nil, nil, err
+	}
+	return NewThrottled(c.Users), []service.Definition{LoginThrottle(c.Throttle)}, nil
+}
+
 // UserKey is the session value holding the logged-in user's name.
 const UserKey = "user"
 
@@ -46,13 +62,29 @@ const UserKey = "user"
 // known user, so timing does not reveal which names exist.
 const dummyHash = "$2a$10$WWTdQ3d9HPLSycP9AxJeAeH7IBLyMp0OA5btnmiZUa36I3oHpCrO."
 
-// New returns the demo agent checking logins against creds.
-func New(creds Credentials) *agent.Agent {
+// New returns the demo agent checking logins against creds, with no
+// throttle.
+func New(creds Credentials) *agent.Agent { return build(login(creds)) }
+
+// NewThrottled returns the demo agent checking logins against creds, each
+// attempt first cleared by the login throttle (LoginThrottle, which the
+// node must run): an account or address that failed too often in a row
+// is answered "Too many login attempts; try again later" with the wait
+// in retry_after_ms, and its attempt counts as a failed login (the session
+// is logged out). Where the throttle does not answer within a second (it
+// is moving after a node's loss, or its node is frozen) the login is tried
+// unthrottled rather than refused.
+func NewThrottled(creds Credentials) *agent.Agent { return build(throttled(login(creds))) }
+
+// MsgThrottled answers a login the throttle holds back.
+const MsgThrottled = "Too many login attempts; try again later"
+
+func build(login agent.HandlerFunc) *agent.Agent {
 	return agent.New().
 		OnStart(func(s *agent.Session) error {
 			return s.Send(agent.Reply{"status": "ok", "message": "Welcome to server"})
 		}).
-		Handle("login", login(creds)).
+		Handle("login", login).
 		Handle("echo", echo).
 		Handle("data", data).
 		Handle("broadcast", broadcast).
@@ -85,6 +117,43 @@ func login(creds Credentials) agent.HandlerFunc {
 func echo(s *agent.Session, req proto.Request) (agent.Reply, error) {
 	text, _ := proto.String(req.Data["text"])
 	return agent.Reply{"status": "ok", "echo": text}, nil
+}
+
+// throttled wraps a login handler with the login throttle: it asks the
+// throttle, tries the login from the answer's callback, answers the client
+// there with the request's id, and tells the throttle how it went.
+func throttled(try agent.HandlerFunc) agent.HandlerFunc {
+	// A throttle that does not answer within a second (its node frozen
+	// or lost) delays a login that long at most.
+	ref := agent.Service(ThrottleService).WithTimeout(time.Second).Ordered()
+	return func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+		user, _ := proto.String(req.Data["username"])
+		addr := s.Remote()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
+		err := agent.Call(s, ref, loginCheck{User: user, Addr: addr}, func(s *agent.Session, w loginWait, err error) {
+			var reply agent.Reply
+			if err == nil && w.WaitMs > 0 {
+				s.Delete(UserKey) // a refused attempt is a failed login
+				reply = agent.Reply{"status": "error", "message": MsgThrottled, "retry_after_ms": w.WaitMs}
+			} else {
+				var herr error
+				if reply, herr = try(s, req); herr != nil {
+					reply = agent.Reply{"status": "error", "message": "Internal server error"}
+				}
+				_ = s.Cast(agent.Service(ThrottleService), loginResult{User: user, Addr: addr, OK: reply["status"] == "ok"})
+			}
+			if req.HasID {
+				reply["id"] = req.ID
+			}
+			_ = s.Send(reply)
+		})
+		if err != nil {
+			return try(s, req) // the throttle cannot be asked: not a reason to refuse
+		}
+		return nil, nil
+	}
 }
 
 // data is the Skynet tutorial's POST /api/data: it takes any data and

@@ -1,0 +1,146 @@
+package demo
+
+import (
+	"container/list"
+	"time"
+
+	"github.com/skynode/skynode/sup/service"
+)
+
+// ThrottleService is the name of the login throttle's service.
+const ThrottleService = "demo.logins"
+
+// Throttle configures the login throttle: after FreeTries failed logins in
+// a row for one account, or FreeTries*4 from one client address, the next
+// attempt for it must wait Base, then twice as long after each further
+// failure, up to Max. A successful login clears its account's and its
+// address's count. The throttle remembers at most MaxKeys accounts and
+// addresses (the least recently failed are forgotten first), so a flood
+// of names or addresses costs bounded memory; and it runs as one service
+// instance in the cluster, so attempts count alike on every gate and
+// worker. Its counts start again from nothing when the instance restarts
+// or moves.
+type Throttle struct {
+	FreeTries int           `toml:"free_tries"` // 0: 3
+	Base      time.Duration `toml:"base"`       // 0: 1s
+	Max       time.Duration `toml:"max"`        // 0: 5m
+	MaxKeys   int           `toml:"max_keys"`   // 0: 100,000
+}
+
+func (t Throttle) withDefaults() Throttle {
+	if t.FreeTries <= 0 {
+		t.FreeTries = 3
+	}
+	if t.Base <= 0 {
+		t.Base = time.Second
+	}
+	if t.Max <= 0 {
+		t.Max = 5 * time.Minute
+	}
+	if t.MaxKeys <= 0 {
+		t.MaxKeys = 100_000
+	}
+	return t
+}
+
+// loginCheck asks the throttle whether a login may be tried now.
+type loginCheck struct {
+	User string `msgpack:"user"`
+	Addr string `msgpack:"addr"`
+}
+
+// loginWait is its answer: how long to wait first (0: try now).
+type loginWait struct {
+	WaitMs int64 `msgpack:"wait_ms"`
+}
+
+// loginResult tells the throttle how a tried login went.
+type loginResult struct {
+	User string `msgpack:"user"`
+	Addr string `msgpack:"addr"`
+	OK   bool   `msgpack:"ok"`
+}
+
+// failures is what the throttle remembers of one account or address.
+type failures struct {
+	key   string
+	n     int       // failed in a row
+	until time.Time // no attempt before
+}
+
+// throttle is the service's state.
+type throttle struct {
+	o    Throttle
+	lru  *list.List // of *failures, most recently failed first
+	keys map[string]*list.Element
+}
+
+// LoginThrottle returns the login throttle's service, to register with
+// the node (nodes.Options.Services) alongside an agent made with
+// NewThrottled.
+func LoginThrottle(o Throttle) service.Definition {
+	o = o.withDefaults()
+	s := service.New[*throttle](ThrottleService).
+		OnStart(func(c *service.Context[*throttle]) error {
+			c.State = &throttle{o: o, lru: list.New(), keys: map[string]*list.Element{}}
+			return nil
+		})
+	service.Handle(s, func(c *service.Context[*throttle], q loginCheck) (loginWait, error) {
+		now := time.Now()
+		wait := max(c.State.wait("u:"+q.User, now), c.State.wait("a:"+q.Addr, now))
+		return loginWait{WaitMs: wait.Milliseconds()}, nil
+	})
+	service.Receive(s, func(c *service.Context[*throttle], r loginResult) error {
+		now := time.Now()
+		if r.OK {
+			c.State.clear("u:" + r.User)
+			c.State.clear("a:" + r.Addr)
+			return nil
+		}
+		c.State.fail("u:"+r.User, o.FreeTries, now)
+		c.State.fail("a:"+r.Addr, o.FreeTries*4, now)
+		return nil
+	})
+	return s
+}
+
+// wait returns how long key must wait before its next attempt.
+func (t *throttle) wait(key string, now time.Time) time.Duration {
+	e, ok := t.keys[key]
+	if !ok {
+		return 0
+	}
+	return max(e.Value.(*failures).until.Sub(now), 0)
+}
+
+// fail counts a failure of key, which may try free times before waiting.
+func (t *throttle) fail(key string, free int, now time.Time) {
+	e, ok := t.keys[key]
+	if !ok {
+		e = t.lru.PushFront(&failures{key: key})
+		t.keys[key] = e
+		for t.lru.Len() > t.o.MaxKeys {
+			old := t.lru.Back()
+			delete(t.keys, old.Value.(*failures).key)
+			t.lru.Remove(old)
+		}
+	} else {
+		t.lru.MoveToFront(e)
+	}
+	f := e.Value.(*failures)
+	f.n++
+	if f.n >= free {
+		d := t.o.Base
+		for i := free; i < f.n && d < t.o.Max; i++ {
+			d *= 2
+		}
+		f.until = now.Add(min(d, t.o.Max))
+	}
+}
+
+func (t *throttle) clear(key string) {
+	if e, ok := t.keys[key]; ok {
+		delete(t.keys, key)
+		t.lru.Remove(e)
+	}
+}

@@ -1,0 +1,200 @@
+package nodes_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/apps/agent/demo"
+	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/sup/service"
+)
+
+// lineClient speaks the JSON line protocol to a node's listener.
+type lineClient struct {
+	t  *testing.T
+	c  net.Conn
+	r  *bufio.Reader
+	id int
+}
+
+func dialLine(t *testing.T, addr string) *lineClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	lc := &lineClient{t: t, c: c, r: bufio.NewReader(c)}
+	lc.read() // welcome
+	return lc
+}
+
+func (lc *lineClient) read() map[string]any {
+	lc.t.Helper()
+	lc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := lc.r.ReadBytes('\n')
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		lc.t.Fatal(err)
+	}
+	return m
+}
+
+func (lc *lineClient) login(user, pass string) map[string]any {
+	lc.t.Helper()
+	lc.id++
+	fmt.Fprintf(lc.c, `{"cmd":"login","id":%d,"data":{"username":%q,"password":%q}}`+"\n", lc.id, user, pass)
+	m := lc.read()
+	if m["id"] != float64(lc.id) {
+		lc.t.Fatalf("answer %v to request %d", m, lc.id)
+	}
+	return m
+}
+
+// The demo agent's login throttle (apps/agent/demo): failed logins of an account make its next attempts wait, from any
+// connection, the right password included; the wait grows; after it a
+// good login goes through and clears the count.
+func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "throttle"
+  [[node.listener]]
+  name = "line"
+  addr = "127.0.0.1:0"
+  framing = "line"
+  codec = "json"
+  agent = "demo"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := demo.Credentials{"admin": string(hash), "bob": string(hash)}
+	n, err := nodes.Start(context.Background(), cfg, "throttle", nodes.Options{
+		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(creds)},
+		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{FreeTries: 2, Base: 3 * time.Second, Max: time.Minute})},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.Addr("line").String()
+	a, b := dialLine(t, addr), dialLine(t, addr)
+
+	// The service may still be starting: a login answered at all means
+	// it answers (unthrottled tries count nothing until then).
+	if m := a.login("admin", "secret"); m["status"] != "ok" {
+		t.Fatalf("first login: %v", m)
+	}
+	for i, want := range []string{"Invalid credentials", "Invalid credentials", demo.MsgThrottled} {
+		if m := a.login("admin", "guess"); m["message"] != want {
+			t.Fatalf("wrong password %d: %v, want %q", i+1, m, want)
+		}
+	}
+	m := b.login("admin", "secret") // another connection, the right password
+	if m["message"] != demo.MsgThrottled || m["retry_after_ms"] == nil {
+		t.Fatalf("right password while throttled, from another connection: %v", m)
+	}
+	if m := b.login("bob", "secret"); m["status"] != "ok" {
+		t.Fatalf("another account is not throttled: %v", m)
+	}
+	// The wait ends; the right password then logs in and clears it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m := a.login("admin", "secret")
+		if m["status"] == "ok" {
+			break
+		}
+		if m["message"] != demo.MsgThrottled || time.Now().After(deadline) {
+			t.Fatalf("waiting out the throttle: %v", m)
+		}
+		time.Sleep(50 * time.Millisecond) // paced retries, as a client does
+	}
+	if m := a.login("admin", "guess"); m["message"] != "Invalid credentials" {
+		t.Fatalf("after a success the count starts again: %v", m)
+	}
+}
+
+// A login that asks the throttle (an ordered service call) is answered
+// before the requests sent after it, which see its effect: whoami right
+// behind a login, in one write, names the user.
+func TestThrottledLoginKeepsOrder(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "ordered"
+  [[node.listener]]
+  name = "line"
+  addr = "127.0.0.1:0"
+  framing = "line"
+  codec = "json"
+  agent = "demo"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := nodes.Start(context.Background(), cfg, "ordered", nodes.Options{
+		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash)})},
+		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{})},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	const requests = `{"cmd":"login","id":1,"data":{"username":"admin","password":"secret"}}` + "\n" +
+		`{"cmd":"whoami","id":2}` + "\n" + `{"cmd":"echo","id":3,"data":{"text":"x"}}` + "\n"
+	check := func(c *lineClient) {
+		t.Helper()
+		for i, want := range []string{"Login successful", "admin", "x"} {
+			m := c.read()
+			got := m["message"]
+			if i == 1 {
+				got = m["user"]
+			} else if i == 2 {
+				got = m["echo"]
+			}
+			if m["id"] != float64(i+1) || got != want {
+				t.Errorf("answer %d: %v, want id %d with %q", i+1, m, i+1, want)
+			}
+		}
+	}
+	// After the welcome.
+	c := dialLine(t, n.Addr("line").String())
+	fmt.Fprint(c.c, requests)
+	check(c)
+	// At once on connecting: the requests reach the agent before its
+	// session is ready, and wait with the login's call all the same.
+	raw, err := net.Dial("tcp", n.Addr("line").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprint(raw, requests)
+	early := &lineClient{t: t, c: raw, r: bufio.NewReader(raw)}
+	if m := early.read(); m["message"] != "Welcome to server" {
+		t.Fatalf("first message %v, want the welcome", m)
+	}
+	check(early)
+}
