@@ -558,3 +558,60 @@ name = "local"
 	}
 	_ = n.Stop(context.Background())
 }
+
+// Behind a trusted proxy, a connection counts as the client that
+// X-Forwarded-For names; from anyone else the header is ignored.
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	dial := func(n *nodes.Node, xff string) (*ws.Client, error) {
+		h := http.Header{}
+		if xff != "" {
+			h.Set("X-Forwarded-For", xff)
+		}
+		c, err := ws.Dial(context.Background(), wsURL(n, "/ws"), ws.ClientOptions{Header: h})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, nil
+	}
+	refused := func(c *ws.Client) bool {
+		m := next(t, c, ws.Text, json.Unmarshal)
+		return m["message"] == "Too many connections from your IP"
+	}
+	// The test's own address, 127.0.0.1, is the trusted proxy.
+	n := webNode(t, `  max_conns_per_ip = 1
+  trusted_proxies = ["127.0.0.0/8"]
+`)
+	a, err := dial(n, "203.0.113.5")
+	if err != nil || refused(a) {
+		t.Fatalf("first client: %v", err)
+	}
+	b, err := dial(n, "198.51.100.1, 203.0.113.6") // the last hop is the client
+	if err != nil || refused(b) {
+		t.Fatalf("another client through the proxy: %v", err)
+	}
+	c, err := dial(n, "203.0.113.5")
+	if err != nil || !refused(c) {
+		t.Fatalf("the first client's second connection is over its cap: %v", err)
+	}
+	b.SendText(context.Background(), `{"cmd":"whoami","id":1}`)
+	if m := next(t, b, ws.Text, json.Unmarshal); m["status"] != "ok" {
+		t.Fatalf("whoami: %v", m)
+	}
+	for _, r := range n.Sessions().All() {
+		if !strings.HasPrefix(r.Remote, "203.0.113.") {
+			t.Errorf("session %d's remote is %q, want the client behind the proxy", r.Session, r.Remote)
+		}
+	}
+
+	// Not trusted: every connection is 127.0.0.1, whatever it says.
+	plain := webNode(t, `  max_conns_per_ip = 1
+`)
+	if x, err := dial(plain, "203.0.113.5"); err != nil || refused(x) {
+		t.Fatalf("first: %v", err)
+	}
+	if y, err := dial(plain, "203.0.113.7"); err != nil || !refused(y) {
+		t.Fatalf("a header from an untrusted peer changed its address: %v", err)
+	}
+}

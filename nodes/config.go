@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -171,6 +172,13 @@ type ListenerConfig struct {
 	// APISessions sessions (default 4) carry the requests to agents.
 	API         []string `toml:"api"`
 	APISessions int      `toml:"api_sessions"`
+	// TrustedProxies are the addresses (or prefixes, "10.0.0.0/8") of the
+	// proxies in front of a WebSocket listener: a connection or HTTP
+	// request from one of them counts as the client that X-Forwarded-For
+	// names (the last address not itself a trusted proxy), for the
+	// per-address limits and the session's remote. From anyone else the
+	// header is ignored.
+	TrustedProxies []string `toml:"trusted_proxies"`
 	// Commands limit the requests of the commands they name (a command
 	// class, such as login) on top of the rates above: per connection
 	// (Rate, Burst) and per client address (IPRate, IPBurst). An excess
@@ -395,8 +403,11 @@ func validateListeners(n *NodeConfig) error {
 		if l.IPv6Prefix > 128 {
 			return fmt.Errorf("%w: node %q listener %q: ipv6_prefix is over 128", ErrConfig, n.Name, l.Name)
 		}
-		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0 || len(l.API) > 0 || l.APISessions != 0) {
-			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval, pong_timeout, api and api_sessions are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
+		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0 || len(l.API) > 0 || l.APISessions != 0 || len(l.TrustedProxies) > 0) {
+			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval, pong_timeout, api, api_sessions and trusted_proxies are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
+		}
+		if _, err := l.trusted(); err != nil {
+			return fmt.Errorf("%w: node %q listener %q: trusted_proxies: %v", ErrConfig, n.Name, l.Name, err)
 		}
 		if l.APISessions < 0 {
 			return fmt.Errorf("%w: node %q listener %q: api_sessions is negative", ErrConfig, n.Name, l.Name)
@@ -459,6 +470,24 @@ func apiTwin(l ListenerConfig) ListenerConfig {
 		Agent: l.Agent, WriteTimeout: l.WriteTimeout, QueueWarn: l.QueueWarn, QueueLimit: l.QueueLimit,
 		Window: l.Window, Shards: l.Shards, AgentsOn: l.AgentsOn, Path: l.Path, twinOf: l.Name,
 	}
+}
+
+// trusted returns the prefixes of TrustedProxies (an address alone is a
+// prefix of its full length).
+func (l ListenerConfig) trusted() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, t := range l.TrustedProxies {
+		if p, err := netip.ParsePrefix(t); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(t)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a prefix", t)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // apiCommand reports whether c may name a command of the HTTP API (a path

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/skynode/skynode/apps/gate"
+	"github.com/skynode/skynode/net/limit"
 	"github.com/skynode/skynode/net/web"
 	"github.com/skynode/skynode/net/ws"
 	"github.com/skynode/skynode/proto"
@@ -58,7 +59,13 @@ func (n *Node) openDoors() error {
 		if err != nil {
 			return fmt.Errorf("listener %q: %w", lc.Name, err)
 		}
+		trusted, err := lc.trusted()
+		if err != nil {
+			return fmt.Errorf("%w: listener %q: %v", ErrConfig, lc.Name, err)
+		}
+		client := clientAddr(trusted)
 		srv.Handle("GET "+lc.Path, ws.NewHandler(ws.ServerOptions{
+			RemoteAddr: client,
 			Protocols: map[string]ws.Protocol{
 				"":        {Door: text, Type: ws.Text},
 				"json":    {Door: text, Type: ws.Text},
@@ -83,7 +90,7 @@ func (n *Node) openDoors() error {
 			})
 			lim := n.doorLimits[lc.Name]
 			for _, cmd := range lc.API {
-				srv.Handle("POST /api/"+cmd, limitRequests(lim, cmd, d.bridge.Handler(srv, cmd)))
+				srv.Handle("POST /api/"+cmd, limitRequests(lim, cmd, client, d.bridge.Handler(srv, cmd)))
 			}
 		}
 		n.doors = append(n.doors, d)
@@ -173,7 +180,7 @@ func (n *Node) shutDoors(ctx context.Context) error {
 // address is over its listener's ip_rate_limit, or over the ip_rate of
 // the command's own limit (the WebSocket connections of the address
 // count against the same buckets).
-func limitRequests(lim limits, cmd string, h http.Handler) http.Handler {
+func limitRequests(lim limits, cmd string, client func(*http.Request) net.Addr, h http.Handler) http.Handler {
 	if lim.allow == nil && lim.allowCommand == nil {
 		return h
 	}
@@ -181,8 +188,7 @@ func limitRequests(lim limits, cmd string, h http.Handler) http.Handler {
 		return lim.allow != nil && !lim.allow(remote) || lim.allowCommand != nil && !lim.allowCommand(remote, cmd)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err == nil && over(net.TCPAddrFromAddrPort(ap)) {
+		if remote := client(r); remote != nil && over(remote) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -250,4 +256,25 @@ func (n *Node) broadcastDoor(door, from string, payload []byte) int {
 		sent += l.Broadcast(b)
 	}
 	return sent
+}
+
+// clientAddr returns the address a request counts as: its TCP peer's, or,
+// when that peer is one of the trusted proxies, the client that its
+// X-Forwarded-For names (net/limit's ClientAddr). nil when the peer's
+// address does not parse.
+func clientAddr(trusted []netip.Prefix) func(r *http.Request) net.Addr {
+	return func(r *http.Request) net.Addr {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			return nil
+		}
+		if len(trusted) == 0 {
+			return net.TCPAddrFromAddrPort(ap)
+		}
+		ip := limit.ClientAddr(ap.Addr().Unmap(), strings.Join(r.Header.Values("X-Forwarded-For"), ","), trusted)
+		if ip == ap.Addr().Unmap() {
+			return net.TCPAddrFromAddrPort(ap)
+		}
+		return &net.TCPAddr{IP: ip.AsSlice()} // the client's port is not known
+	}
 }

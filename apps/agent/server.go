@@ -107,6 +107,7 @@ type state struct {
 	stopAnn  gen.CancelFunc // cancels the pending repeat of AgentUp
 	pending  []proto.Frame  // frames that arrived before the session state
 	held     []proto.Frame  // frames that arrived while an ordered call was pending
+	owed     uint64         // the frame an ordered call's callback is to answer (and acknowledge); 0: none
 	partial  []byte         // leading parts of a frame split across messages
 	partSeq  uint64         // the Seq of partial
 	outN     uint64         // Outputs sent (proto.Output.N)
@@ -366,6 +367,15 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	} else {
 		s.request(st, f.Payload)
 	}
+	if st.sess.calls.ordered > 0 {
+		// Its answer comes from an ordered call's callback: the frame
+		// is acknowledged then, so that until it is answered the gate
+		// counts it in flight (and answers it "retry" if this agent is
+		// lost meanwhile) rather than as answered.
+		st.owed = f.Seq
+		s.flush(p, st, st.ack)
+		return gen.ServerStatusOK
+	}
 	s.flush(p, st, f.Seq)
 	return gen.ServerStatusOK
 }
@@ -417,7 +427,11 @@ func (s *server) answered(p *gen.ServerProcess, st *state, ref uint64, run func(
 	if err := s.call(st, func() error { run(then); return nil }); err != nil {
 		st.log.Error("agent call callback failed", "err", err)
 	}
-	s.flush(p, st, st.ack)
+	ack := st.ack
+	if st.owed > 0 && st.sess.calls.ordered == 0 {
+		ack, st.owed = st.owed, 0 // the frame that made the call is answered
+	}
+	s.flush(p, st, ack)
 	s.release(p, st)
 }
 
@@ -437,7 +451,7 @@ func (s *server) probe(p *gen.ServerProcess, st *state, m proto.Probe) {
 	if !st.ready {
 		return // frames are held for the session state; the gate asks again
 	}
-	if len(st.held) > 0 && st.held[len(st.held)-1].Seq >= m.Seq {
+	if st.owed > 0 && m.Seq >= st.owed || len(st.held) > 0 && st.held[len(st.held)-1].Seq >= m.Seq {
 		return // they arrived and wait for an ordered call; the gate asks again
 	}
 	if st.ack == 0 && m.Base > 0 {

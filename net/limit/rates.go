@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"container/heap"
 	"container/list"
 	"sync"
 	"time"
@@ -69,12 +70,43 @@ func (r *Rates[K]) Len() int {
 }
 
 // Bans remembers banned keys until their ban ends, at most maxKeys of them
-// (the ban ending soonest is dropped first when full). Its methods are
-// safe for concurrent use.
+// (the ban ending soonest is dropped first when full). Every operation
+// costs O(log maxKeys), however many keys are banned: the bans are kept
+// in a heap by their end. Its methods are safe for concurrent use.
 type Bans[K comparable] struct {
 	maxKeys int
 	mu      sync.Mutex
-	until   map[K]time.Time
+	byKey   map[K]*ban[K]
+	heap    banHeap[K] // soonest end first
+}
+
+// ban is one key's ban, at index in the heap.
+type ban[K comparable] struct {
+	key   K
+	until time.Time
+	index int
+}
+
+// banHeap orders bans by their end (container/heap).
+type banHeap[K comparable] []*ban[K]
+
+func (h banHeap[K]) Len() int           { return len(h) }
+func (h banHeap[K]) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h banHeap[K]) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *banHeap[K]) Push(x any) {
+	b := x.(*ban[K])
+	b.index = len(*h)
+	*h = append(*h, b)
+}
+func (h *banHeap[K]) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return b
 }
 
 // NewBans returns an empty Bans for at most maxKeys keys (0:
@@ -83,53 +115,43 @@ func NewBans[K comparable](maxKeys int) *Bans[K] {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &Bans[K]{maxKeys: maxKeys, until: map[K]time.Time{}}
+	return &Bans[K]{maxKeys: maxKeys, byKey: map[K]*ban[K]{}}
 }
 
 // Ban bans key from now for d.
 func (b *Bans[K]) Ban(key K, now time.Time, d time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.until[key]; !ok && len(b.until) >= b.maxKeys {
-		b.expire(now)
-		if len(b.until) >= b.maxKeys {
-			var first K
-			var soonest time.Time
-			for k, t := range b.until {
-				if soonest.IsZero() || t.Before(soonest) {
-					first, soonest = k, t
-				}
-			}
-			delete(b.until, first)
-		}
+	if x, ok := b.byKey[key]; ok {
+		x.until = now.Add(d)
+		heap.Fix(&b.heap, x.index)
+		return
 	}
-	b.until[key] = now.Add(d)
+	for len(b.heap) > 0 && (len(b.heap) >= b.maxKeys || !now.Before(b.heap[0].until)) {
+		// Over, or the soonest to end when full.
+		delete(b.byKey, heap.Pop(&b.heap).(*ban[K]).key)
+	}
+	x := &ban[K]{key: key, until: now.Add(d)}
+	heap.Push(&b.heap, x)
+	b.byKey[key] = x
 }
 
 // Banned reports whether key is banned at now.
 func (b *Bans[K]) Banned(key K, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t, ok := b.until[key]
-	if ok && !now.Before(t) {
-		delete(b.until, key)
+	x, ok := b.byKey[key]
+	if ok && !now.Before(x.until) {
+		heap.Remove(&b.heap, x.index)
+		delete(b.byKey, key)
 		return false
 	}
 	return ok
-}
-
-// expire drops the bans over at now.
-func (b *Bans[K]) expire(now time.Time) {
-	for k, t := range b.until {
-		if !now.Before(t) {
-			delete(b.until, k)
-		}
-	}
 }
 
 // Len returns how many bans are remembered.
 func (b *Bans[K]) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.until)
+	return len(b.heap)
 }

@@ -82,7 +82,12 @@ type ServerOptions struct {
 	// (ErrNoPong). 0 means the defaults; a negative PingInterval sends
 	// no pings.
 	PingInterval, PongTimeout time.Duration
-	Logger                    *slog.Logger // nil discards
+	// RemoteAddr, if set, gives the address a connection counts as (its
+	// door's per-address limits, its session's remote), from the upgrade
+	// request: behind a trusted proxy, the client's (X-Forwarded-For).
+	// nil: the TCP peer's.
+	RemoteAddr func(r *http.Request) net.Addr
+	Logger     *slog.Logger // nil discards
 }
 
 // Handler is an http.Handler that upgrades requests to WebSocket
@@ -151,8 +156,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.conn.SetDeadline(time.Time{})
 	c.SetReadLimit(int64(h.opts.MaxMessage))
 	t := newTransport(c, rec.conn, p.Type, p.Door.Framing(), h.opts.PingInterval, h.opts.PongTimeout)
+	if h.opts.RemoteAddr != nil {
+		t.remote = h.opts.RemoteAddr(r)
+	}
 	if err := p.Door.Adopt(t); err != nil {
-		h.log.Debug("websocket connection refused", "remote", rec.conn.RemoteAddr().String(), "err", err)
+		h.log.Debug("websocket connection refused", "remote", t.RemoteAddr().String(), "err", err)
 	}
 }
 

@@ -32,6 +32,7 @@ const closeTime = 500 * time.Millisecond
 type transport struct {
 	c      *websocket.Conn
 	raw    net.Conn // the hijacked socket under c: deadlines and a hard close
+	remote net.Addr // the peer's address as ServerOptions.RemoteAddr gave it; nil: raw's
 	typ    websocket.MessageType
 	queue  frame.Options // framing of WriteBatch's batches
 	every  time.Duration // ping interval; <= 0: no pings
@@ -62,7 +63,12 @@ func newTransport(c *websocket.Conn, raw net.Conn, typ websocket.MessageType, qu
 	return t
 }
 
-func (t *transport) RemoteAddr() net.Addr { return t.raw.RemoteAddr() }
+func (t *transport) RemoteAddr() net.Addr {
+	if t.remote != nil {
+		return t.remote
+	}
+	return t.raw.RemoteAddr()
+}
 
 func (t *transport) SetReadDeadline(d time.Time) error {
 	t.mu.Lock()

@@ -72,8 +72,7 @@ func New(creds Credentials) *agent.Agent { return build(login(creds)) }
 // is answered "Too many login attempts; try again later" with the wait
 // in retry_after_ms, and its attempt counts as a failed login (the session
 // is logged out). Where the throttle does not answer within a second (it
-// is moving after a node's loss, or its node is frozen) the login is tried
-// unthrottled rather than refused.
+// is restarting) the login is tried unthrottled rather than refused.
 func NewThrottled(creds Credentials) *agent.Agent { return build(throttled(login(creds))) }
 
 // MsgThrottled answers a login the throttle holds back.
@@ -123,8 +122,8 @@ func echo(s *agent.Session, req proto.Request) (agent.Reply, error) {
 // throttle, tries the login from the answer's callback, answers the client
 // there with the request's id, and tells the throttle how it went.
 func throttled(try agent.HandlerFunc) agent.HandlerFunc {
-	// A throttle that does not answer within a second (its node frozen
-	// or lost) delays a login that long at most.
+	// A throttle that does not answer within a second (restarting)
+	// delays a login that long at most.
 	ref := agent.Service(ThrottleService).WithTimeout(time.Second).Ordered()
 	return func(s *agent.Session, req proto.Request) (agent.Reply, error) {
 		user, _ := proto.String(req.Data["username"])

@@ -16,10 +16,12 @@ const ThrottleService = "demo.logins"
 // failure, up to Max. A successful login clears its account's and its
 // address's count. The throttle remembers at most MaxKeys accounts and
 // addresses (the least recently failed are forgotten first), so a flood
-// of names or addresses costs bounded memory; and it runs as one service
-// instance in the cluster, so attempts count alike on every gate and
-// worker. Its counts start again from nothing when the instance restarts
-// or moves.
+// of names or addresses costs bounded memory. It runs on every node, and
+// an agent asks its own node's: a login never waits on another node (a
+// frozen or lost one), but attempts count per node, so with N nodes
+// running agents a guesser gets up to N times the free tries, each node's
+// wait growing alike. Its counts start again from nothing when the
+// instance restarts.
 type Throttle struct {
 	FreeTries int           `toml:"free_tries"` // 0: 3
 	Base      time.Duration `toml:"base"`       // 0: 1s
@@ -80,7 +82,7 @@ type throttle struct {
 // NewThrottled.
 func LoginThrottle(o Throttle) service.Definition {
 	o = o.withDefaults()
-	s := service.New[*throttle](ThrottleService).
+	s := service.New[*throttle](ThrottleService).PerNode().
 		OnStart(func(c *service.Context[*throttle]) error {
 			c.State = &throttle{o: o, lru: list.New(), keys: map[string]*list.Element{}}
 			return nil
