@@ -192,6 +192,8 @@ func (n *Node) adminHandler(ctx context.Context) http.Handler {
 	api("/api/node", func() any { return o.Info() })
 	api("/api/processes", func() any { return o.Processes() })
 	api("/api/sessions", func() any { return o.Sessions() })
+	mux.HandleFunc("GET /api/gossip-keys", n.gossipKeys)
+	mux.HandleFunc("POST /api/gossip-keys", n.gossipKeys)
 	mux.HandleFunc("GET /{$}", n.dashboard)
 	mux.HandleFunc("GET /api/events", n.events(ctx))
 	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {

@@ -143,7 +143,14 @@ func (c Config) memberlistConfig() *memberlist.Config {
 	mc.BindPort = c.BindPort
 	mc.AdvertiseAddr = c.AdvertiseAddr
 	mc.AdvertisePort = c.AdvertisePort
-	mc.SecretKey = c.SecretKey
+	if len(c.SecretKey) > 0 {
+		// A keyring of our own, so that keys can be rotated later
+		// (Membership.InstallKey, UseKey, RemoveKey).
+		kr, err := memberlist.NewKeyring(nil, c.SecretKey)
+		if err == nil { // validated already
+			mc.Keyring = kr
+		}
+	}
 	mc.DeadNodeReclaimTime = deadNodeReclaimTime
 	mc.LogOutput = nil
 	mc.Logger = newMemberlistLogger(c.Logger)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -48,7 +49,8 @@ type Membership struct {
 	events *eventQueue    // leave events for OnLeave; has its own goroutine
 	dirty  chan struct{}  // metadata changed; cap 1
 	closed sync.Once
-	addr   string // advertised gossip host:port, fixed at Start
+	addr   string              // advertised gossip host:port, fixed at Start
+	keys   *memberlist.Keyring // gossip keys; nil when gossip is not encrypted
 	// forgetAfter is memberlist's GossipToTheDeadTime.
 	forgetAfter time.Duration
 
@@ -89,6 +91,7 @@ func start(ctx context.Context, c Config, h testHooks) (*Membership, error) {
 		members: map[string]*memberState{},
 	}
 	mc := cfg.memberlistConfig()
+	m.keys = mc.Keyring
 	mc.Delegate = delegate{m}
 	mc.Events = eventDelegate{m}
 	if h.tune != nil {
@@ -377,4 +380,71 @@ func (m *Membership) prune() {
 			delete(m.members, name)
 		}
 	}
+}
+
+// ErrNoKeyring is the error of the key operations of a Membership whose
+// gossip is not encrypted (Config.SecretKey unset): there is no key to
+// rotate, and turning encryption on needs a restart of every member.
+var ErrNoKeyring = errors.New("cluster: gossip is not encrypted; no keys to rotate")
+
+// keyring returns the gossip keyring, or ErrNoKeyring.
+func (m *Membership) keyring() (*memberlist.Keyring, error) {
+	if m.keys != nil {
+		return m.keys, nil
+	}
+	return nil, ErrNoKeyring
+}
+
+// Keys returns the gossip keys this member accepts, the one it encrypts
+// with first.
+func (m *Membership) Keys() ([][]byte, error) {
+	kr, err := m.keyring()
+	if err != nil {
+		return nil, err
+	}
+	return kr.GetKeys(), nil
+}
+
+// InstallKey makes this member accept gossip encrypted with key (16, 24 or
+// 32 bytes) besides its other keys. Rotating the cluster's key without a
+// restart and without members flapping takes three passes over every
+// member: InstallKey(new), then UseKey(new), then RemoveKey(old).
+func (m *Membership) InstallKey(key []byte) error {
+	kr, err := m.keyring()
+	if err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	return kr.AddKey(slices.Clone(key))
+}
+
+// UseKey makes this member encrypt its gossip with key, which it must
+// accept already (InstallKey).
+func (m *Membership) UseKey(key []byte) error {
+	kr, err := m.keyring()
+	if err != nil {
+		return err
+	}
+	return kr.UseKey(key)
+}
+
+// RemoveKey makes this member stop accepting key; the key it encrypts
+// with cannot be removed.
+func (m *Membership) RemoveKey(key []byte) error {
+	kr, err := m.keyring()
+	if err != nil {
+		return err
+	}
+	return kr.RemoveKey(key)
+}
+
+// checkKey says whether key may be a gossip key.
+func checkKey(key []byte) error {
+	switch len(key) {
+	case 16, 24, 32:
+		return nil
+	}
+	return ErrBadKey
 }

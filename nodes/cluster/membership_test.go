@@ -348,3 +348,60 @@ func TestLoggerLevels(t *testing.T) {
 		t.Fatalf("log output:\n%s", out)
 	}
 }
+
+// The gossip key is rotated on a running cluster in three passes (install
+// the new key everywhere, use it everywhere, remove the old one
+// everywhere) with no member seen leaving; afterwards a newcomer with the
+// old key alone is refused and one with the new key joins.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	old := []byte("0123456789abcdef0123456789abcdef")
+	next := []byte("fedcba9876543210fedcba9876543210")
+	a := startM(t, Config{SecretKey: old}, testHooks{})
+	left := recordLeaves(a)
+	b := startM(t, Config{SecretKey: old, Seeds: []string{a.Addr()}}, testHooks{})
+	c := startM(t, Config{SecretKey: old, Seeds: []string{a.Addr()}}, testHooks{})
+	all := []*Membership{a, b, c}
+	checkFor(t, gossipWait, 10*time.Millisecond, func() error { return seesAlive(a, b.cfg.Name, c.cfg.Name) })
+
+	if err := a.RemoveKey(old); err == nil {
+		t.Fatal("removed the key in use")
+	}
+	for _, step := range []func(m *Membership) error{
+		func(m *Membership) error { return m.InstallKey(next) },
+		func(m *Membership) error { return m.UseKey(next) },
+		func(m *Membership) error { return m.RemoveKey(old) },
+	} {
+		for _, m := range all {
+			if err := step(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Gossip flows between the passes: every member still sees the
+		// others alive.
+		for _, m := range all {
+			checkFor(t, gossipWait, 10*time.Millisecond, func() error { return seesAlive(m, a.cfg.Name, b.cfg.Name, c.cfg.Name) })
+		}
+	}
+	for _, m := range all {
+		keys, err := m.Keys()
+		if err != nil || len(keys) != 1 || string(keys[0]) != string(next) {
+			t.Fatalf("%s's keys after the rotation: %d keys, %v", m.cfg.Name, len(keys), err)
+		}
+	}
+	stale := startM(t, Config{SecretKey: old}, testHooks{})
+	if n, err := stale.ml.Join([]string{a.Addr()}); err == nil || n != 0 {
+		t.Fatalf("a newcomer with the old key joined: %d, %v", n, err)
+	}
+	fresh := startM(t, Config{SecretKey: next, Seeds: []string{b.Addr()}}, testHooks{})
+	checkFor(t, gossipWait, 10*time.Millisecond, func() error { return seesAlive(a, fresh.cfg.Name) })
+	for _, m := range []*Membership{b, c} {
+		if at, ok := left.left(m.cfg.Name); ok {
+			t.Errorf("%s was seen leaving at %v during the rotation", m.cfg.Name, at)
+		}
+	}
+	plain := startM(t, Config{}, testHooks{})
+	if err := plain.InstallKey(next); !errors.Is(err, ErrNoKeyring) {
+		t.Errorf("InstallKey without encryption: %v", err)
+	}
+}

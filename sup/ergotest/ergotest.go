@@ -61,7 +61,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 // nodes run past a minute (a loaded machine) meets.
 func MainMultiNode(m *testing.M, opts ...goleak.Option) {
 	if RaceEnabled && os.Getenv(reexecEnv) == "" {
-		os.Exit(reexec(Suppression + MultiNodeSuppression + TeardownSuppression + StatsSuppression + AppsSuppression))
+		os.Exit(reexec(Suppression + MultiNodeSuppression + TeardownSuppression + StatsSuppression + AppsSuppression + HandshakeSuppression))
 	}
 	goleak.VerifyTestMain(m, opts...)
 }
@@ -141,13 +141,20 @@ const AppsSuppression = "race:ergo/node.(*node).listApplications\n"
 // messages flow, a node killed or cut off, reports it.
 const TeardownSuppression = "race:ergo/proto/dist.(*distProto).Terminate\n"
 
+// HandshakeSuppression covers Ergo's outgoing handshake (sup/ERGO.md
+// E21): when it times out (the peer is frozen) it returns its buffer to
+// Ergo's pool while its reader goroutine still reads into it. A node
+// dialling a frozen peer reports it (cmd/node's observe of a frozen node
+// did, in CI).
+const HandshakeSuppression = "race:ergo/proto/dist.(*DistHandshake).Start\n"
+
 // ChildGorace writes the suppressions for a node process started by a test
-// (Suppression, StatsSuppression, AppsSuppression and TeardownSuppression)
-// into dir and returns the GORACE
+// (Suppression, StatsSuppression, AppsSuppression, TeardownSuppression and
+// HandshakeSuppression) into dir and returns the GORACE
 // environment entry that names them, for node binaries built with -race.
 func ChildGorace(dir string) (string, error) {
 	supp := filepath.Join(dir, "ergo-child.supp")
-	if err := os.WriteFile(supp, []byte(Suppression+StatsSuppression+AppsSuppression+TeardownSuppression), 0o644); err != nil {
+	if err := os.WriteFile(supp, []byte(Suppression+StatsSuppression+AppsSuppression+TeardownSuppression+HandshakeSuppression), 0o644); err != nil {
 		return "", err
 	}
 	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" suppressions="+supp), nil
