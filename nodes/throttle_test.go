@@ -2,11 +2,14 @@ package nodes_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,4 +200,73 @@ name = "ordered"
 		t.Fatalf("first message %v, want the welcome", m)
 	}
 	check(early)
+}
+
+// No password reaches the log, at any level: logins good, bad and
+// throttled, with the node logging everything.
+func TestNoPasswordInLogs(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pa55-Secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := nodes.ParseConfig([]byte(`
+[[node]]
+name = "quiet"
+  [[node.listener]]
+  name = "line"
+  addr = "127.0.0.1:0"
+  framing = "line"
+  codec = "json"
+  agent = "demo"
+  max_excess = 2
+  rate_limit = 1000
+  rate_burst = 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	n, err := nodes.Start(context.Background(), cfg, "quiet", nodes.Options{
+		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash)})},
+		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{FreeTries: 1})},
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialLine(t, n.Addr("line").String())
+	c.login("admin", "pa55-Secret")
+	c.login("admin", "wr0ng-Guess")
+	c.login("admin", "pa55-Secret")                                                               // throttled
+	fmt.Fprint(c.c, `{"cmd":"login","data":{"username":"admin","password":"malf0rmed-Pass"`+"\n") // malformed
+	c.read()
+	_ = n.Stop(context.Background())
+	out := logs.String()
+	if !strings.Contains(out, "node stopped") {
+		t.Fatalf("nothing logged? %q", out)
+	}
+	for _, secret := range []string{"pa55-Secret", "wr0ng-Guess", "malf0rmed-Pass", string(hash)} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the node's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
