@@ -163,7 +163,7 @@ func credentials(t *testing.T) demo.Credentials {
 // listener.
 func TestWebSocketBroadcast(t *testing.T) {
 	t.Parallel()
-	cfg, err := nodes.ParseConfig([]byte(`
+	n := startTOML(t, `
 [[node]]
 name = "web"
   [[node.listener]]
@@ -177,17 +177,7 @@ name = "web"
   framing = "line"
   codec = "json"
   agent = "demo"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := nodes.Start(context.Background(), cfg, "web", nodes.Options{
-		Agents: map[string]*agent.Agent{"demo": demo.New(credentials(t))}, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+`, "web", nodes.Options{Agents: map[string]*agent.Agent{"demo": demo.New(credentials(t))}})
 	ctx := context.Background()
 	var texts []*ws.Client
 	for range 3 {
@@ -405,7 +395,7 @@ func TestWebSocketOriginsFromConfig(t *testing.T) {
 // /healthz answers: a load balancer sends it nobody yet.
 func TestReadyzBeforeJoining(t *testing.T) {
 	t.Parallel()
-	cfg, err := nodes.ParseConfig([]byte(`
+	n := startTOML(t, `
 [cluster]
 cookie = "readyz"
 seeds = ["127.0.0.1:1"]
@@ -416,17 +406,7 @@ gossip_port = 0
   name = "web"
   addr = "127.0.0.1:0"
   framing = "websocket"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := nodes.Start(context.Background(), cfg, "lonely", nodes.Options{
-		Agents: map[string]*agent.Agent{"demo": demo.New(nil)}, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+`, "lonely", nodes.Options{})
 	if n.Joined() {
 		t.Fatal("joined a cluster whose only seed nobody serves")
 	}

@@ -75,7 +75,7 @@ func TestLoginThrottle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := nodes.ParseConfig([]byte(`
+	n := startTOML(t, `
 [[node]]
 name = "throttle"
   [[node.listener]]
@@ -84,20 +84,10 @@ name = "throttle"
   framing = "line"
   codec = "json"
   agent = "demo"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds := demo.Credentials{"admin": string(hash), "bob": string(hash)}
-	n, err := nodes.Start(context.Background(), cfg, "throttle", nodes.Options{
-		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(creds)},
+`, "throttle", nodes.Options{
+		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash), "bob": string(hash)})},
 		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{FreeTries: 2, Base: 3 * time.Second, Max: time.Minute})},
-		Logger:   slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	addr := n.Addr("line").String()
 	a, b := dialLine(t, addr), dialLine(t, addr)
 
@@ -144,7 +134,7 @@ func TestThrottledLoginKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := nodes.ParseConfig([]byte(`
+	n := startTOML(t, `
 [[node]]
 name = "ordered"
   [[node.listener]]
@@ -153,19 +143,10 @@ name = "ordered"
   framing = "line"
   codec = "json"
   agent = "demo"
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := nodes.Start(context.Background(), cfg, "ordered", nodes.Options{
+`, "ordered", nodes.Options{
 		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash)})},
 		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{})},
-		Logger:   slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(context.Background()) })
 	const requests = `{"cmd":"login","id":1,"data":{"username":"admin","password":"secret"}}` + "\n" +
 		`{"cmd":"whoami","id":2}` + "\n" + `{"cmd":"echo","id":3,"data":{"text":"x"}}` + "\n"
 	check := func(c *lineClient) {

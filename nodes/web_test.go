@@ -21,11 +21,34 @@ import (
 	"github.com/skynode/skynode/proto"
 )
 
+// startTOML starts the node called name of the cluster description src,
+// with the demo agent (no users) unless o gives agents, and a silent log
+// unless o gives one; it stops when the test ends.
+func startTOML(t *testing.T, src, name string, o nodes.Options) *nodes.Node {
+	t.Helper()
+	cfg, err := nodes.ParseConfig([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Agents == nil {
+		o.Agents = map[string]*agent.Agent{"demo": demo.New(nil)}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	n, err := nodes.Start(context.Background(), cfg, name, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	return n
+}
+
 // webNode starts a node whose only listener is a WebSocket one serving
 // the demo agent.
 func webNode(t *testing.T, extra string) *nodes.Node {
 	t.Helper()
-	cfg, err := nodes.ParseConfig([]byte(`
+	return startTOML(t, `
 [[node]]
 name = "web"
   [[node.listener]]
@@ -33,18 +56,7 @@ name = "web"
   addr = "127.0.0.1:0"
   framing = "websocket"
   agent = "demo"
-` + extra))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := nodes.Start(context.Background(), cfg, "web", nodes.Options{
-		Agents: map[string]*agent.Agent{"demo": demo.New(nil)}, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop(context.Background()) })
-	return n
+`+extra, "web", nodes.Options{})
 }
 
 func wsURL(n *nodes.Node, path string) string { return "ws://" + n.Addr("web").String() + path }

@@ -275,30 +275,25 @@ func serveBaselineCmd() *cobra.Command {
 }
 
 func serveWSBaselineCmd() *cobra.Command {
-	var addr string
-	c := &cobra.Command{
-		Use:    "serve-ws-baseline",
-		Short:  "Serve the baseline Go WebSocket server of the agent protocol's echo; print its URL on the first line of stdout",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ws://%s/ws\n", ln.Addr())
-			return bench.ServeWSBaseline(cmd.Context(), ln)
-		},
-	}
-	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
-	return c
+	return serveListenerCmd("serve-ws-baseline",
+		"Serve the baseline Go WebSocket server of the agent protocol's echo; print its URL on the first line of stdout",
+		"ws://%s/ws", bench.ServeWSBaseline)
 }
 
 func serveHTTPBaselineCmd() *cobra.Command {
+	return serveListenerCmd("serve-http-baseline",
+		"Serve the baseline net/http server of POST /api/echo; print its address on the first line of stdout",
+		"http://%s", bench.ServeHTTPBaseline)
+}
+
+// serveListenerCmd is a hidden command that listens on --addr, prints
+// where (format with the address) on the first line of stdout and serves
+// until interrupted.
+func serveListenerCmd(use, short, format string, serve func(context.Context, net.Listener) error) *cobra.Command {
 	var addr string
 	c := &cobra.Command{
-		Use:    "serve-http-baseline",
-		Short:  "Serve the baseline net/http server of POST /api/echo; print its address on the first line of stdout",
+		Use:    use,
+		Short:  short,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -306,8 +301,8 @@ func serveHTTPBaselineCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "http://%s\n", ln.Addr())
-			return bench.ServeHTTPBaseline(cmd.Context(), ln)
+			fmt.Fprintf(cmd.OutOrStdout(), format+"\n", ln.Addr())
+			return serve(cmd.Context(), ln)
 		},
 	}
 	c.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
