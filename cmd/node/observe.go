@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -18,13 +19,14 @@ import (
 	"github.com/skynode/skynode/apps/observer"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/nodes/cluster"
+	"github.com/skynode/skynode/proto"
 )
 
 func observeCmd() *cobra.Command {
 	var config, host, kill string
 	var asJSON, watch, drain bool
 	var kick uint64
-	var timeout, every time.Duration
+	var timeout, every, drainWait time.Duration
 	c := &cobra.Command{
 		Use:   "observe [NODE]",
 		Short: "Show the cluster's nodes, or one node in detail, asked over the cluster itself",
@@ -48,7 +50,8 @@ quiet cluster; mismatch flags a difference.
 Operator actions, on NODE: --kill PID kills a process (its supervisor
 restarts it; a killed agent comes back with its session), --kick SESSION
 closes a client's connection (on the gate's node), --drain stops the node as
-SIGTERM does (its agents move to other nodes, then it exits).`,
+SIGTERM does (its agents move to other nodes, then it exits) and waits, up
+to --drain-wait, until the node has left the cluster.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := nodes.LoadConfig(config)
@@ -73,7 +76,10 @@ SIGTERM does (its agents move to other nodes, then it exits).`,
 				if len(args) != 1 {
 					return fmt.Errorf("--kill, --kick and --drain need the NODE to act on")
 				}
-				return act(cmd.Context(), cmd.OutOrStdout(), n, args[0], kill, kick, drain, timeout)
+				if drain {
+					return drainNode(cmd.Context(), cmd.OutOrStdout(), n, args[0], timeout, drainWait)
+				}
+				return act(cmd.Context(), cmd.OutOrStdout(), n, args[0], kill, kick, timeout)
 			}
 			show := func(w io.Writer) error {
 				if len(args) == 1 {
@@ -109,6 +115,7 @@ SIGTERM does (its agents move to other nodes, then it exits).`,
 	c.Flags().StringVar(&kill, "kill", "", "kill the process with this pid on NODE")
 	c.Flags().Uint64Var(&kick, "kick", 0, "close the connection of this session on NODE")
 	c.Flags().BoolVar(&drain, "drain", false, "drain NODE and stop it")
+	c.Flags().DurationVar(&drainWait, "drain-wait", time.Minute, "how long --drain waits for NODE to leave the cluster")
 	return c
 }
 
@@ -180,8 +187,8 @@ func showCluster(ctx context.Context, w io.Writer, n *nodes.Node, asJSON bool, t
 	return nil
 }
 
-// act carries out an operator action on the node called name.
-func act(ctx context.Context, w io.Writer, n *nodes.Node, name, kill string, kick uint64, drain bool, timeout time.Duration) error {
+// act carries out an operator action (kill or kick) on the node called name.
+func act(ctx context.Context, w io.Writer, n *nodes.Node, name, kill string, kick uint64, timeout time.Duration) error {
 	full, err := n.FullName(name)
 	if err != nil {
 		return err
@@ -190,19 +197,69 @@ func act(ctx context.Context, w io.Writer, n *nodes.Node, name, kill string, kic
 	defer cancel()
 	var req any
 	var what string
-	switch {
-	case kill != "":
+	if kill != "" {
 		req, what = observer.KillRequest{PID: kill}, "killed "+kill
-	case kick != 0:
+	} else {
 		req, what = observer.KickRequest{Session: kick}, fmt.Sprintf("kicked session %d", kick)
-	default:
-		req, what = observer.DrainRequest{}, "draining"
 	}
 	if _, err := nodes.CallNode[observer.Done](cctx, n, observer.Name, full, req); err != nil {
 		return fmt.Errorf("%s: %w", full, err)
 	}
 	fmt.Fprintf(w, "%s: %s\n", full, what)
 	return nil
+}
+
+// drainNode asks the node called name to drain, then waits up to wait
+// until it has left the cluster. A node with nothing to move may stop
+// before its answer crosses the link: the call then fails with its node
+// lost, and the node's leaving is what confirms the drain.
+func drainNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, timeout, wait time.Duration) error {
+	full, err := n.FullName(name)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	_, err = nodes.CallNode[observer.Done](cctx, n, observer.Name, full, observer.DrainRequest{})
+	cancel()
+	var se *proto.ServiceError
+	switch {
+	case err == nil:
+		fmt.Fprintf(w, "%s: draining\n", full)
+	case errors.As(err, &se) && se.Reason == proto.ReasonNodeLost:
+		// Confirmed or refuted below.
+	default:
+		return fmt.Errorf("%s: %w", full, err)
+	}
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !memberAlive(n.Members(), full) {
+			fmt.Fprintf(w, "%s: drained, it left the cluster\n", full)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("%s: %w, and it is still a live member after %s", full, err, wait)
+			}
+			return fmt.Errorf("%s: draining, but still a live member after %s", full, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// memberAlive reports whether members holds name as alive.
+func memberAlive(members []cluster.Member, name string) bool {
+	for _, m := range members {
+		if m.Name == name {
+			return m.Alive
+		}
+	}
+	return false
 }
 
 func showNode(ctx context.Context, w io.Writer, n *nodes.Node, name string, asJSON bool, timeout time.Duration) error {

@@ -130,12 +130,13 @@ roles = ["worker"]
 			front1.Info.Listeners, front1.Info.Requests, detail.Info.Requests)
 	}
 
-	act := func(args ...string) {
+	act := func(args ...string) string {
 		t.Helper()
 		p := start(t, "", append([]string{"observe", "--config", config}, args...)...)
 		if err := p.wait(t, 60*time.Second); err != nil {
 			t.Fatalf("observe %v: %v\n%s", args, err, p.out.String())
 		}
+		return p.out.String()
 	}
 	// Killed through observe, the agent is restarted by its supervisor and
 	// the client keeps its session on the same connection.
@@ -164,8 +165,11 @@ roles = ["worker"]
 	if m, err := c.NextErr(10 * time.Second); err == nil {
 		t.Fatalf("a kicked client got %v", m)
 	}
-	// Drained, the worker exits by itself, cleanly.
-	act("--drain", "back")
+	// Drained, the worker exits by itself, cleanly, and observe waited
+	// until it left the cluster (whether or not its answer came first).
+	if out := act("--drain", "back"); !strings.Contains(out, "back@127.0.0.1: drained, it left the cluster") {
+		t.Fatalf("observe --drain back printed:\n%s", out)
+	}
 	if err := back.wait(t, 60*time.Second); err != nil {
 		t.Fatalf("back after --drain: %v", err)
 	}
