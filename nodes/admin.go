@@ -38,6 +38,7 @@ type metricsCollector struct {
 
 	accepted, refused, closed       *prometheus.Desc
 	frameErrors, rateLimited        *prometheus.Desc
+	notRequests                     *prometheus.Desc
 	framesIn, framesOut             *prometheus.Desc
 	bytesIn, bytesOut, latency      *prometheus.Desc
 	requests, decodeErrors, unknown *prometheus.Desc
@@ -73,6 +74,7 @@ func newMetricsCollector(n *Node) *metricsCollector {
 		accepted:      d("connections_accepted_total", "Client connections accepted, per listener.", "listener"),
 		refused:       d("connections_refused_total", "Client connections refused at accept by the listener's caps, per listener.", "listener"),
 		rateLimited:   d("rate_limited_total", "Client requests over a rate limit (answered \"Rate limit exceeded\"), per listener.", "listener"),
+		notRequests:   d("not_requests_total", "Frames answered by the gate as not requests, before a client's first request (agent_on_request), per listener.", "listener"),
 		closed:        d("connections_closed_total", "Client connections ended, per listener and reason.", "listener", "reason"),
 		frameErrors:   d("frame_errors_total", "Client connections closed for a frame over the limit or data the protocol rejects, per listener.", "listener"),
 		framesIn:      d("frames_in_total", "Frames read from clients, per listener.", "listener"),
@@ -112,6 +114,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.accepted, float64(s.Accepted), name)
 		counter(c.refused, float64(l.Refused()), name)
 		counter(c.rateLimited, float64(s.RateLimited), name)
+		counter(c.notRequests, float64(s.NotRequests), name)
 		for reason, v := range s.Closed {
 			counter(c.closed, float64(v), name, reason)
 		}

@@ -2,6 +2,7 @@ package nodes_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/skynode/skynode/apps/agent"
+	"github.com/skynode/skynode/net/ws"
 	"github.com/skynode/skynode/nodes"
+	"github.com/skynode/skynode/proto"
 	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/wire"
 )
@@ -160,5 +163,99 @@ name = "first"
 	<-time.After(time.Second) // well past first_frame_timeout
 	if m := talker.Call("address", nil); m["status"] != "ok" {
 		t.Fatalf("a client whose first request came in time, after a pause: %v", m)
+	}
+}
+
+// With agent_on_request, connected clients that send no request cost no
+// session and no agent, whatever their number; the gate answers frames
+// that are not requests, and a client's first request brings its welcome,
+// then its answer. The same holds on a WebSocket listener.
+func TestListenerAgentOnRequest(t *testing.T) {
+	t.Parallel()
+	n := startTOML(t, `
+[[node]]
+name = "lazy"
+  [[node.listener]]
+  name = "demo"
+  addr = "127.0.0.1:0"
+  agent = "demo"
+  agent_on_request = true
+  [[node.listener]]
+  name = "web"
+  addr = "127.0.0.1:0"
+  framing = "websocket"
+  agent = "demo"
+  agent_on_request = true
+`, "lazy", nodes.Options{})
+	addr := n.Addr("demo").String()
+	const silent = 50
+	for range silent {
+		wire.Dial(t, addr)
+	}
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		f := scrape(t, n.AdminAddr().String())
+		if got := value(f, "skynode_connections", "listener", "demo"); got != silent {
+			return fmt.Errorf("%v connections, want %d", got, silent)
+		}
+		return nil
+	})
+	if got := n.Sessions().Len(); got != 0 {
+		t.Fatalf("%d sessions with %d clients that sent no request, want 0", got, silent)
+	}
+	c := wire.Dial(t, addr)
+	c.SendFrame([]byte{0xc1})
+	if m := c.Next(); m["status"] != "error" || m["message"] != proto.MsgMalformed {
+		t.Fatalf("a frame that is not a request: %v", m)
+	}
+	id := c.Send("whoami", nil)
+	if m := c.Next(); m["status"] != "ok" || m["message"] != "Welcome to server" {
+		t.Fatalf("first message after the first request: %v, want the welcome", m)
+	}
+	if m := c.Next(); m["status"] != "ok" || m["node"] != "lazy@127.0.0.1" {
+		t.Fatalf("answer to whoami (id %d): %v", id, m)
+	} else if got, _ := proto.Int(m["id"]); int(got) != id {
+		t.Fatalf("answer %v, want id %d", m, id)
+	}
+	if got := n.Sessions().Len(); got != 1 {
+		t.Fatalf("%d sessions, want 1", got)
+	}
+	// Three frames that are not requests in a row close the client.
+	bad := wire.Dial(t, addr)
+	for range 3 {
+		bad.SendFrame([]byte("not msgpack at all"))
+	}
+	for range 3 {
+		if m := bad.Next(); m["message"] != proto.MsgMalformed && m["message"] != proto.MsgBadRequest {
+			t.Fatalf("answer to garbage: %v", m)
+		}
+	}
+	if m, err := bad.NextErr(5 * time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("after 3 frames that are not requests: %v, %v; want the close", m, err)
+	}
+	if got := value(scrape(t, n.AdminAddr().String()), "skynode_not_requests_total", "listener", "demo"); got != 4 {
+		t.Fatalf("skynode_not_requests_total = %v, want 4", got)
+	}
+
+	// WebSocket: no welcome at connect; it comes with the first request.
+	ctx := context.Background()
+	wc, err := ws.Dial(ctx, wsURL(n, "/ws"), ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if m, err := wc.Read(300 * time.Millisecond); err == nil {
+		t.Fatalf("a WebSocket client got %q before any request", m.Data)
+	}
+	if err := wc.SendText(ctx, `{"cmd":"whoami","id":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, wc, ws.Text, json.Unmarshal); m["message"] != "Welcome to server" {
+		t.Fatalf("first WebSocket message: %v, want the welcome", m)
+	}
+	if m := next(t, wc, ws.Text, json.Unmarshal); m["status"] != "ok" || m["id"] != float64(1) {
+		t.Fatalf("WebSocket whoami: %v", m)
+	}
+	if got := n.Sessions().Len(); got != 2 {
+		t.Fatalf("%d sessions, want 2", got)
 	}
 }

@@ -127,10 +127,13 @@ type ListenerConfig struct {
 	// FirstFrameTimeout closes a client whose first frame has not
 	// arrived that long after it connected; 0 = read_timeout applies.
 	FirstFrameTimeout time.Duration `toml:"first_frame_timeout"`
-	WriteTimeout      time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
-	QueueWarn         int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
-	QueueLimit        int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
-	MaxConns          int           `toml:"max_conns"`     // 0 = unlimited
+	// AgentOnRequest starts a client's session and agent at its first
+	// request rather than at connect (gate.Options.AgentOnRequest).
+	AgentOnRequest bool          `toml:"agent_on_request"`
+	WriteTimeout   time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
+	QueueWarn      int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
+	QueueLimit     int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
+	MaxConns       int           `toml:"max_conns"`     // 0 = unlimited
 	// MaxConnsPerIP caps one client address's connections (IPv6: by
 	// IPv6Prefix); 0 = unlimited.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`

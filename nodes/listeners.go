@@ -42,19 +42,20 @@ func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *ato
 			Admit:             lim.admit,
 			Refusal:           refusal(codec),
 		},
-		Rate:         lc.RateLimit, // 0 on an HTTP API's twin (apiTwin)
-		Burst:        lc.RateBurst,
-		MaxExcess:    lc.MaxExcess,
-		Allow:        lim.allow,
-		Abuse:        lim.abuse,
-		Commands:     lim.commands,
-		AllowCommand: lim.allowCommand,
-		Codec:        codec,
-		Window:       lc.Window,
-		Broadcast:    broadcast,
-		NextSession:  func() uint64 { return sessions.Add(1) },
-		Remote:       r,
-		Logger:       log,
+		Rate:           lc.RateLimit, // 0 on an HTTP API's twin (apiTwin)
+		Burst:          lc.RateBurst,
+		MaxExcess:      lc.MaxExcess,
+		Allow:          lim.allow,
+		Abuse:          lim.abuse,
+		Commands:       lim.commands,
+		AllowCommand:   lim.allowCommand,
+		Codec:          codec,
+		AgentOnRequest: lc.AgentOnRequest,
+		Window:         lc.Window,
+		Broadcast:      broadcast,
+		NextSession:    func() uint64 { return sessions.Add(1) },
+		Remote:         r,
+		Logger:         log,
 	})
 }
 

@@ -26,6 +26,23 @@ var (
 	ErrUnsupportedType = errors.New("proto: unsupported type")
 )
 
+// Answers to a frame that is not a request (PROTOCOL.md §3), with
+// [RequestError] to choose between them.
+const (
+	MsgMalformed  = "Malformed request"
+	MsgBadRequest = "Bad request"
+)
+
+// RequestError returns the message a client is answered with for err, an
+// error of [DecodeRequest]: [MsgBadRequest] when the payload decoded but
+// is not a request, [MsgMalformed] otherwise.
+func RequestError(err error) string {
+	if errors.Is(err, ErrBadRequest) {
+		return MsgBadRequest
+	}
+	return MsgMalformed
+}
+
 // MaxDepth is how deeply arrays and maps may nest in a decoded payload. A
 // top-level array or map is at depth 1; scalars do not count.
 const MaxDepth = 32

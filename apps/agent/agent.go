@@ -20,8 +20,8 @@ type FrameFunc func(s *Session, payload []byte) error
 const (
 	MsgUnknownCommand = "Unknown command"
 	MsgInternalError  = "Internal server error"
-	MsgMalformed      = "Malformed request"
-	MsgBadRequest     = "Bad request"
+	MsgMalformed      = proto.MsgMalformed
+	MsgBadRequest     = proto.MsgBadRequest
 	MsgUnavailable    = "agent unavailable, retry"
 )
 

@@ -484,11 +484,7 @@ func (s *server) request(st *state, payload []byte) {
 	if err != nil {
 		s.opts.Stats.decodeErrors.Add(1)
 		st.bad++
-		msg := MsgMalformed
-		if errors.Is(err, proto.ErrBadRequest) {
-			msg = MsgBadRequest
-		}
-		reply := Reply{"status": "error", "message": msg}
+		reply := Reply{"status": "error", "message": proto.RequestError(err)}
 		if id, ok := proto.PeekID(st.sess.codec, payload); ok {
 			reply["id"] = id
 		}

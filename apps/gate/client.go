@@ -24,19 +24,27 @@ type client struct {
 	// configured command).
 	byCmd  map[string]*rate.Limiter
 	excess int // excess frames in a row (the read goroutine's alone)
+	bad    int // frames in a row that were not requests, before the first (the read goroutine's alone)
+	// ready is closed when the session's first Forward came (started).
+	ready chan struct{}
 
-	mu      sync.Mutex // guards the fields below
-	agent   proto.PID  // zero: no agent yet, or it died
-	started bool
-	waiting *time.Timer // closes the connection if no Forward comes
-	seq     uint64      // the last frame read
-	queued  uint64      // the last frame handed on whole (a probe asks about frames up to it)
-	base    uint64      // the first frame sent to agent (proto.Frame.Base)
-	heard   time.Time   // when agent was forwarded to, or last sent output
-	probed  time.Time   // when agent was last probed
-	flight  []inflight
-	partial []byte // leading parts of an output split across messages
-	outN    uint64 // the last proto.Output.N seen from agent
+	mu    sync.Mutex // guards the fields below
+	agent proto.PID  // zero: no agent yet, or it died
+	// connected: the watchdog was told of the session (proto.Connect),
+	// at Open or, with Options.AgentOnRequest, at the first request. It
+	// is written by Open or the read goroutine, so that goroutine reads
+	// it without mu.
+	connected bool
+	started   bool
+	waiting   *time.Timer // closes the connection if no Forward comes; nil before connected
+	seq       uint64      // the last frame read
+	queued    uint64      // the last frame handed on whole (a probe asks about frames up to it)
+	base      uint64      // the first frame sent to agent (proto.Frame.Base)
+	heard     time.Time   // when agent was forwarded to, or last sent output
+	probed    time.Time   // when agent was last probed
+	flight    []inflight
+	partial   []byte // leading parts of an output split across messages
+	outN      uint64 // the last proto.Output.N seen from agent
 	// welcomed: output was written to the connection, so the session has
 	// started; a later start hook's output (proto.Output.Start) is dropped.
 	welcomed bool
@@ -104,7 +112,7 @@ func held(frames []inflight) int {
 }
 
 func newClient(session uint64, c *socket.Conn, window int) *client {
-	return &client{session: session, conn: c, window: make(chan struct{}, window)}
+	return &client{session: session, conn: c, window: make(chan struct{}, window), ready: make(chan struct{})}
 }
 
 // take removes and returns the frames in flight with seq ≤ upTo. take(0)

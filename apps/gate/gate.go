@@ -32,6 +32,9 @@ const (
 	DefaultHoldFor = 5 * time.Second
 	// DefaultMaxExcess is Options.MaxExcess's default.
 	DefaultMaxExcess = 20
+	// DefaultMaxBadFrames is Options.MaxBadFrames's default (the agent's
+	// own default too).
+	DefaultMaxBadFrames = 3
 	// DefaultProbeAfter and DefaultAnswerTimeout are Options'.
 	DefaultProbeAfter    = 2 * time.Second
 	DefaultAnswerTimeout = 30 * time.Second
@@ -91,6 +94,18 @@ type Options struct {
 	// commands.
 	Commands     map[string]CommandRate
 	AllowCommand func(remote net.Addr, cmd string) bool
+	// AgentOnRequest starts a client's session (the watchdog's Connect,
+	// its agent, its welcome) only at its first frame that decodes as a
+	// request, not at connect: a connect flood, or clients that send
+	// garbage, then cost no agent. Until then the gate answers a frame
+	// that is not a request itself, as an agent would ("Malformed
+	// request" or "Bad request", with its id), and closes the client
+	// after MaxBadFrames of them in a row (0: DefaultMaxBadFrames). The
+	// welcome then comes right before the first request's answer. A raw
+	// listener, which has no requests, starts the session at the first
+	// frame.
+	AgentOnRequest bool
+	MaxBadFrames   int
 	// Broadcast, if set, carries a broadcast of an agent of this
 	// listener (agent.Session.Broadcast; payload in Codec) to the clients
 	// it is for, such as every listener of one address in their own
@@ -163,6 +178,9 @@ func Listen(o Options) (*Listener, error) {
 	}
 	if o.MaxExcess <= 0 {
 		o.MaxExcess = DefaultMaxExcess
+	}
+	if o.MaxBadFrames <= 0 {
+		o.MaxBadFrames = DefaultMaxBadFrames
 	}
 	if o.Rate > 0 && o.Burst <= 0 {
 		o.Burst = 1

@@ -21,7 +21,9 @@ var errNoGate = errors.New("gate: no gate process running")
 var errRawLost = errors.New("gate: a frame of a raw client was lost with its agent")
 
 // Open implements socket.Handler: it registers the client and tells the
-// watchdog, which starts an agent and answers with Forward.
+// watchdog, which starts an agent and answers with Forward. With
+// Options.AgentOnRequest the watchdog is told only at the client's first
+// request (see firstRequest); the client is read from now on.
 func (l *Listener) Open(c *socket.Conn) error {
 	l.stats.accepted.Add(1)
 	p := l.process()
@@ -32,6 +34,23 @@ func (l *Listener) Open(c *socket.Conn) error {
 	if l.opts.Rate > 0 {
 		cl.limiter = rate.NewLimiter(rate.Limit(l.opts.Rate), l.opts.Burst)
 	}
+	c.SetValue(cl)
+	l.mu.Lock()
+	l.clients[cl.session] = cl
+	l.mu.Unlock()
+	if l.opts.AgentOnRequest {
+		c.Start()
+		return nil
+	}
+	return l.connect(p, cl)
+}
+
+// connect tells the watchdog of the client's session, and closes the
+// client if its agent is not ready within ForwardTimeout.
+func (l *Listener) connect(p gen.Process, cl *client) error {
+	c := cl.conn
+	cl.mu.Lock()
+	cl.connected = true
 	cl.waiting = time.AfterFunc(l.opts.ForwardTimeout, func() {
 		cl.mu.Lock()
 		started := cl.started
@@ -41,10 +60,7 @@ func (l *Listener) Open(c *socket.Conn) error {
 			c.Close(socket.ReasonServer)
 		}
 	})
-	c.SetValue(cl)
-	l.mu.Lock()
-	l.clients[cl.session] = cl
-	l.mu.Unlock()
+	cl.mu.Unlock()
 	err := sup.Send(p, l.opts.Remote, l.opts.Watchdog, proto.Connect{
 		Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: c.RemoteAddr().String(),
 	})
@@ -52,6 +68,42 @@ func (l *Listener) Open(c *socket.Conn) error {
 		return fmt.Errorf("gate: failed to reach the watchdog: %w", err)
 	}
 	return nil
+}
+
+// firstRequest starts the session of a client of an AgentOnRequest
+// listener at its first frame that is a request, and waits until the
+// session's agent is ready (pass true: the frame goes on to it). A frame
+// that is not a request is answered here, as an agent would, and after
+// MaxBadFrames of them in a row the client is closed (pass false).
+func (l *Listener) firstRequest(c *socket.Conn, cl *client, payload []byte) (pass bool, err error) {
+	if cl.bad >= l.opts.MaxBadFrames {
+		return false, nil // closing once its answers are out: nothing more is handled
+	}
+	if l.answers() {
+		if _, derr := proto.DecodeRequest(l.opts.Codec, payload); derr != nil {
+			l.stats.notRequests.Add(1)
+			l.reject(cl, payload, proto.RequestError(derr))
+			if cl.bad++; cl.bad >= l.opts.MaxBadFrames {
+				l.log.Info("gate closes a client that sent no request", "session", cl.session,
+					"remote", c.RemoteAddr().String(), "frames", cl.bad)
+				c.CloseAfterFlush(socket.ReasonProtocol)
+			}
+			return false, nil
+		}
+	}
+	p := l.process()
+	if p == nil {
+		return false, errNoGate
+	}
+	if err := l.connect(p, cl); err != nil {
+		return false, err
+	}
+	select {
+	case <-cl.ready:
+		return true, nil
+	case <-c.Done():
+		return false, socket.ErrClosed
+	}
 }
 
 // Frame implements socket.Handler: it sends one frame to the session's
@@ -62,6 +114,12 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	l.stats.bytesIn.Add(uint64(len(payload)))
 	if pass, err := l.limit(c, cl, payload); !pass {
 		return err
+	}
+	if !cl.connected {
+		// Written by this goroutine alone (and Open, before it ran).
+		if pass, err := l.firstRequest(c, cl, payload); !pass {
+			return err
+		}
 	}
 	tokens := cl.tokens(len(payload))
 	for i := range tokens {
@@ -170,8 +228,16 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 	delete(l.clients, cl.session)
 	l.mu.Unlock()
 	cl.mu.Lock()
-	cl.waiting.Stop()
+	connected := cl.connected
+	if cl.waiting != nil {
+		cl.waiting.Stop()
+	}
 	cl.mu.Unlock()
+	if !connected {
+		// The watchdog never heard of it (Options.AgentOnRequest).
+		l.log.Debug("client closed before its first request", "session", cl.session, "reason", reason.String(), "err", err)
+		return
+	}
 	d := proto.Disconnect{Session: cl.session, Reason: reason.String()}
 	switch reason {
 	case socket.ReasonReadError, socket.ReasonWriteError, socket.ReasonSlowConsumer, socket.ReasonFrameTooLarge:
@@ -215,13 +281,20 @@ func (l *Listener) flushLost() {
 	}
 }
 
-// Connections returns a Connect for every open client of the listener: a
-// restarted watchdog reconciles its sessions with them.
+// Connections returns a Connect for every open client of the listener
+// whose session started (see Options.AgentOnRequest): a restarted
+// watchdog reconciles its sessions with them.
 func (l *Listener) Connections() []proto.Connect {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]proto.Connect, 0, len(l.clients))
 	for _, cl := range l.clients {
+		cl.mu.Lock()
+		connected := cl.connected
+		cl.mu.Unlock()
+		if !connected {
+			continue // no request yet (Options.AgentOnRequest)
+		}
 		out = append(out, proto.Connect{
 			Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: cl.conn.RemoteAddr().String(),
 		})
@@ -371,7 +444,10 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 	start := !cl.started
 	cl.started = true
 	if start {
-		cl.waiting.Stop()
+		if cl.waiting != nil {
+			cl.waiting.Stop()
+		}
+		close(cl.ready)
 	}
 	var early []proto.Output
 	for _, m := range cl.early {

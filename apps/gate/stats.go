@@ -41,9 +41,12 @@ type counters struct {
 	framesOut atomic.Uint64
 	bytesOut  atomic.Uint64
 	limited   atomic.Uint64
-	closed    [maxReason]atomic.Uint64 // by socket.CloseReason
-	buckets   [nBounds + 1]atomic.Uint64
-	latSum    atomic.Int64 // nanoseconds
+	// notRequests: frames answered by the gate as not requests (before a
+	// session's first request, Options.AgentOnRequest)
+	notRequests atomic.Uint64
+	closed      [maxReason]atomic.Uint64 // by socket.CloseReason
+	buckets     [nBounds + 1]atomic.Uint64
+	latSum      atomic.Int64 // nanoseconds
 }
 
 func (c *counters) close(r socket.CloseReason) {
@@ -77,6 +80,10 @@ type Stats struct {
 	// RateLimited counts frames over a client's rate limits, answered
 	// with MsgRateLimited (or closing the client) instead of handled.
 	RateLimited uint64
+	// NotRequests counts frames the gate answered itself as not
+	// requests ("Malformed request", "Bad request") because they came
+	// before a client's first request (Options.AgentOnRequest).
+	NotRequests uint64
 	LostOutputs uint64 // see Listener.LostOutputs
 	LostFrames  uint64 // see Listener.LostFrames
 	Latency     Histogram
@@ -106,7 +113,7 @@ func (l *Listener) Stats() Stats {
 	s := Stats{
 		Accepted: c.accepted.Load(), FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(),
-		Closed: map[string]uint64{}, RateLimited: c.limited.Load(),
+		Closed: map[string]uint64{}, RateLimited: c.limited.Load(), NotRequests: c.notRequests.Load(),
 		LostOutputs: l.lostOutputs.Load(), LostFrames: l.lostFrames.Load(),
 		Latency: Histogram{Counts: make([]uint64, len(c.buckets)), Sum: time.Duration(c.latSum.Load())},
 	}

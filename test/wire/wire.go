@@ -65,7 +65,13 @@ func (c *Client) SendRaw(req map[string]any) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	f, err := frame.Append(nil, frame.Options{}, b)
+	c.SendFrame(b)
+}
+
+// SendFrame sends one frame carrying payload, whatever it holds.
+func (c *Client) SendFrame(payload []byte) {
+	c.t.Helper()
+	f, err := frame.Append(nil, frame.Options{}, payload)
 	if err != nil {
 		c.t.Fatal(err)
 	}
