@@ -2,6 +2,7 @@ package nodes_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,4 +67,17 @@ func ExampleConfig() {
 	// Output:
 	// fromcode@127.0.0.1
 	// true
+}
+
+// A gossip key's fingerprint, as node gossip-key, RotateGossipKey and
+// the admin address show keys: enough to compare them between nodes,
+// nothing to recover a key from.
+func ExampleFingerprint() {
+	key, err := base64.StdEncoding.DecodeString("c2t5bm9kZS10ZXN0LWtleQ==")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(nodes.Fingerprint(key))
+	// Output: 27964a4c0bbf8638
 }

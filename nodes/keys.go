@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -9,6 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/skynode/skynode/apps/observer"
 
 	"github.com/skynode/skynode/nodes/cluster"
 )
@@ -53,8 +59,7 @@ func (n *Node) GossipKeyFingerprints() ([]string, error) {
 	}
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		sum := sha256.Sum256(k)
-		out[i] = hex.EncodeToString(sum[:8])
+		out[i] = Fingerprint(k)
 	}
 	return out, nil
 }
@@ -98,4 +103,131 @@ func (n *Node) gossipKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"keys": fps})
+}
+
+// ErrKeyInClear refuses to send a gossip key to another node over node
+// links without TLS (cluster.toml's tls_* keys), unless that node is on
+// the loopback: the key would cross the network in clear.
+var ErrKeyInClear = errors.New("nodes: a gossip key would cross a node link without TLS")
+
+// Fingerprint returns a gossip key's fingerprint, as
+// GossipKeyFingerprints shows them.
+func Fingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:8])
+}
+
+// MemberKeys is one cluster member's gossip key fingerprints (the one in
+// use first), or the error that kept it from answering.
+type MemberKeys struct {
+	Node string
+	Keys []string
+	Err  error
+}
+
+// ClusterGossipKey performs one step of a gossip key rotation (op
+// "install", "use" or "remove" with key; "" only asks) on this node, then
+// on every other live member of the cluster, over the cluster's own links
+// (each node's observer service, apps/observer), and returns each one's
+// fingerprints after it, this node first. Members with the role
+// "observer" (`node observe` and this command's own nodes, which leave
+// soon) are left out. Each member has timeout to answer; the error joins
+// those of the members that failed. A key is never sent over a link
+// without TLS to a member off the loopback (ErrKeyInClear): then no
+// member is changed.
+func (n *Node) ClusterGossipKey(ctx context.Context, op string, key []byte, timeout time.Duration) ([]MemberKeys, error) {
+	if n.members == nil {
+		return nil, ErrNoGossip
+	}
+	self := n.Name()
+	var others []string
+	for _, m := range n.Members() {
+		if !m.Alive || m.Name == self || slices.Contains(m.Roles, cluster.ObserverRole) {
+			continue
+		}
+		if op != "" && !n.linkTLS && !loopback(m.Addr) {
+			return nil, fmt.Errorf("%w: %s is at %s", ErrKeyInClear, m.Name, m.Addr)
+		}
+		others = append(others, m.Name)
+	}
+	slices.Sort(others)
+	var errs []error
+	mine := MemberKeys{Node: self}
+	if op != "" {
+		mine.Err = n.GossipKey(op, key)
+	}
+	if mine.Err == nil {
+		mine.Keys, mine.Err = n.GossipKeyFingerprints()
+	}
+	out := []MemberKeys{mine}
+	if mine.Err != nil {
+		return out, fmt.Errorf("%s: %w", self, mine.Err)
+	}
+	for _, name := range others {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		r, err := CallNode[observer.GossipKeys](cctx, n, observer.Name, name, observer.GossipKeyRequest{Op: op, Key: key})
+		cancel()
+		out = append(out, MemberKeys{Node: name, Keys: r.Keys, Err: err})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// RotateGossipKey rotates the cluster's gossip key to key without a
+// restart: it installs key on every member (ClusterGossipKey), makes every
+// member use it, then removes the key they used before, checking every
+// member's fingerprints after each pass. It refuses to start unless
+// every member answers and uses the same key as this node; a pass that
+// fails on a member stops it there, with the members' state in the
+// result (run the failed step again with ClusterGossipKey once the member
+// is back). Update gossip_key in the cluster's file afterwards, for the
+// nodes started later.
+func (n *Node) RotateGossipKey(ctx context.Context, key []byte, timeout time.Duration) ([]MemberKeys, error) {
+	all, err := n.ClusterGossipKey(ctx, "", nil, timeout)
+	if err != nil {
+		return all, fmt.Errorf("nodes: no rotation: a member does not answer: %w", err)
+	}
+	oldFP, newFP := all[0].Keys[0], Fingerprint(key)
+	if oldFP == newFP {
+		return all, fmt.Errorf("nodes: no rotation: the cluster uses this key already")
+	}
+	for _, m := range all {
+		if len(m.Keys) == 0 || m.Keys[0] != oldFP {
+			return all, fmt.Errorf("nodes: no rotation: %s uses key %v, this node %s", m.Node, m.Keys, oldFP)
+		}
+	}
+	old, err := n.members.Keys()
+	if err != nil {
+		return all, err
+	}
+	passes := []struct {
+		op   string
+		key  []byte
+		done func(keys []string) bool
+	}{
+		{"install", key, func(k []string) bool { return slices.Contains(k, newFP) }},
+		{"use", key, func(k []string) bool { return len(k) > 0 && k[0] == newFP }},
+		{"remove", old[0], func(k []string) bool { return !slices.Contains(k, oldFP) }},
+	}
+	for _, p := range passes {
+		all, err = n.ClusterGossipKey(ctx, p.op, p.key, timeout)
+		if err != nil {
+			return all, fmt.Errorf("nodes: rotation stopped at %s: %w", p.op, err)
+		}
+		for _, m := range all {
+			if !p.done(m.Keys) {
+				return all, fmt.Errorf("nodes: rotation stopped at %s: %s has keys %v", p.op, m.Node, m.Keys)
+			}
+		}
+		n.log.Info("gossip key rotation pass done on every member", "op", p.op, "members", len(all))
+	}
+	return all, nil
+}
+
+// loopback reports whether host (an IP) is a loopback address.
+func loopback(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }

@@ -1,6 +1,8 @@
 package nodes_test
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -94,5 +96,101 @@ name = "kc"
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("removing the key in use: %d, want 400", resp.StatusCode)
+	}
+}
+
+// RotateGossipKey rotates a running cluster's key from one node, over the
+// cluster's links, in the three passes, while the nodes keep seeing each
+// other; a node with the old key cannot join afterwards, one with the new
+// key can.
+func TestRotateGossipKey(t *testing.T) {
+	port := freePort(t)
+	const oldKey, newKey = "c2t5bm9kZS10ZXN0LWtleQ==", "bmV3LWtleS1mb3ItdGhlLXRlc3QtMjRi"
+	src := func(key string) string {
+		return fmt.Sprintf(`
+[cluster]
+cookie = "rotation-test"
+seeds = ["127.0.0.1:%d"]
+gossip_key = %q
+[[node]]
+name = "ra"
+gossip_port = %d
+[[node]]
+name = "rb"
+[[node]]
+name = "rc"
+[[node]]
+name = "rd"
+[[node]]
+name = "re"
+`, port, key, port)
+	}
+	cfg, err := nodes.ParseConfig([]byte(src(oldKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []*nodes.Node{startNamed(t, cfg, "ra"), startNamed(t, cfg, "rb"), startNamed(t, cfg, "rc")}
+	alive := func(n *nodes.Node) int {
+		k := 0
+		for _, m := range n.Members() {
+			if m.Alive {
+				k++
+			}
+		}
+		return k
+	}
+	together := func() error {
+		for _, n := range all {
+			if k := alive(n); k != len(all) {
+				return fmt.Errorf("%s sees %d members alive: %+v", n.Name(), k, n.Members())
+			}
+		}
+		return nil
+	}
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, together)
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		_, err := all[1].ClusterGossipKey(context.Background(), "", nil, time.Second)
+		return err // every node's observer service is known
+	})
+	key, err := base64.StdEncoding.DecodeString(newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := all[1].RotateGossipKey(context.Background(), key, 5*time.Second)
+	if err != nil {
+		t.Fatalf("RotateGossipKey: %v (members %+v)", err, got)
+	}
+	if len(got) != 3 || got[0].Node != "rb@127.0.0.1" {
+		t.Fatalf("members rotated: %+v, want the 3 nodes, rb first", got)
+	}
+	for _, m := range got {
+		if len(m.Keys) != 1 || m.Keys[0] != nodes.Fingerprint(key) || m.Err != nil {
+			t.Fatalf("%s after the rotation: %v, %v; want the new key alone", m.Node, m.Keys, m.Err)
+		}
+	}
+	if err := together(); err != nil {
+		t.Fatalf("right after the rotation: %v", err)
+	}
+	if _, err := all[0].RotateGossipKey(context.Background(), key, 5*time.Second); err == nil {
+		t.Fatal("rotating to the key in use: no error")
+	}
+	// A node still configured with the old key is not let in; one with
+	// the new key, started after it, is.
+	stale := startNamed(t, cfg, "rd")
+	fresh, err := nodes.ParseConfig([]byte(src(newKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, startNamed(t, fresh, "re"))
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, together)
+	if k := alive(stale); k != 1 {
+		t.Fatalf("a node with the old key sees %d members alive: %+v", k, stale.Members())
+	}
+	for _, n := range all {
+		for _, m := range n.Members() {
+			if m.Name == stale.Name() && m.Alive {
+				t.Fatalf("%s sees the node with the old key", n.Name())
+			}
+		}
 	}
 }

@@ -68,6 +68,7 @@ type Node struct {
 	cfg       NodeConfig
 	ergo      node.Node
 	members   *cluster.Membership // nil when the node runs alone
+	linkTLS   bool                // its node links use TLS
 	root      gen.Process
 	listeners []*gate.Listener
 	doors     []door // the HTTP servers of the WebSocket listeners (web.go)
@@ -137,6 +138,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		kinds[k] = a
 	}
 	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, census: sup.NewCensus(), remote: &remote{}, done: make(chan struct{})}
+	n.linkTLS = linkTLS != nil
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.draining = make(chan struct{})
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)

@@ -148,6 +148,15 @@ func (o observed) Kick(session uint64) error {
 	return sup.Send(g, o.n.remote, r.Gate, proto.Kick{Session: session, Reason: "kicked by an operator"})
 }
 
+func (o observed) GossipKey(op string, key []byte) ([]string, error) {
+	if op != "" {
+		if err := o.n.GossipKey(op, key); err != nil {
+			return nil, err
+		}
+	}
+	return o.n.GossipKeyFingerprints()
+}
+
 func (o observed) Drain() error {
 	o.n.drainOnce.Do(func() { close(o.n.draining) })
 	return nil

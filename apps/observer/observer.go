@@ -34,6 +34,11 @@ type Source interface {
 	// Drain stops the node as SIGTERM does: its clients are closed, its
 	// agents end and move to other nodes, then it exits.
 	Drain() error
+	// GossipKey performs one step of a gossip key rotation on the node:
+	// op "install", "use" or "remove" with key, or "" to change nothing.
+	// It returns the fingerprints of the keys the node accepts then, the
+	// one in use first (never the keys).
+	GossipKey(op string, key []byte) ([]string, error)
 }
 
 // Requests of the observer service, and their answers.
@@ -75,6 +80,18 @@ type (
 	}
 	// DrainRequest asks the node to drain and stop.
 	DrainRequest struct{}
+	// GossipKeyRequest asks for one step of a gossip key rotation (Op
+	// "install", "use" or "remove", with Key) or, with Op "", for the
+	// node's key fingerprints alone.
+	GossipKeyRequest struct {
+		Op  string `msgpack:"op"`
+		Key []byte `msgpack:"key"`
+	}
+	// GossipKeys answers a GossipKeyRequest: the fingerprints of the keys
+	// the node accepts after it, the one in use first.
+	GossipKeys struct {
+		Keys []string `msgpack:"keys" json:"keys"`
+	}
 	// Done answers an operator action that was carried out.
 	Done struct {
 		Done bool `msgpack:"done"`
@@ -190,6 +207,13 @@ func Service(src Source) *service.Service[struct{}] {
 	service.Handle(s, func(c *service.Context[struct{}], r KickRequest) (Done, error) {
 		c.Logger().Warn("observer: operator kicks a session", "session", r.Session)
 		return Done{true}, src.Kick(r.Session)
+	})
+	service.Handle(s, func(c *service.Context[struct{}], r GossipKeyRequest) (GossipKeys, error) {
+		if r.Op != "" {
+			c.Logger().Warn("observer: operator's gossip key rotation step", "op", r.Op)
+		}
+		keys, err := src.GossipKey(r.Op, r.Key)
+		return GossipKeys{Keys: keys}, err
 	})
 	service.Handle(s, func(c *service.Context[struct{}], _ DrainRequest) (Done, error) {
 		c.Logger().Warn("observer: operator drains the node")

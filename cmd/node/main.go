@@ -21,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), launchCmd(), statusCmd(), observeCmd(), clientCmd(), hashCmd(), benchCmd())
+	root.AddCommand(runCmd(), launchCmd(), statusCmd(), observeCmd(), gossipKeyCmd(), clientCmd(), hashCmd(), benchCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "node:", err)
 		stop()

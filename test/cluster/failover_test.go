@@ -108,6 +108,12 @@ func TestWorkerLossAndReturn(t *testing.T) {
 	gate.waitLog(t, "node started", 60*time.Second)
 	w1 := runNode(t, cfg, "w1")
 	w2 := runNode(t, cfg, "w2")
+	for _, w := range []*proc{w1, w2} {
+		// A worker seen alive by gossip may still be starting its agent
+		// pools: an agent asked of it then is placed elsewhere after a
+		// timeout (CI once saw all 30 go to w2 that way).
+		w.waitLog(t, "node started", 60*time.Second)
+	}
 	for _, w := range []string{"w1@", "w2@"} {
 		gate.waitLog(t, "peer="+w, 60*time.Second) // the gate sees the worker by gossip
 	}
