@@ -175,6 +175,19 @@ type ListenerConfig struct {
 	// APISessions sessions (default 4) carry the requests to agents.
 	API         []string `toml:"api"`
 	APISessions int      `toml:"api_sessions"`
+	// The HTTP server of a WebSocket listener (net/web's Options; 0 =
+	// its defaults): how long a request's headers may take
+	// (HTTPHeaderTimeout, 5s), the whole request with its body
+	// (HTTPReadTimeout, 15s), its response (HTTPWriteTimeout, 15s), a
+	// kept-alive connection between requests (HTTPIdleTimeout, 60s); the
+	// largest headers (HTTPMaxHeaderBytes, 16 KiB: 431 past it) and
+	// HTTP API body (HTTPMaxBody, 64 KiB: 413 past it).
+	HTTPHeaderTimeout  time.Duration `toml:"http_header_timeout"`
+	HTTPReadTimeout    time.Duration `toml:"http_read_timeout"`
+	HTTPWriteTimeout   time.Duration `toml:"http_write_timeout"`
+	HTTPIdleTimeout    time.Duration `toml:"http_idle_timeout"`
+	HTTPMaxHeaderBytes int           `toml:"http_max_header_bytes"`
+	HTTPMaxBody        int64         `toml:"http_max_body"`
 	// TrustedProxies are the addresses (or prefixes, "10.0.0.0/8") of the
 	// proxies in front of a WebSocket listener: a connection or HTTP
 	// request from one of them counts as the client that X-Forwarded-For
@@ -398,6 +411,9 @@ func validateListeners(n *NodeConfig) error {
 			{"ip_rate_burst", int64(l.IPRateBurst)}, {"max_excess", int64(l.MaxExcess)}, {"ban_for", int64(l.BanFor)},
 			{"read_timeout", int64(l.ReadTimeout)}, {"write_timeout", int64(l.WriteTimeout)},
 			{"first_frame_timeout", int64(l.FirstFrameTimeout)},
+			{"http_header_timeout", int64(l.HTTPHeaderTimeout)}, {"http_read_timeout", int64(l.HTTPReadTimeout)},
+			{"http_write_timeout", int64(l.HTTPWriteTimeout)}, {"http_idle_timeout", int64(l.HTTPIdleTimeout)},
+			{"http_max_header_bytes", int64(l.HTTPMaxHeaderBytes)}, {"http_max_body", l.HTTPMaxBody},
 		} {
 			if f.v < 0 {
 				return fmt.Errorf("%w: node %q listener %q: %s is negative", ErrConfig, n.Name, l.Name, f.key)
@@ -406,8 +422,8 @@ func validateListeners(n *NodeConfig) error {
 		if l.IPv6Prefix > 128 {
 			return fmt.Errorf("%w: node %q listener %q: ipv6_prefix is over 128", ErrConfig, n.Name, l.Name)
 		}
-		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0 || len(l.API) > 0 || l.APISessions != 0 || len(l.TrustedProxies) > 0) {
-			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval, pong_timeout, api, api_sessions and trusted_proxies are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
+		if l.Framing != WebSocket && (l.Path != "" || len(l.Origins) > 0 || l.PingInterval != 0 || l.PongTimeout != 0 || len(l.API) > 0 || l.APISessions != 0 || len(l.TrustedProxies) > 0 || l.httpSet()) {
+			return fmt.Errorf("%w: node %q listener %q: path, origins, ping_interval, pong_timeout, api, api_sessions, trusted_proxies and http_* are for %s listeners", ErrConfig, n.Name, l.Name, WebSocket)
 		}
 		if _, err := l.trusted(); err != nil {
 			return fmt.Errorf("%w: node %q listener %q: trusted_proxies: %v", ErrConfig, n.Name, l.Name, err)
@@ -473,6 +489,12 @@ func apiTwin(l ListenerConfig) ListenerConfig {
 		Agent: l.Agent, WriteTimeout: l.WriteTimeout, QueueWarn: l.QueueWarn, QueueLimit: l.QueueLimit,
 		Window: l.Window, Shards: l.Shards, AgentsOn: l.AgentsOn, Path: l.Path, twinOf: l.Name,
 	}
+}
+
+// httpSet reports whether any http_* key is set.
+func (l ListenerConfig) httpSet() bool {
+	return l.HTTPHeaderTimeout != 0 || l.HTTPReadTimeout != 0 || l.HTTPWriteTimeout != 0 || l.HTTPIdleTimeout != 0 ||
+		l.HTTPMaxHeaderBytes != 0 || l.HTTPMaxBody != 0
 }
 
 // trusted returns the prefixes of TrustedProxies (an address alone is a

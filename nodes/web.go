@@ -55,7 +55,12 @@ func (n *Node) openDoors() error {
 		if text == nil || binary == nil {
 			return fmt.Errorf("%w: listener %q has no msgpack twin (validate the config)", ErrConfig, lc.Name)
 		}
-		srv, err := web.Listen(web.Options{Addr: lc.Addr, Ready: n.ready, Logger: n.log.With("listener", lc.Name)})
+		srv, err := web.Listen(web.Options{
+			Addr: lc.Addr, Ready: n.ready, Logger: n.log.With("listener", lc.Name),
+			ReadHeaderTimeout: lc.HTTPHeaderTimeout, ReadTimeout: lc.HTTPReadTimeout,
+			WriteTimeout: lc.HTTPWriteTimeout, IdleTimeout: lc.HTTPIdleTimeout,
+			MaxHeaderBytes: lc.HTTPMaxHeaderBytes, MaxBody: lc.HTTPMaxBody,
+		})
 		if err != nil {
 			return fmt.Errorf("listener %q: %w", lc.Name, err)
 		}
