@@ -23,6 +23,8 @@ type benchFlags struct {
 	churn, baseline, onlyBase bool
 	binary                    bool
 	idle, pid                 int
+	flood                     string
+	floodConns                int
 }
 
 func benchCmd() *cobra.Command {
@@ -38,11 +40,18 @@ started as a child process and prints the ratio; the baseline always runs raw.
 With --url instead of --addr, the protocol echo runs over WebSocket (JSON in text
 messages, or msgpack in binary ones with --binary), and --baseline compares with a
 minimal goroutine-per-connection WebSocket server on the same library that does
-the same decoding and encoding per message.`,
+the same decoding and encoding per message.
+
+With --flood ADDR, the echo load runs twice: alone, then while --flood-conns
+workers flood ADDR with connections (each connects, sends one frame that is not
+a request, reads the server's answer and closes); it prints the connections
+accepted and answered per second, and the echo clients' p99 with and without
+the flood.`,
 		Example: `  node bench --addr 127.0.0.1:8889 --conns 100 --pipeline 4 --baseline
   node bench --addr 127.0.0.1:8888 --churn
   node bench --addr 127.0.0.1:8888 --idle 10000 --pid $(pgrep -f 'node run') --baseline
-  node bench --url ws://127.0.0.1:8080/ws --conns 1000 --binary --baseline`,
+  node bench --url ws://127.0.0.1:8080/ws --conns 1000 --binary --baseline
+  node bench --addr 127.0.0.1:8888 --conns 50 --flood 127.0.0.1:8892 --flood-conns 16`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd) },
 	}
@@ -63,7 +72,10 @@ the same decoding and encoding per message.`,
 	fl.IntVar(&f.pid, "pid", 0, "process id of the target server, for --idle")
 	fl.BoolVar(&f.baseline, "baseline", false, "also measure a baseline Go echo server (child process)")
 	fl.BoolVar(&f.onlyBase, "baseline-only", false, "measure only the baseline Go echo server")
-	c.MarkFlagsMutuallyExclusive("churn", "idle")
+	fl.StringVar(&f.flood, "flood", "", "measure the echo load alone, then during a connect flood of this address")
+	fl.IntVar(&f.floodConns, "flood-conns", 16, "workers of --flood")
+	c.MarkFlagsMutuallyExclusive("churn", "idle", "flood")
+	c.MarkFlagsMutuallyExclusive("baseline", "flood")
 	c.MarkFlagsMutuallyExclusive("baseline", "baseline-only")
 	for _, tcp := range []string{"addr", "mode", "framing", "churn", "idle"} {
 		c.MarkFlagsMutuallyExclusive("url", tcp)
@@ -96,6 +108,9 @@ func (f *benchFlags) run(cmd *cobra.Command) error {
 		return err
 	}
 	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	if f.flood != "" {
+		return f.runFlood(cmd, o)
+	}
 	type target struct {
 		name, addr, url, mode string
 		pid                   int
@@ -140,6 +155,50 @@ func (f *benchFlags) run(cmd *cobra.Command) error {
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d requests failed", failed)
+	}
+	return nil
+}
+
+// runFlood measures the echo load of o alone, then during a connect flood
+// of --flood, and prints both and the flood's rate.
+func (f *benchFlags) runFlood(cmd *cobra.Command, o bench.Options) error {
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	if err := bench.RaiseFileLimit(f.conns + f.floodConns + 64); err != nil {
+		return err
+	}
+	stop := progress(cmd.ErrOrStderr(), "quiet", o.Warmup+o.Duration)
+	quiet, err := bench.Run(ctx, o)
+	stop()
+	if err != nil {
+		return fmt.Errorf("quiet: %w", err)
+	}
+	fmt.Fprintf(out, "%-8s %s\n", "quiet", quiet)
+	fo := o
+	fo.Addr, fo.URL, fo.Conns = f.flood, "", f.floodConns
+	var flood bench.FloodResult
+	var floodErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		flood, floodErr = bench.Flood(ctx, fo)
+	}()
+	stop = progress(cmd.ErrOrStderr(), "flooded", o.Warmup+o.Duration)
+	loaded, err := bench.Run(ctx, o)
+	stop()
+	<-done
+	if err != nil {
+		return fmt.Errorf("during the flood: %w", err)
+	}
+	if floodErr != nil {
+		return fmt.Errorf("flood: %w", floodErr)
+	}
+	fmt.Fprintf(out, "%-8s %s\n", "flooded", loaded)
+	fmt.Fprintln(out, flood)
+	if quiet.P99 > 0 {
+		fmt.Fprintf(out, "flooded/quiet: req/s %.2fx, p99 %.2fx\n", loaded.RPS/quiet.RPS, float64(loaded.P99)/float64(quiet.P99))
+	}
+	if n := quiet.Errors + loaded.Errors; n > 0 {
+		return fmt.Errorf("%d requests failed", n)
 	}
 	return nil
 }
