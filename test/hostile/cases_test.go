@@ -42,6 +42,8 @@ func cases() []hostileCase {
 		{"slowloris-first-frame", "framing", slowlorisFirstFrame},
 		{"silent-connection", "framing", silentConnection},
 		{"line-without-newline", "framing", lineWithoutNewline},
+		{"line-slowloris", "framing", lineSlowloris},
+		{"vanished-client", "framing", vanishedClient},
 		{"half-closed-connection", "framing", halfClosedConnection},
 		{"slow-reader", "framing", slowReader},
 		// Codecs.
@@ -62,6 +64,7 @@ func cases() []hostileCase {
 		{"ws-no-pong", "websocket", wsNoPong},
 		{"ws-foreign-origin", "websocket", wsForeignOrigin},
 		{"ws-handshake-slowloris", "websocket", wsHandshakeSlowloris},
+		{"ws-slowloris-first-message", "websocket", wsSlowlorisFirstMessage},
 		// HTTP.
 		{"http-body-too-large", "http", httpBodyTooLarge},
 		{"http-headers-too-large", "http", httpHeadersTooLarge},
@@ -220,6 +223,40 @@ func lineWithoutNewline(t *testing.T, s *target) {
 	if b := closedWithin(t, c, 10*time.Second); bytes.Contains(b, []byte("Malformed")) {
 		t.Fatalf("read %q: want the welcome and the close, no answer", b)
 	}
+}
+
+// A line request sent a byte every 200 ms is cut off by
+// first_frame_timeout (1 s): the welcome, then the close.
+func lineSlowloris(t *testing.T, s *target) {
+	d := trickle(t, s.line, "", `{"cmd":"echo","data":{"text":"slow"}}`+"\n", 10*time.Second)
+	t.Logf("closed after %v", d.Round(time.Millisecond))
+}
+
+// A client that vanishes after its first request (a half-open connection:
+// its host is gone, no FIN ever comes) looks to the server like a silent
+// one: it is closed at read_timeout (2 s on the line listener).
+func vanishedClient(t *testing.T, s *target) {
+	c := dialFrom(t, "", s.line)
+	r := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, "Welcome") {
+		t.Fatalf("welcome: %q, %v", l, err)
+	}
+	if _, err := io.WriteString(c, `{"cmd":"echo","data":{"text":"bye"}}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := r.ReadString('\n'); err != nil || !strings.Contains(l, "bye") {
+		t.Fatalf("answer: %q, %v", l, err)
+	}
+	start := time.Now()
+	_, err := io.Copy(io.Discard, r)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("a silent client is still connected after 10 s")
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("closed after %v: before read_timeout (2 s)", d)
+	}
+	t.Logf("closed after %v", time.Since(start).Round(time.Millisecond))
 }
 
 // A client that sends a request and shuts its write side (half-close) is
@@ -601,6 +638,45 @@ func trickle(t *testing.T, addr, head, s string, limit time.Duration) time.Durat
 func wsHandshakeSlowloris(t *testing.T, s *target) {
 	d := trickle(t, s.web, "", "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nX-Pad: "+strings.Repeat("p", 200), 10*time.Second)
 	t.Logf("closed after %v", d.Round(time.Millisecond))
+}
+
+// A first WebSocket message sent a byte every 200 ms after the
+// handshake is cut off within first_frame_timeout (1 s): here sooner, by
+// the keep-alive, since a client in the middle of a frame cannot answer a
+// ping (ping_interval + pong_timeout, 0.6 s).
+func wsSlowlorisFirstMessage(t *testing.T, s *target) {
+	w := upgrade(t, s, "")
+	msg := []byte(`{"cmd":"echo","data":{"text":"slow"}}`)
+	b := []byte{0x81, 0x80 | byte(len(msg)), 0, 0, 0, 0} // masked with a zero key
+	b = append(b, msg...)
+	start := time.Now()
+	closed := make(chan int, 1)
+	go func() { closed <- w.closeCode() }()
+	for _, x := range b {
+		select {
+		case code := <-closed:
+			if code != 1001 && code != 1000 {
+				t.Fatalf("close code %d: want 1001 (no pong) or 1000 (idle timeout)", code)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("closed (%d) after %v, over first_frame_timeout (1 s)", code, d)
+			}
+			t.Logf("closed with %d after %v", code, time.Since(start).Round(time.Millisecond))
+			return
+		case <-time.After(200 * time.Millisecond): // the slowloris's pace
+		}
+		if _, err := w.c.Write([]byte{x}); err != nil {
+			break
+		}
+	}
+	select {
+	case code := <-closed:
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("closed (%d) only after the whole message was sent", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still open")
+	}
 }
 
 // ---- HTTP ----

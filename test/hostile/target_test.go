@@ -105,6 +105,7 @@ admin = %q
   agent = "demo"
   max_frame = 4096
   first_frame_timeout = "1s"
+  read_timeout = "2s"
 
   [[node.listener]]
   name = "web"
