@@ -26,6 +26,7 @@ type FloodResult struct {
 	CPS      float64       // Cycles per second of Duration
 }
 
+// String formats the result on one line, as node bench prints it.
 func (r FloodResult) String() string {
 	s := fmt.Sprintf("flood of %s: %d workers, %.0f conn/s accepted and answered (%d in %v)",
 		r.Addr, r.Workers, r.CPS, r.Cycles, r.Duration.Round(time.Millisecond))
