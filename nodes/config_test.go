@@ -34,6 +34,22 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	if api := byName["web.http"]; api.TwinOf() != "web" || api.Codec != "json" || api.AgentsOn != "agent" || api.ReadTimeout != 0 || len(web.API) != 2 {
 		t.Fatalf("the WebSocket listener's HTTP API: %+v, its twin %+v", web, api)
 	}
+	g2, err := cfg.Node("gate2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]bool{}
+	for _, node := range []NodeConfig{n, g2} {
+		for _, l := range node.Listeners {
+			if l.TwinOf() == "" && ports[l.Addr] {
+				t.Fatalf("two gates listen on %s", l.Addr)
+			}
+			ports[l.Addr] = true
+		}
+	}
+	if !ports["127.0.0.1:8898"] || !ports["127.0.0.1:8081"] {
+		t.Fatalf("gate2's doors: %+v", g2.Listeners)
+	}
 	if cfg.Cluster.Cookie != DevCookie || cfg.Cluster.GossipKey != DevGossipKey {
 		t.Errorf("DevCookie and DevGossipKey must be the example's secrets: %q, %q", cfg.Cluster.Cookie, cfg.Cluster.GossipKey)
 	}
