@@ -3,6 +3,7 @@ package proto_test
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/skynode/skynode/proto"
 )
@@ -72,4 +73,29 @@ func ExampleInt() {
 	// 7 true
 	// 0 false
 	// 0 false
+}
+
+// A resume token: minted by the gate node that owns a session, verified
+// by any node of the cluster (they share the cookie), refused once
+// altered.
+func ExampleVerifyResumeToken() {
+	key := proto.ResumeKey("the cluster's cookie")
+	expires := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	tok, err := proto.MintResumeToken(key, proto.ResumeClaims{
+		Session: 7, Node: "gate1@127.0.0.1", Listener: "agent", Gen: 1, Expires: expires,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c, err := proto.VerifyResumeToken(key, tok, expires.Add(-time.Hour))
+	fmt.Println(c.Session, c.Node, c.Listener, c.Gen, err)
+	_, err = proto.VerifyResumeToken(key, "x"+tok[1:], expires.Add(-time.Hour))
+	fmt.Println(errors.Is(err, proto.ErrResumeToken))
+	_, err = proto.VerifyResumeToken(key, tok, expires)
+	fmt.Println(errors.Is(err, proto.ErrResumeExpired))
+	// Output:
+	// 7 gate1@127.0.0.1 agent 1 <nil>
+	// true
+	// true
 }
