@@ -129,11 +129,17 @@ type ListenerConfig struct {
 	FirstFrameTimeout time.Duration `toml:"first_frame_timeout"`
 	// AgentOnRequest starts a client's session and agent at its first
 	// request rather than at connect (gate.Options.AgentOnRequest).
-	AgentOnRequest bool          `toml:"agent_on_request"`
-	WriteTimeout   time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
-	QueueWarn      int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
-	QueueLimit     int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
-	MaxConns       int           `toml:"max_conns"`     // 0 = unlimited
+	AgentOnRequest bool `toml:"agent_on_request"`
+	// ResumeWindow is how long a resumable session (one its agent made
+	// so, as the demo's login does) waits for its client to come back
+	// with its resume token once its connection dropped
+	// (gate.Options.ResumeWindow): 0 means DefaultResumeWindow, a
+	// negative value turns resuming off. A raw listener has none.
+	ResumeWindow time.Duration `toml:"resume_window"`
+	WriteTimeout time.Duration `toml:"write_timeout"` // per socket write; 0 = 10s
+	QueueWarn    int           `toml:"queue_warn"`    // bytes queued before a warning; 0 = 1 MiB
+	QueueLimit   int           `toml:"queue_limit"`   // bytes queued before a slow client is closed; 0 = 8 MiB
+	MaxConns     int           `toml:"max_conns"`     // 0 = unlimited
 	// MaxConnsPerIP caps one client address's connections (IPv6: by
 	// IPv6Prefix); 0 = unlimited.
 	MaxConnsPerIP int `toml:"max_conns_per_ip"`
@@ -479,6 +485,20 @@ func addTwins(n *NodeConfig) error {
 	return nil
 }
 
+// DefaultResumeWindow is ListenerConfig.ResumeWindow's default.
+const DefaultResumeWindow = 60 * time.Second
+
+// resumeWindow is the listener's resume window for its gate: 0 when off.
+func (l ListenerConfig) resumeWindow() time.Duration {
+	switch {
+	case l.ResumeWindow < 0:
+		return 0
+	case l.ResumeWindow == 0:
+		return DefaultResumeWindow
+	}
+	return l.ResumeWindow
+}
+
 // apiTwin is the listener of the sessions that carry l's HTTP API
 // requests (net/web's Bridge): JSON, with none of the limits that count
 // per connection or per address, which the HTTP server applies to each
@@ -488,6 +508,7 @@ func apiTwin(l ListenerConfig) ListenerConfig {
 		Name: l.Name + ".http", Addr: l.Addr, Framing: l.Framing, MaxFrame: l.MaxFrame, Codec: "json",
 		Agent: l.Agent, WriteTimeout: l.WriteTimeout, QueueWarn: l.QueueWarn, QueueLimit: l.QueueLimit,
 		Window: l.Window, Shards: l.Shards, AgentsOn: l.AgentsOn, Path: l.Path, twinOf: l.Name,
+		ResumeWindow: -1, // the bridge's own sessions never drop
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 // listen binds the listener lc, with the limits lim; broadcast carries
 // its agents' broadcasts (nil: to its own clients).
-func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *atomic.Uint64, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
+func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *atomic.Uint64, resumeKey []byte, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
 	fo, err := lc.frameOptions()
 	if err != nil {
 		return nil, err
@@ -51,6 +51,8 @@ func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *ato
 		AllowCommand:   lim.allowCommand,
 		Codec:          codec,
 		AgentOnRequest: lc.AgentOnRequest,
+		ResumeWindow:   lc.resumeWindow(),
+		ResumeKey:      resumeKey,
 		Window:         lc.Window,
 		Broadcast:      broadcast,
 		NextSession:    func() uint64 { return sessions.Add(1) },

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -147,6 +148,10 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 
 	// Bind every listener first: a port in use is a start-up error.
 	var sessions atomic.Uint64
+	resumeKey, err := resumeKeyOf(cookie)
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			_ = n.shutDoors(context.Background())
@@ -176,7 +181,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			}
 			broadcast = func(payload []byte) { n.broadcastDoor(door, codec, payload) }
 		}
-		l, err := listen(lc, lim, broadcast, &sessions, n.remote, n.log)
+		l, err := listen(lc, lim, broadcast, &sessions, resumeKey, n.remote, n.log)
 		if err != nil {
 			return nil, err
 		}
@@ -409,4 +414,18 @@ func Run(ctx context.Context, cfg *Config, name string, o Options, grace time.Du
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	return errors.Join(n.Err(), n.Stop(sctx))
+}
+
+// resumeKeyOf is the key of the node's resume tokens: derived from the
+// cluster's cookie, which every node shares, or random for a node without
+// one (its tokens then resume on itself alone, as they do anyway).
+func resumeKeyOf(cookie string) ([]byte, error) {
+	if cookie != "" {
+		return proto.ResumeKey(cookie), nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("resume key: %w", err)
+	}
+	return key, nil
 }

@@ -173,6 +173,11 @@ type Output struct {
 	// (agent.Session.Broadcast), not only this session's. It is never
 	// cut into parts (its size is bounded).
 	Broadcast bool
+	// Resumable asks the gate to make the session resumable
+	// (agent.Session.AllowResume): once this output is written, the gate
+	// gives the client a resume token (PROTOCOL.md, "Resuming a
+	// session").
+	Resumable bool
 }
 
 // Probe is sent by a gate to a session's agent, on the frames' own path,

@@ -52,6 +52,9 @@ const demoListeners = `
 [[node.listener]]
 name = "agent"
 addr = "127.0.0.1:0"
+# A client that leaves after logging in keeps its session this long for
+# a resume: short, so that the tests see sessions end.
+resume_window = "200ms"
 [[node.listener]]
 name = "echo"
 addr = "127.0.0.1:0"

@@ -564,15 +564,17 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	}
 	out := st.sess.out
 	st.sess.out = nil
+	resumable := st.sess.resume
+	st.sess.resume = false
 	for i, o := range out {
 		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: o.payload, Write: true, Start: st.starting, Broadcast: o.broadcast}
 		if i == len(out)-1 {
-			m.Ack, m.Close = ack, st.sess.closing
+			m.Ack, m.Close, m.Resumable = ack, st.sess.closing, resumable
 		}
 		s.send(p, st, m)
 	}
-	if len(out) == 0 && (ack > st.ack || st.sess.closing) {
-		s.send(p, st, proto.Output{Session: st.sess.id, Ack: ack, Close: st.sess.closing})
+	if len(out) == 0 && (ack > st.ack || st.sess.closing || resumable) {
+		s.send(p, st, proto.Output{Session: st.sess.id, Ack: ack, Close: st.sess.closing, Resumable: resumable})
 	}
 	st.ack = ack
 	if st.sess.closing {

@@ -38,6 +38,7 @@ type Session struct {
 	calls    calls                            // pending service calls
 
 	out     []output // replies produced by the current handler, in order
+	resume  bool     // AllowResume was called: the next output asks the gate for a token
 	closing bool     // Close was called: close once this handler's output is out
 	closed  bool     // the close was sent to the gate: no more output
 }
@@ -183,3 +184,13 @@ func (s *Session) Broadcast(v any) error {
 // Close ends the session: the connection is closed once the output queued
 // by the current handler, its reply included, is written.
 func (s *Session) Close() { s.closing = true }
+
+// AllowResume makes the session resumable, typically once its client has
+// logged in: after the output queued by the current handler (its reply
+// included), the gate sends the client a resume token (PROTOCOL.md,
+// "Resuming a session"). A client whose connection then drops may
+// reconnect within the listener's resume window and send the token: it
+// gets this session back, on this agent, with the outputs produced while
+// it was away. A listener without a resume window ignores it. Calling it
+// again changes nothing.
+func (s *Session) AllowResume() { s.resume = true }

@@ -16,6 +16,9 @@ import (
 // process share it under mu.
 type client struct {
 	session uint64
+	// conn is the client's connection; a resume (resume.go) replaces it,
+	// under mu. Code running for one connection (its Frame) uses its own
+	// *socket.Conn; the gate process reads conn under mu.
 	conn    *socket.Conn
 	window  chan struct{} // one token per message in flight to the agent (see tokens)
 	limiter *rate.Limiter // Options.Rate's bucket; nil without
@@ -25,6 +28,9 @@ type client struct {
 	byCmd  map[string]*rate.Limiter
 	excess int // excess frames in a row (the read goroutine's alone)
 	bad    int // frames in a row that were not requests, before the first (the read goroutine's alone)
+	// readOne: the connection's first frame was read (the read
+	// goroutine's alone); only a first frame may be resume.
+	readOne bool
 	// ready is closed when the session's first Forward came (started).
 	ready chan struct{}
 
@@ -57,6 +63,13 @@ type client struct {
 	// first output. At most maxEarly; the Forward's agent's are written,
 	// the rest dropped.
 	early []proto.Output
+	// gen is the generation of the session's resume token: 0 until the
+	// agent made it resumable, then one more at every resume (a token
+	// resumes once).
+	gen uint32
+	// away is set while the session is detached: its client gone, the
+	// session waiting for a resume (resume.go).
+	away *away
 	// recheck: outputs of the agent may have been lost with a gate
 	// process that ended (its restart): the agent is probed, at most every
 	// ProbeAfter, until an output of it arrives, whose number shows the

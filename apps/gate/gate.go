@@ -106,6 +106,14 @@ type Options struct {
 	// frame.
 	AgentOnRequest bool
 	MaxBadFrames   int
+	// ResumeWindow, when positive with a ResumeKey, lets sessions be
+	// resumed (resume.go): a session its agent made resumable
+	// (agent.Session.AllowResume) is given a resume token signed with
+	// ResumeKey (proto.ResumeKey of the cluster's cookie), and when its
+	// client's connection drops the session waits this long for a new
+	// connection with the token. 0 turns resuming off.
+	ResumeWindow time.Duration
+	ResumeKey    []byte
 	// Broadcast, if set, carries a broadcast of an agent of this
 	// listener (agent.Session.Broadcast; payload in Codec) to the clients
 	// it is for, such as every listener of one address in their own
@@ -263,10 +271,20 @@ func (l *Listener) Serve(ctx context.Context) error {
 func (l *Listener) Codec() proto.Codec { return l.opts.Codec }
 
 // Shutdown stops accepting, closes every client and waits for them, or
-// until ctx ends. Disconnects the watchdog has not taken by then are
+// until ctx ends, and ends the sessions waiting for a resume. Disconnects the watchdog has not taken by then are
 // retried no more.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	err := l.srv.Shutdown(ctx)
+	// Sessions waiting for a resume end too: no client will come back.
+	l.mu.Lock()
+	clients := make([]*client, 0, len(l.clients))
+	for _, cl := range l.clients {
+		clients = append(clients, cl)
+	}
+	l.mu.Unlock()
+	for _, cl := range clients {
+		l.expire(cl, "the listener shuts down")
+	}
 	l.mu.Lock()
 	l.shut = true
 	if l.retry != nil {
@@ -355,7 +373,7 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case proto.Kick:
 		if c := l.lookup(m.Session); c != nil {
 			l.log.Info("gate kicks a client", "session", m.Session, "reason", m.Reason)
-			c.conn.Close(socket.ReasonServer)
+			l.closeClient(c, socket.ReasonServer, false)
 		}
 	default:
 		l.log.Warn("gate got an unknown message", "type", fmt.Sprintf("%T", msg))

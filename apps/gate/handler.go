@@ -48,8 +48,8 @@ func (l *Listener) Open(c *socket.Conn) error {
 // connect tells the watchdog of the client's session, and closes the
 // client if its agent is not ready within ForwardTimeout.
 func (l *Listener) connect(p gen.Process, cl *client) error {
-	c := cl.conn
 	cl.mu.Lock()
+	c := cl.conn
 	cl.connected = true
 	cl.waiting = time.AfterFunc(l.opts.ForwardTimeout, func() {
 		cl.mu.Lock()
@@ -114,6 +114,12 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	l.stats.bytesIn.Add(uint64(len(payload)))
 	if pass, err := l.limit(c, cl, payload); !pass {
 		return err
+	}
+	if !cl.readOne {
+		cl.readOne = true
+		if l.resume(c, cl, payload) {
+			return nil
+		}
 	}
 	if !cl.connected {
 		// Written by this goroutine alone (and Open, before it ran).
@@ -224,15 +230,30 @@ func (l *Listener) Closed(c *socket.Conn, reason socket.CloseReason, err error) 
 	if !ok {
 		return // closed before Open registered it
 	}
-	l.mu.Lock()
-	delete(l.clients, cl.session)
-	l.mu.Unlock()
 	cl.mu.Lock()
+	if cl.conn != c {
+		// A resume took the session over to another connection.
+		cl.mu.Unlock()
+		return
+	}
+	if l.canDetach(cl, reason) {
+		l.detach(cl)
+		cl.mu.Unlock()
+		l.stats.detached.Add(1)
+		l.log.Info("client gone; its session waits for a resume", "session", cl.session,
+			"reason", reason.String(), "err", err, "window", l.opts.ResumeWindow.String())
+		return
+	}
 	connected := cl.connected
 	if cl.waiting != nil {
 		cl.waiting.Stop()
 	}
 	cl.mu.Unlock()
+	l.mu.Lock()
+	if l.clients[cl.session] == cl {
+		delete(l.clients, cl.session)
+	}
+	l.mu.Unlock()
 	if !connected {
 		// The watchdog never heard of it (Options.AgentOnRequest).
 		l.log.Debug("client closed before its first request", "session", cl.session, "reason", reason.String(), "err", err)
@@ -290,13 +311,13 @@ func (l *Listener) Connections() []proto.Connect {
 	out := make([]proto.Connect, 0, len(l.clients))
 	for _, cl := range l.clients {
 		cl.mu.Lock()
-		connected := cl.connected
+		connected, conn := cl.connected, cl.conn
 		cl.mu.Unlock()
 		if !connected {
 			continue // no request yet (Options.AgentOnRequest)
 		}
 		out = append(out, proto.Connect{
-			Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: cl.conn.RemoteAddr().String(),
+			Session: cl.session, Gate: l.ProcessName(), Listener: l.opts.Name, Remote: conn.RemoteAddr().String(),
 		})
 	}
 	return out
@@ -317,12 +338,12 @@ func (l *Listener) Broadcast(payload []byte) int {
 	n := 0
 	for _, cl := range to {
 		cl.mu.Lock()
-		started := cl.welcomed
+		started, conn := cl.welcomed && cl.away == nil, cl.conn
 		cl.mu.Unlock()
 		if !started {
-			continue // its welcome comes first
+			continue // its welcome comes first; or it is away (resume.go)
 		}
-		if cl.conn.Write(payload) == nil {
+		if conn.Write(payload) == nil {
 			l.stats.framesOut.Add(1)
 			l.stats.bytesOut.Add(uint64(len(payload)))
 			n++
@@ -356,7 +377,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 			l.lostOutputs.Add(1)
 			l.log.Error("gate lost an agent's output; closing the client", "session", cl.session,
 				"expected", cl.outN+1, "got", m.N)
-			cl.conn.Close(socket.ReasonServer)
+			l.closeClient(cl, socket.ReasonServer, false)
 			return
 		}
 		cl.outN = m.N
@@ -376,7 +397,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		if len(cl.partial)+len(m.Payload) > maxJoined {
 			cl.mu.Unlock()
 			l.log.Warn("agent output over the size limit; closing the client", "session", cl.session)
-			cl.conn.Close(socket.ReasonServer)
+			l.closeClient(cl, socket.ReasonServer, false)
 			return
 		}
 		cl.partial = append(cl.partial, m.Payload...)
@@ -406,7 +427,7 @@ func (l *Listener) output(cl *client, m proto.Output) {
 			if f.seq >= m.LostFrom {
 				l.lostFrames.Add(1)
 				if !l.unavailable(cl, f.payload) {
-					cl.conn.Close(socket.ReasonServer)
+					l.closeClient(cl, socket.ReasonServer, false)
 					return
 				}
 			}
@@ -418,15 +439,35 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		} else {
 			l.Broadcast(m.Payload)
 		}
-	} else if m.Write {
-		l.stats.framesOut.Add(1)
-		l.stats.bytesOut.Add(uint64(len(m.Payload)))
-		if err := cl.conn.Write(m.Payload); err != nil && !errors.Is(err, socket.ErrClosed) {
-			l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
+	} else if m.Write || m.Resumable {
+		payload := m.Payload
+		var extra []byte
+		if m.Resumable {
+			// The session becomes resumable: its token goes with this
+			// output, or right after it (resume.go).
+			var out []byte
+			if out, extra = l.withToken(cl, payload); m.Write {
+				payload = out
+			}
+		}
+		if m.Write {
+			l.writeOut(cl, payload)
+		}
+		if extra != nil {
+			l.writeOut(cl, extra)
 		}
 	}
 	if m.Close {
-		cl.conn.CloseAfterFlush(socket.ReasonServer)
+		l.closeClient(cl, socket.ReasonServer, true)
+	}
+}
+
+// writeOut writes an output to cl, counting it.
+func (l *Listener) writeOut(cl *client, b []byte) {
+	l.stats.framesOut.Add(1)
+	l.stats.bytesOut.Add(uint64(len(b)))
+	if err := l.write(cl, b); err != nil && !errors.Is(err, socket.ErrClosed) {
+		l.log.Info("gate could not write to a client", "session", cl.session, "err", err)
 	}
 }
 
@@ -456,6 +497,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 		}
 	}
 	cl.early = nil
+	conn := cl.conn
 	cl.mu.Unlock()
 	l.failFrames(cl, lost)
 	cl.release(held(lost))
@@ -463,7 +505,7 @@ func (l *Listener) forward(cl *client, agent proto.PID) {
 		l.output(cl, m)
 	}
 	if start {
-		cl.conn.Start()
+		conn.Start()
 	}
 }
 
@@ -492,7 +534,7 @@ func (l *Listener) failFrames(cl *client, frames []inflight) {
 	for _, f := range frames {
 		if !l.unavailable(cl, f.payload) {
 			l.log.Info("gate closes a raw client whose frames were lost with its agent", "session", cl.session)
-			cl.conn.Close(socket.ReasonServer)
+			l.closeClient(cl, socket.ReasonServer, false)
 			return
 		}
 	}
@@ -602,7 +644,7 @@ func (l *Listener) reject(cl *client, payload []byte, message string) {
 	if err == nil {
 		l.stats.framesOut.Add(1)
 		l.stats.bytesOut.Add(uint64(len(b)))
-		err = cl.conn.Write(b)
+		err = l.write(cl, b)
 	}
 	if err != nil && !errors.Is(err, socket.ErrClosed) {
 		l.log.Info("gate could not answer a client", "session", cl.session, "err", err)

@@ -43,7 +43,7 @@ func (l *Listener) probeAll(now time.Time) {
 		case silent:
 			l.log.Warn("agent does not answer; closing its client", "session", cl.session,
 				"silent", now.Sub(cl.lastHeard()).Round(time.Millisecond).String())
-			cl.conn.Close(socket.ReasonServer)
+			l.closeClient(cl, socket.ReasonServer, false)
 		case probe.Session != 0 && p != nil:
 			if err := sup.Send(p, l.opts.Remote, pid(agent), probe); err != nil {
 				l.log.Debug("gate could not probe an agent", "session", cl.session, "err", err)

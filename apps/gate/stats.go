@@ -44,9 +44,11 @@ type counters struct {
 	// notRequests: frames answered by the gate as not requests (before a
 	// session's first request, Options.AgentOnRequest)
 	notRequests atomic.Uint64
-	closed      [maxReason]atomic.Uint64 // by socket.CloseReason
-	buckets     [nBounds + 1]atomic.Uint64
-	latSum      atomic.Int64 // nanoseconds
+	// resumes (resume.go): sessions detached, resumed, resume requests refused
+	detached, resumed, resumeRefused atomic.Uint64
+	closed                           [maxReason]atomic.Uint64 // by socket.CloseReason
+	buckets                          [nBounds + 1]atomic.Uint64
+	latSum                           atomic.Int64 // nanoseconds
 }
 
 func (c *counters) close(r socket.CloseReason) {
@@ -84,9 +86,14 @@ type Stats struct {
 	// requests ("Malformed request", "Bad request") because they came
 	// before a client's first request (Options.AgentOnRequest).
 	NotRequests uint64
-	LostOutputs uint64 // see Listener.LostOutputs
-	LostFrames  uint64 // see Listener.LostFrames
-	Latency     Histogram
+	// Detached counts sessions kept for a resume when their client's
+	// connection ended, Resumed those a new connection took over, and
+	// ResumeRefused the resume requests refused (invalid, spent or
+	// expired tokens).
+	Detached, Resumed, ResumeRefused uint64
+	LostOutputs                      uint64 // see Listener.LostOutputs
+	LostFrames                       uint64 // see Listener.LostFrames
+	Latency                          Histogram
 }
 
 // Histogram is the distribution of request latencies as the gate sees
@@ -114,6 +121,7 @@ func (l *Listener) Stats() Stats {
 		Accepted: c.accepted.Load(), FramesIn: c.framesIn.Load(), BytesIn: c.bytesIn.Load(),
 		FramesOut: c.framesOut.Load(), BytesOut: c.bytesOut.Load(),
 		Closed: map[string]uint64{}, RateLimited: c.limited.Load(), NotRequests: c.notRequests.Load(),
+		Detached: c.detached.Load(), Resumed: c.resumed.Load(), ResumeRefused: c.resumeRefused.Load(),
 		LostOutputs: l.lostOutputs.Load(), LostFrames: l.lostFrames.Load(),
 		Latency: Histogram{Counts: make([]uint64, len(c.buckets)), Sum: time.Duration(c.latSum.Load())},
 	}

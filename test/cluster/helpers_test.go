@@ -63,6 +63,10 @@ gossip_port = %d
   name = "agent"
   addr = %q
   agents_on = "agent"
+  # A client that leaves after its login keeps its session this long
+  # for a resume: short, so that the counts of sessions follow the
+  # clients.
+  resume_window = "200ms"
 %s
 `, gossip, extra, hash, gossip, addr, gateExtra)
 	for i, w := range workers {

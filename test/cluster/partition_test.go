@@ -483,6 +483,7 @@ gossip_port = %d
   name = "agent"
   addr = %q
   agents_on = "agent"
+  resume_window = "200ms" # sessions end soon after their clients leave
 `, l.hosts["gate1"], gossipPort, hash, l.hosts["gate1"], gossipPort, addr)
 	for name, host := range l.hosts {
 		if name != "gate1" {

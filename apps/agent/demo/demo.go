@@ -109,6 +109,7 @@ func login(creds Credentials) agent.HandlerFunc {
 			return agent.Reply{"status": "error", "message": "Invalid credentials"}, nil
 		}
 		s.Set(UserKey, user)
+		s.AllowResume() // the client is given a resume token after this answer
 		return agent.Reply{"status": "ok", "message": "Login successful"}, nil
 	}
 }

@@ -55,6 +55,9 @@ func ExampleNew() {
 		if err == nil {
 			err = codec.Unmarshal(b, &m)
 		}
+		if _, ok := m["resume"]; ok {
+			m["resume"] = "<token>" // the session's resume token: it differs every run
+		}
 		fmt.Println(m, err)
 	}
 	send := func(req map[string]any) {
@@ -69,6 +72,6 @@ func ExampleNew() {
 	receive()
 	// Output:
 	// map[message:Welcome to server status:ok] <nil>
-	// map[id:1 message:Login successful status:ok] <nil>
+	// map[id:1 message:Login successful resume:<token> resume_window_ms:60000 status:ok] <nil>
 	// map[id:2 node:demo@127.0.0.1 session:1 status:ok user:ann] <nil>
 }
