@@ -63,12 +63,14 @@ type fakeAgent struct {
 func (a *fakeAgent) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	start, _ := args[0].(proto.AgentStart)
 	p.State = start
-	a.events <- agentEvent{p.Self(), start}
-	if a.silent.Add(-1) >= 0 {
-		return nil
+	if a.silent.Add(-1) < 0 {
+		_ = p.Send(gen.ProcessID{Name: start.Watchdog, Node: start.GateNode},
+			proto.AgentUp{Session: start.Session, Agent: sup.FromPid(p.Self()), Attempt: start.Attempt})
 	}
-	_ = p.Send(gen.ProcessID{Name: start.Watchdog, Node: start.GateNode},
-		proto.AgentUp{Session: start.Session, Agent: sup.FromPid(p.Self()), Attempt: start.Attempt})
+	// After the AgentUp is sent: a test that saw this event knows it was
+	// (TestAgentOfEarlierPlacementIsStopped's orphan must announce itself
+	// before the next watchdog runs, not after; CI once saw it after).
+	a.events <- agentEvent{p.Self(), start}
 	return nil
 }
 

@@ -38,6 +38,7 @@ type page struct {
 	Session string `json:"session"`
 	User    string `json:"user"`
 	Login   string `json:"login"`
+	Resumed string `json:"resumed"`
 	Answers []struct {
 		Status string `json:"status"`
 		Echo   string `json:"echo"`
@@ -51,6 +52,7 @@ const readPage = `JSON.stringify({
   session: document.getElementById("session").textContent,
   user: document.getElementById("who").textContent,
   login: document.getElementById("login-result").textContent,
+  resumed: document.getElementById("resumed").dataset.count,
   answers: [...document.querySelectorAll("#answers tr")].map(r => ({status: r.dataset.status, echo: r.dataset.echo, node: r.dataset.node})),
   log: [...document.querySelectorAll("#log .line")].map(d => d.textContent),
 })`
@@ -210,6 +212,24 @@ admin = "off"
 		return nil
 	})
 	t.Logf("screenshot: %s", proctest.Screenshot(t, ctx, "webpage-after-worker-kill.png"))
+
+	// The page's own connection drops (its "Drop connection" button
+	// closes the WebSocket as a network drop would): it reconnects and
+	// resumes its session with the token its login got, still logged in.
+	run(chromedp.Click("#drop"))
+	ergotest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if err := read(); err != nil {
+			return err
+		}
+		if shown.Status != "open" || shown.Resumed != "1" || shown.Session != session || shown.User != "admin" {
+			return fmt.Errorf("after the drop: %+v; want the same session resumed, logged in", shown)
+		}
+		return nil
+	})
+	echo("after the resume")
+	if a := shown.Answers[0]; a.Status != "ok" || a.Echo != "after the resume" {
+		t.Fatalf("echo after the resume: %+v", a)
+	}
 
 	// curl, an HTTP client nobody here wrote, gets the answers
 	// proto/PROTOCOL.md §9 states.
