@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -31,6 +32,10 @@ type client struct {
 	// readOne: the connection's first frame was read (the read
 	// goroutine's alone); only a first frame may be resume.
 	readOne bool
+	// received counts the session's frames read, over all its
+	// connections, resume requests aside: a resume's answer reports it,
+	// so that the client knows which of its requests never arrived.
+	received atomic.Uint64
 	// ready is closed when the session's first Forward came (started).
 	ready chan struct{}
 

@@ -112,14 +112,15 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl := c.Value().(*client)
 	l.stats.framesIn.Add(1)
 	l.stats.bytesIn.Add(uint64(len(payload)))
-	if pass, err := l.limit(c, cl, payload); !pass {
-		return err
-	}
 	if !cl.readOne {
 		cl.readOne = true
 		if l.resume(c, cl, payload) {
 			return nil
 		}
+	}
+	cl.received.Add(1)
+	if pass, err := l.limit(c, cl, payload); !pass {
+		return err
 	}
 	if !cl.connected {
 		// Written by this goroutine alone (and Open, before it ran).

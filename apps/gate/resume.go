@@ -224,7 +224,7 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 		_ = c.Write(b)
 	}
 	answer := map[string]any{"status": "ok", "message": MsgResumed, "session": old.session, "lost": lost,
-		"resume_window_ms": l.opts.ResumeWindow.Milliseconds()}
+		"received": old.received.Load(), "resume_window_ms": l.opts.ResumeWindow.Milliseconds()}
 	if tok, err := l.token(old, old.gen); err == nil {
 		answer["resume"] = tok
 	}

@@ -118,6 +118,9 @@ func TestResume(t *testing.T) {
 	if lost, _ := proto.Int(ans["lost"]); lost != 0 {
 		t.Fatalf("lost %d outputs", lost)
 	}
+	if got, _ := proto.Int(ans["received"]); got != 1 {
+		t.Fatalf("received %d: the session's one request was read", got)
+	}
 	if tok2, _ := ans["resume"].(string); tok2 == "" || tok2 == tok {
 		t.Fatalf("answer to resume %v: want the session's next token", ans)
 	}

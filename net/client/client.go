@@ -1,0 +1,438 @@
+// Package client is a Go client of skynode's agent protocol
+// (proto/PROTOCOL.md) over TCP: requests matched to their answers by id,
+// the server's other messages (the welcome, pushes) on a channel, and a
+// connection that comes back by itself. When its connection drops, the
+// client reconnects with back-off, trying the addresses it was given in
+// turn, and resumes its session with the resume token the server gave it
+// (the demo's login answer carries one): the same session, the same agent,
+// the answers to the requests that were in flight. Where the session
+// cannot be resumed (no token yet, or the server refused it), the client
+// goes on with a new session, and the requests in flight fail with
+// ErrSessionLost.
+package client
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/skynode/skynode/net/frame"
+	"github.com/skynode/skynode/proto"
+)
+
+// Errors of Call.
+var (
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("client: closed")
+	// ErrSessionLost: the connection dropped and the session could not be
+	// resumed; the request may or may not have been handled.
+	ErrSessionLost = errors.New("client: session lost with the connection")
+)
+
+// Backoff is the wait between reconnection attempts: Min after the first
+// failure, doubling up to Max.
+type Backoff struct{ Min, Max time.Duration }
+
+// Options configure a Client. Zero fields take the defaults given.
+type Options struct {
+	// Addrs are the listeners' addresses (host:port), tried in order; a
+	// lost connection is dialled again at the next one. Required.
+	Addrs []string
+	// Framing and Codec are the listener's; default len16 and msgpack.
+	Framing frame.Options
+	Codec   proto.Codec
+	// Dial opens a connection; default a net.Dialer with a 5 s timeout.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Backoff between reconnection attempts; default 100 ms to 5 s.
+	Backoff Backoff
+	// Pushes is how many messages without an id (the welcome, pushes)
+	// wait for Pushes' reader; default 64. Past it they are dropped
+	// (Dropped counts them).
+	Pushes int
+}
+
+// Stats count what happened to a Client's connections.
+type Stats struct {
+	Reconnects int    // connections made after the first
+	Resumed    int    // of those, the ones that resumed the session
+	Lost       int    // sessions not resumed (a new one began)
+	LostOut    int    // messages the server reported lost while away ("lost" of resume)
+	Dropped    uint64 // pushes dropped for a full channel
+	Pending    int    // requests waiting for their answers now
+}
+
+// Client is a connection to a listener of the agent protocol that comes
+// back by itself. Its methods are safe for concurrent use.
+type Client struct {
+	o      Options
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	pushes chan map[string]any
+
+	mu sync.Mutex
+	// conn is the connection; nil while reconnecting. connected is
+	// closed once requests may be written to it: at once, or after the
+	// resume's answer.
+	conn      net.Conn
+	connected chan struct{}
+	next      int64
+	pending   map[int64]*call
+	token     string // the session's resume token; "" without one
+	resumeID  int64  // the id of the resume request in flight; 0 without
+	// written counts the requests written for the session, over its
+	// connections, resumes aside: a resume's answer says how many the
+	// server received, and the rest are written again.
+	written uint64
+	addr    int // index in Addrs of conn
+	stats   Stats
+	err     error // why the client stopped
+}
+
+// call is a request waiting for its answer.
+type call struct {
+	ch    chan answer
+	frame []byte // as written
+	seq   uint64 // its place among the session's requests (written)
+}
+
+type answer struct {
+	m   map[string]any
+	err error
+}
+
+// Dial connects to the first address of o.Addrs that answers and returns
+// the client; it reconnects by itself until Close or ctx ends.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if len(o.Addrs) == 0 {
+		return nil, errors.New("client: no address")
+	}
+	if o.Codec == nil {
+		o.Codec = proto.Msgpack()
+	}
+	if o.Dial == nil {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		o.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if o.Backoff.Min <= 0 {
+		o.Backoff.Min = 100 * time.Millisecond
+	}
+	if o.Backoff.Max < o.Backoff.Min {
+		o.Backoff.Max = max(5*time.Second, o.Backoff.Min)
+	}
+	if o.Pushes <= 0 {
+		o.Pushes = 64
+	}
+	c := &Client{o: o, done: make(chan struct{}), pushes: make(chan map[string]any, o.Pushes),
+		pending: map[int64]*call{}, connected: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	var err error
+	for i := range o.Addrs {
+		var conn net.Conn
+		if conn, err = o.Dial(ctx, o.Addrs[i]); err == nil {
+			c.addr = i
+			c.install(conn)
+			go c.run(conn)
+			return c, nil
+		}
+	}
+	c.cancel()
+	return nil, fmt.Errorf("client: no address answered: %w", err)
+}
+
+// Pushes returns the server's messages that answer no request: the
+// welcome, pushes, broadcasts.
+func (c *Client) Pushes() <-chan map[string]any { return c.pushes }
+
+// Stats returns what happened to the client's connections so far.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Pending = len(c.pending)
+	return s
+}
+
+// Call sends the request {"cmd": cmd, "data": data} with the next id and
+// returns its answer, waiting until ctx ends. A request sent while the
+// client reconnects waits for the connection. One in flight when it
+// drops is answered after the resume — written again if the server never
+// received it — or fails with ErrSessionLost when the session could not
+// be resumed.
+func (c *Client) Call(ctx context.Context, cmd string, data map[string]any) (map[string]any, error) {
+	ch := make(chan answer, 1)
+	for {
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return nil, err
+		}
+		ready := false
+		select {
+		case <-c.connected:
+			ready = c.conn != nil
+		default:
+		}
+		if ready {
+			c.next++
+			id := c.next
+			req := map[string]any{"cmd": cmd, "id": id}
+			if data != nil {
+				req["data"] = data
+			}
+			f, err := c.encode(req)
+			if err != nil {
+				c.mu.Unlock()
+				return nil, err
+			}
+			c.written++
+			c.pending[id] = &call{ch: ch, frame: f, seq: c.written}
+			// A failed write: the reader sees the connection end too, and
+			// the request stays pending for the resume.
+			_ = c.writeFrame(f)
+			c.mu.Unlock()
+			break
+		}
+		wait := c.connected
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+		}
+	}
+	select {
+	case a := <-ch:
+		return a.m, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close closes the connection and stops reconnecting; calls waiting fail
+// with ErrClosed.
+func (c *Client) Close() error {
+	c.cancel()
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+	<-c.done
+	return nil
+}
+
+// encode frames req.
+func (c *Client) encode(req map[string]any) ([]byte, error) {
+	b, err := c.o.Codec.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	return frame.Append(nil, c.o.Framing, b)
+}
+
+// writeFrame writes f to the connection; c.mu is held.
+func (c *Client) writeFrame(f []byte) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.conn.Write(f)
+	return err
+}
+
+// install makes conn the client's connection. With a resume token its
+// first request resumes the session, and other requests wait for the
+// answer (route); without, they may go at once.
+func (c *Client) install(conn net.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn = conn
+	if c.token == "" {
+		close(c.connected)
+		return
+	}
+	c.next++
+	c.resumeID = c.next
+	f, err := c.encode(map[string]any{"cmd": "resume", "id": c.resumeID, "data": map[string]any{"token": c.token}})
+	if err == nil {
+		err = c.writeFrame(f)
+	}
+	if err != nil {
+		conn.Close() // the reader sees it and reconnects
+	}
+}
+
+// resumed handles the answer to the resume request; c.mu is held.
+func (c *Client) resumed(m map[string]any) {
+	c.resumeID = 0
+	if m["status"] == "ok" {
+		c.stats.Resumed++
+		n, _ := proto.Int(m["lost"])
+		c.stats.LostOut += int(n)
+		// The requests the server never received (lost with the old
+		// connection, unread) are written again, in their order.
+		received, _ := proto.Int(m["received"])
+		var again []*call
+		for _, p := range c.pending {
+			if p.seq > uint64(received) {
+				again = append(again, p)
+			}
+		}
+		slices.SortFunc(again, func(a, b *call) int { return cmp.Compare(a.seq, b.seq) })
+		c.written = uint64(max(received, 0))
+		for _, p := range again {
+			c.written++
+			p.seq = c.written
+			if c.writeFrame(p.frame) != nil {
+				break // the reader sees the connection end: next resume
+			}
+		}
+	} else {
+		// A new session: the requests of the old one get no answer.
+		c.token = ""
+		c.written = 0
+		c.stats.Lost++
+		c.failPending(ErrSessionLost)
+	}
+	close(c.connected)
+}
+
+// failPending fails every pending call with err; c.mu is held.
+func (c *Client) failPending(err error) {
+	for id, p := range c.pending {
+		p.ch <- answer{err: err}
+		delete(c.pending, id)
+	}
+}
+
+// run reads conn, then reconnects, until the client closes.
+func (c *Client) run(conn net.Conn) {
+	defer close(c.done)
+	defer c.failAll(ErrClosed)
+	for {
+		c.read(conn)
+		conn.Close()
+		c.mu.Lock()
+		c.conn, c.resumeID = nil, 0
+		select {
+		case <-c.connected:
+		default:
+			close(c.connected) // wakes the calls waiting for a resume that will not come
+		}
+		c.connected = make(chan struct{})
+		c.mu.Unlock()
+		var ok bool
+		if conn, ok = c.reconnect(); !ok {
+			return
+		}
+	}
+}
+
+// read routes conn's messages until it ends.
+func (c *Client) read(conn net.Conn) {
+	r := frame.NewReader(conn, c.o.Framing)
+	for {
+		b, err := r.Next()
+		if err != nil {
+			return
+		}
+		var m map[string]any
+		if c.o.Codec.Unmarshal(b, &m) != nil {
+			continue
+		}
+		c.route(m)
+	}
+}
+
+// route hands a message to the call it answers, or to Pushes.
+func (c *Client) route(m map[string]any) {
+	id, hasID := proto.Int(m["id"])
+	c.mu.Lock()
+	if tok, ok := m["resume"].(string); ok && m["status"] == "ok" {
+		c.token = tok // a login's answer, or a resume's: the session's next token
+	}
+	if hasID && id == c.resumeID && c.resumeID != 0 {
+		c.resumed(m)
+		c.mu.Unlock()
+		return
+	}
+	if hasID {
+		if p, ok := c.pending[id]; ok {
+			delete(c.pending, id)
+			c.mu.Unlock()
+			p.ch <- answer{m: m}
+			return
+		}
+	}
+	c.mu.Unlock()
+	select {
+	case c.pushes <- m:
+	default:
+		c.mu.Lock()
+		c.stats.Dropped++
+		c.mu.Unlock()
+	}
+}
+
+// reconnect dials the addresses in turn, from the next one, with
+// back-off, until one answers or the client closes.
+func (c *Client) reconnect() (net.Conn, bool) {
+	wait := c.o.Backoff.Min
+	for attempt := 0; ; attempt++ {
+		c.mu.Lock()
+		c.addr = (c.addr + 1) % len(c.o.Addrs)
+		addr := c.o.Addrs[c.addr]
+		hadToken := c.token != ""
+		c.mu.Unlock()
+		conn, err := c.o.Dial(c.ctx, addr)
+		if err == nil {
+			c.mu.Lock()
+			c.stats.Reconnects++
+			if !hadToken {
+				// Nothing to resume with: the requests in flight are lost.
+				c.stats.Lost++
+				c.written = 0
+				c.failPending(ErrSessionLost)
+			}
+			c.mu.Unlock()
+			c.install(conn)
+			return conn, true
+		}
+		if attempt%len(c.o.Addrs) == len(c.o.Addrs)-1 {
+			// Every address failed once: wait before the next round.
+			select {
+			case <-c.ctx.Done():
+				return nil, false
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, c.o.Backoff.Max)
+		}
+		if c.ctx.Err() != nil {
+			return nil, false
+		}
+	}
+}
+
+// failAll fails every pending call with err, for good.
+func (c *Client) failAll(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.failPending(err)
+	select {
+	case <-c.connected:
+	default:
+		close(c.connected)
+	}
+}
