@@ -36,16 +36,17 @@ type metricsCollector struct {
 	subscriptions, published                 *prometheus.Desc
 	topicDropped                             *prometheus.Desc
 
-	accepted, refused, closed       *prometheus.Desc
-	frameErrors, rateLimited        *prometheus.Desc
-	notRequests                     *prometheus.Desc
-	framesIn, framesOut             *prometheus.Desc
-	bytesIn, bytesOut, latency      *prometheus.Desc
-	requests, decodeErrors, unknown *prometheus.Desc
-	handlerErrors, panics           *prometheus.Desc
-	started, restarts, failovers    *prometheus.Desc
-	crashLoops, messagesIn          *prometheus.Desc
-	messagesOut                     *prometheus.Desc
+	accepted, refused, closed        *prometheus.Desc
+	frameErrors, rateLimited         *prometheus.Desc
+	notRequests                      *prometheus.Desc
+	detached, resumed, resumeRefused *prometheus.Desc
+	framesIn, framesOut              *prometheus.Desc
+	bytesIn, bytesOut, latency       *prometheus.Desc
+	requests, decodeErrors, unknown  *prometheus.Desc
+	handlerErrors, panics            *prometheus.Desc
+	started, restarts, failovers     *prometheus.Desc
+	crashLoops, messagesIn           *prometheus.Desc
+	messagesOut                      *prometheus.Desc
 }
 
 func newMetricsCollector(n *Node) *metricsCollector {
@@ -75,6 +76,9 @@ func newMetricsCollector(n *Node) *metricsCollector {
 		refused:       d("connections_refused_total", "Client connections refused at accept by the listener's caps, per listener.", "listener"),
 		rateLimited:   d("rate_limited_total", "Client requests over a rate limit (answered \"Rate limit exceeded\"), per listener.", "listener"),
 		notRequests:   d("not_requests_total", "Frames answered by the gate as not requests, before a client's first request (agent_on_request), per listener.", "listener"),
+		detached:      d("sessions_detached_total", "Sessions kept for a resume when their client's connection dropped, per listener.", "listener"),
+		resumed:       d("sessions_resumed_total", "Sessions a new connection took over with a resume token, per listener.", "listener"),
+		resumeRefused: d("resumes_refused_total", "Resume requests refused (a token invalid, spent or expired), per listener.", "listener"),
 		closed:        d("connections_closed_total", "Client connections ended, per listener and reason.", "listener", "reason"),
 		frameErrors:   d("frame_errors_total", "Client connections closed for a frame over the limit or data the protocol rejects, per listener.", "listener"),
 		framesIn:      d("frames_in_total", "Frames read from clients, per listener.", "listener"),
@@ -115,6 +119,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.refused, float64(l.Refused()), name)
 		counter(c.rateLimited, float64(s.RateLimited), name)
 		counter(c.notRequests, float64(s.NotRequests), name)
+		counter(c.detached, float64(s.Detached), name)
+		counter(c.resumed, float64(s.Resumed), name)
+		counter(c.resumeRefused, float64(s.ResumeRefused), name)
 		for reason, v := range s.Closed {
 			counter(c.closed, float64(v), name, reason)
 		}

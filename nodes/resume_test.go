@@ -81,4 +81,13 @@ name = "resume"
 	if ans := o.Call("resume", map[string]any{"token": next}); ans["message"] != "Invalid resume token" {
 		t.Fatalf("a token on another listener: %v", ans)
 	}
+	f := scrape(t, n.AdminAddr().String())
+	for _, m := range []struct {
+		name string
+		want float64
+	}{{"skynode_sessions_detached_total", 1}, {"skynode_sessions_resumed_total", 1}, {"skynode_resumes_refused_total", 1}} {
+		if got := value(f, m.name, "listener", "demo"); got != m.want {
+			t.Errorf("%s = %v, want %v", m.name, got, m.want)
+		}
+	}
 }

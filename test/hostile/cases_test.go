@@ -81,6 +81,7 @@ func cases() []hostileCase {
 		{"login-brute-force", "auth", loginBruteForce},
 		{"login-oversized-fields", "auth", loginOversizedFields},
 		{"login-wrong-types", "auth", loginWrongTypes},
+		{"resume-forged-tokens", "auth", resumeForgedTokens},
 	}
 }
 
@@ -978,6 +979,28 @@ func loginWrongTypes(t *testing.T, s *target) {
 	answered(t, c.Call("login", map[string]any{"username": 7, "password": map[string]any{"a": 1}}), "error", "Invalid credentials")
 	if m := c.Call("whoami", nil); m["user"] != "" {
 		t.Fatalf("whoami after a failed login: %v", m)
+	}
+}
+
+// Resume requests with forged tokens — garbage, one signed with another
+// cluster's key, one of the right shape naming the bystander's session:
+// "Invalid resume token", and the connection goes on with its own
+// session; the bystander keeps its own.
+func resumeForgedTokens(t *testing.T, s *target) {
+	forged, err := proto.MintResumeToken(proto.ResumeKey("not the cluster's cookie"), proto.ResumeClaims{
+		Session: 1, Node: "target@127.0.0.1", Listener: "agent", Gen: 1, Expires: time.Now().Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		tok := []string{"garbage", forged, strings.Repeat("A", 5000)}[i%3]
+		c := welcomed(t, "", s.agent)
+		answered(t, c.Call("resume", map[string]any{"token": tok}), "error", "Invalid resume token")
+		if m := c.Call("echo", map[string]any{"text": "mine"}); m["echo"] != "mine" {
+			t.Fatalf("after a refused resume: %v", m)
+		}
+		c.Close()
 	}
 }
 
