@@ -205,3 +205,43 @@ resume_window = "-1s"
 		t.Fatalf("whoami on the new connection: %v, %v; want a new session, logged out", again, err)
 	}
 }
+
+// Over WebSocket, in JSON and in msgpack, the client resumes its session
+// after Drop (its connection closed as a network failure would).
+func TestClientResumesOverWebSocket(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "wsresumer", `
+[[node.listener]]
+name = "web"
+addr = "127.0.0.1:0"
+framing = "websocket"
+resume_window = "30s"
+`), nil)
+	for _, binary := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		c, err := agentclient.Dial(ctx, agentclient.Options{
+			Addrs: []string{"ws://" + n.Addr("web").String() + "/ws"}, Binary: binary,
+			Backoff: agentclient.Backoff{Min: 20 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := c.Call(ctx, "login", map[string]any{"username": "admin", "password": "secret"}); err != nil || m["resume"] == nil {
+			t.Fatalf("binary %v: login %v, %v", binary, m, err)
+		}
+		who, err := c.Call(ctx, "whoami", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Drop()
+		again, err := c.Call(ctx, "whoami", nil)
+		if err != nil || again["session"] != who["session"] || again["user"] != "admin" {
+			t.Fatalf("binary %v: whoami after the drop %v, %v; before %v", binary, again, err, who)
+		}
+		if s := c.Stats(); s.Resumed != 1 {
+			t.Fatalf("binary %v: stats %+v", binary, s)
+		}
+		c.Close()
+		cancel()
+	}
+}

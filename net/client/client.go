@@ -1,5 +1,5 @@
 // Package client is a Go client of skynode's agent protocol
-// (proto/PROTOCOL.md) over TCP: requests matched to their answers by id,
+// (proto/PROTOCOL.md) over TCP or WebSocket: requests matched to their answers by id,
 // the server's other messages (the welcome, pushes) on a channel, and a
 // connection that comes back by itself. When its connection drops, the
 // client reconnects with back-off, trying the addresses it was given in
@@ -40,13 +40,18 @@ type Backoff struct{ Min, Max time.Duration }
 
 // Options configure a Client. Zero fields take the defaults given.
 type Options struct {
-	// Addrs are the listeners' addresses (host:port), tried in order; a
-	// lost connection is dialled again at the next one. Required.
+	// Addrs are the listeners' addresses, tried in order; a lost
+	// connection is dialled again at the next one. An address is a TCP
+	// host:port, or a WebSocket URL (ws:// or wss://). Required.
 	Addrs []string
-	// Framing and Codec are the listener's; default len16 and msgpack.
+	// Framing and Codec are the TCP listeners'; default len16 and
+	// msgpack. Over WebSocket the codec is JSON in text messages, or
+	// msgpack in binary ones with Binary.
 	Framing frame.Options
 	Codec   proto.Codec
-	// Dial opens a connection; default a net.Dialer with a 5 s timeout.
+	Binary  bool
+	// Dial opens a TCP connection; default a net.Dialer with a 5 s
+	// timeout.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Backoff between reconnection attempts; default 100 ms to 5 s.
 	Backoff Backoff
@@ -79,7 +84,7 @@ type Client struct {
 	// conn is the connection; nil while reconnecting. connected is
 	// closed once requests may be written to it: at once, or after the
 	// resume's answer.
-	conn      net.Conn
+	conn      transport
 	connected chan struct{}
 	next      int64
 	pending   map[int64]*call
@@ -96,9 +101,9 @@ type Client struct {
 
 // call is a request waiting for its answer.
 type call struct {
-	ch    chan answer
-	frame []byte // as written
-	seq   uint64 // its place among the session's requests (written)
+	ch  chan answer
+	req map[string]any // as written
+	seq uint64         // its place among the session's requests (written)
 }
 
 type answer struct {
@@ -133,8 +138,8 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	var err error
 	for i := range o.Addrs {
-		var conn net.Conn
-		if conn, err = o.Dial(ctx, o.Addrs[i]); err == nil {
+		var conn transport
+		if conn, err = c.dial(ctx, o.Addrs[i]); err == nil {
 			c.addr = i
 			c.install(conn)
 			go c.run(conn)
@@ -186,16 +191,11 @@ func (c *Client) Call(ctx context.Context, cmd string, data map[string]any) (map
 			if data != nil {
 				req["data"] = data
 			}
-			f, err := c.encode(req)
-			if err != nil {
-				c.mu.Unlock()
-				return nil, err
-			}
 			c.written++
-			c.pending[id] = &call{ch: ch, frame: f, seq: c.written}
+			c.pending[id] = &call{ch: ch, req: req, seq: c.written}
 			// A failed write: the reader sees the connection end too, and
 			// the request stays pending for the resume.
-			_ = c.writeFrame(f)
+			_ = send(c.conn, req)
 			c.mu.Unlock()
 			break
 		}
@@ -227,32 +227,37 @@ func (c *Client) Close() error {
 	conn := c.conn
 	c.mu.Unlock()
 	if conn != nil {
-		conn.Close()
+		conn.close()
 	}
 	<-c.done
 	return nil
 }
 
-// encode frames req.
-func (c *Client) encode(req map[string]any) ([]byte, error) {
-	b, err := c.o.Codec.Marshal(req)
-	if err != nil {
-		return nil, err
+// Drop closes the current connection as a network failure would: the
+// client reconnects and resumes its session as for any drop. For a client
+// that knows its network changed, and for tests.
+func (c *Client) Drop() {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.close()
 	}
-	return frame.Append(nil, c.o.Framing, b)
 }
 
-// writeFrame writes f to the connection; c.mu is held.
-func (c *Client) writeFrame(f []byte) error {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err := c.conn.Write(f)
-	return err
+// send encodes req in conn's codec and writes it; c.mu is held.
+func send(conn transport, req map[string]any) error {
+	b, err := conn.codec().Marshal(req)
+	if err != nil {
+		return err
+	}
+	return conn.write(b)
 }
 
 // install makes conn the client's connection. With a resume token its
 // first request resumes the session, and other requests wait for the
 // answer (route); without, they may go at once.
-func (c *Client) install(conn net.Conn) {
+func (c *Client) install(conn transport) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.conn = conn
@@ -262,12 +267,8 @@ func (c *Client) install(conn net.Conn) {
 	}
 	c.next++
 	c.resumeID = c.next
-	f, err := c.encode(map[string]any{"cmd": "resume", "id": c.resumeID, "data": map[string]any{"token": c.token}})
-	if err == nil {
-		err = c.writeFrame(f)
-	}
-	if err != nil {
-		conn.Close() // the reader sees it and reconnects
+	if send(conn, map[string]any{"cmd": "resume", "id": c.resumeID, "data": map[string]any{"token": c.token}}) != nil {
+		conn.close() // the reader sees it and reconnects
 	}
 }
 
@@ -292,7 +293,7 @@ func (c *Client) resumed(m map[string]any) {
 		for _, p := range again {
 			c.written++
 			p.seq = c.written
-			if c.writeFrame(p.frame) != nil {
+			if send(c.conn, p.req) != nil {
 				break // the reader sees the connection end: next resume
 			}
 		}
@@ -315,12 +316,12 @@ func (c *Client) failPending(err error) {
 }
 
 // run reads conn, then reconnects, until the client closes.
-func (c *Client) run(conn net.Conn) {
+func (c *Client) run(conn transport) {
 	defer close(c.done)
 	defer c.failAll(ErrClosed)
 	for {
 		c.read(conn)
-		conn.Close()
+		conn.close()
 		c.mu.Lock()
 		c.conn, c.resumeID = nil, 0
 		select {
@@ -338,15 +339,14 @@ func (c *Client) run(conn net.Conn) {
 }
 
 // read routes conn's messages until it ends.
-func (c *Client) read(conn net.Conn) {
-	r := frame.NewReader(conn, c.o.Framing)
+func (c *Client) read(conn transport) {
 	for {
-		b, err := r.Next()
+		b, err := conn.read()
 		if err != nil {
 			return
 		}
 		var m map[string]any
-		if c.o.Codec.Unmarshal(b, &m) != nil {
+		if conn.codec().Unmarshal(b, &m) != nil {
 			continue
 		}
 		c.route(m)
@@ -383,17 +383,21 @@ func (c *Client) route(m map[string]any) {
 	}
 }
 
-// reconnect dials the addresses in turn, from the next one, with
-// back-off, until one answers or the client closes.
-func (c *Client) reconnect() (net.Conn, bool) {
+// reconnect dials the address of the lost connection, then the others in
+// turn, with back-off, until one answers or the client closes.
+func (c *Client) reconnect() (transport, bool) {
 	wait := c.o.Backoff.Min
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
-		c.addr = (c.addr + 1) % len(c.o.Addrs)
+		if attempt > 0 {
+			// The session's own address first (its token resumes it
+			// there), then the others in turn.
+			c.addr = (c.addr + 1) % len(c.o.Addrs)
+		}
 		addr := c.o.Addrs[c.addr]
 		hadToken := c.token != ""
 		c.mu.Unlock()
-		conn, err := c.o.Dial(c.ctx, addr)
+		conn, err := c.dial(c.ctx, addr)
 		if err == nil {
 			c.mu.Lock()
 			c.stats.Reconnects++
