@@ -36,4 +36,10 @@
 // size at which Ergo v2 corrupts a busy node link; a frame takes one window
 // token per part. Frames for agents on other nodes go through Options.Remote
 // (package nodes/outbox), so a read goroutine never blocks on a dead peer.
+//
+// A session its agent made resumable (agent.Session.AllowResume) outlives
+// a connection its client lost, for Options.ResumeWindow: the gate keeps
+// its routing state and what its agent sends, and a new connection whose
+// first request is resume, with the session's token, takes it over
+// (resume.go; proto/PROTOCOL.md, "Resuming a session").
 package gate

@@ -18,9 +18,9 @@ import (
 // resume window, and keeps what the agent sends meanwhile. A new
 // connection to the same listener whose first request is resume with the
 // token takes the session over: the outputs kept are written first, then
-// the answer to resume, which carries the session's next token. The agent and the watchdog see
-// nothing of it: for them the session never ended. A window that passes
-// ends the session as a close would have.
+// the answer to resume, which carries the session's next token. The agent
+// and the watchdog see nothing of it: for them the session never ended. A
+// window that passes ends the session as a close would have.
 
 // Messages of the resume command (PROTOCOL.md).
 const (
