@@ -118,13 +118,22 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 			return nil
 		}
 	}
-	cl.received.Add(1)
+	// cl.received counts the frames the session took charge of: answered
+	// here, or in flight to the agent. One dropped because the connection
+	// closed meanwhile is not counted: a resume's answer tells the client
+	// to write it again (resume.go).
 	if pass, err := l.limit(c, cl, payload); !pass {
+		if err == nil {
+			cl.received.Add(1)
+		}
 		return err
 	}
 	if !cl.connected {
 		// Written by this goroutine alone (and Open, before it ran).
 		if pass, err := l.firstRequest(c, cl, payload); !pass {
+			if err == nil {
+				cl.received.Add(1)
+			}
 			return err
 		}
 	}
@@ -160,6 +169,7 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	if agent.IsZero() || p == nil {
 		cl.mu.Unlock()
 		cl.release(tokens)
+		cl.received.Add(1)
 		if !l.unavailable(cl, payload) {
 			return errRawLost
 		}
@@ -169,6 +179,7 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	seq := cl.seq
 	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload, tokens: tokens, sent: time.Now()})
 	base := cl.base
+	cl.received.Add(1)
 	cl.mu.Unlock()
 
 	sent, err := l.send(c, p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload, Base: base})
@@ -185,6 +196,12 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 			cl.seq--
 		}
 		cl.mu.Unlock()
+		if removed && sent == 0 && (connContext{c}).Err() != nil {
+			// The connection closed while the frame waited for the way
+			// to its agent: it never left, and is not the session's.
+			cl.received.Add(^uint64(0))
+			return socket.ErrClosed
+		}
 		if removed && !l.unavailable(cl, payload) {
 			return errRawLost
 		}
