@@ -75,6 +75,12 @@ type client struct {
 	// away is set while the session is detached: its client gone, the
 	// session waiting for a resume (resume.go).
 	away *away
+	// sent numbers the messages written to a resumable session's client
+	// (from the one that carried its first token), and held remembers the
+	// last ones for a resume (resume.go).
+	sent      uint64
+	held      []heldOutput
+	heldBytes int
 	// recheck: outputs of the agent may have been lost with a gate
 	// process that ended (its restart): the agent is probed, at most every
 	// ProbeAfter, until an output of it arrives, whose number shows the

@@ -39,7 +39,8 @@
 //
 // A session its agent made resumable (agent.Session.AllowResume) outlives
 // a connection its client lost, for Options.ResumeWindow: the gate keeps
-// its routing state and what its agent sends, and a new connection whose
-// first request is resume, with the session's token, takes it over
+// its routing state and the messages its client may have missed, and a
+// new connection whose first request is resume, with the session's token,
+// takes it over
 // (resume.go; proto/PROTOCOL.md, "Resuming a session").
 package gate

@@ -460,18 +460,29 @@ func (l *Listener) output(cl *client, m proto.Output) {
 	} else if m.Write || m.Resumable {
 		payload := m.Payload
 		var extra []byte
+		fresh := false
 		if m.Resumable {
 			// The session becomes resumable: its token goes with this
 			// output, or right after it (resume.go).
 			var out []byte
-			if out, extra = l.withToken(cl, payload); m.Write {
+			if out, extra, fresh = l.withToken(cl, payload); m.Write {
 				payload = out
 			}
 		}
+		// The session's messages are numbered from the one that carries
+		// its first token (resume.go).
 		if m.Write {
+			if fresh && extra == nil {
+				cl.mu.Lock()
+				cl.restart()
+				cl.mu.Unlock()
+			}
 			l.writeOut(cl, payload)
 		}
 		if extra != nil {
+			cl.mu.Lock()
+			cl.restart()
+			cl.mu.Unlock()
 			l.writeOut(cl, extra)
 		}
 	}

@@ -11,47 +11,86 @@ import (
 
 // Resuming a session (Options.ResumeWindow; PROTOCOL.md, "Resuming a
 // session"). A session its agent made resumable (proto.Output.Resumable)
-// is given a resume token. When its connection then ends from the
-// client's side (the client left, the network dropped it, it went
-// silent), the gate keeps the session's routing state — its agent, its
-// requests in flight, their numbering — detached from any socket for the
-// resume window, and keeps what the agent sends meanwhile. A new
-// connection to the same listener whose first request is resume with the
-// token takes the session over: the outputs kept are written first, then
-// the answer to resume, which carries the session's next token. The agent
-// and the watchdog see nothing of it: for them the session never ended. A
-// window that passes ends the session as a close would have.
+// is given a resume token. From the message that carries it, the gate
+// numbers the messages it writes to the session's client and remembers the
+// last ones (a few while the client is there, up to a bound while it is
+// away). When the connection ends from the client's side (the client
+// left, the network dropped it, it went silent), the gate keeps the
+// session's routing state — its agent, its requests in flight, their
+// numbering — detached from any socket for the resume window. A new
+// connection to the same listener whose first request is resume, with the
+// token and the number of the session's messages the client received,
+// takes the session over: the answer, then every message the client
+// missed, from memory (those no longer remembered are counted lost). The
+// agent and the watchdog see nothing of it: for them the session never
+// ended. A window that passes ends the session as a close would have.
 
 // Messages of the resume command (PROTOCOL.md).
 const (
-	CmdResume          = "resume"
-	MsgResumed         = "Session resumed"
-	MsgResumeInvalid   = "Invalid resume token"
-	MsgResumeExpired   = "Resume token expired"
-	maxAwayOutputs     = 1024    // outputs kept for a detached session at most
-	maxAwayBytes       = 1 << 20 // and their bytes
+	CmdResume        = "resume"
+	MsgResumed       = "Session resumed"
+	MsgResumeInvalid = "Invalid resume token"
+	MsgResumeExpired = "Resume token expired"
+	// The messages remembered for a resume: the last maxHeld (and at
+	// most maxHeldBytes) while the client is there, up to maxAwayOutputs
+	// (maxAwayBytes) while it is away.
+	maxHeld            = 16
+	maxHeldBytes       = 64 << 10
+	maxAwayOutputs     = 1024
+	maxAwayBytes       = 1 << 20
 	resumeTokenLife    = 24 * time.Hour
 	resumeEventMessage = "resume"
 )
 
-// write writes payload to cl's connection, or keeps it while cl is
-// detached (a resumable session whose client is away); past the bound it
-// is counted lost, and the resume answer reports it.
+// write writes payload to cl's connection. A resumable session's message
+// is numbered and remembered first (held); while the client is away it
+// is only remembered.
 func (l *Listener) write(cl *client, payload []byte) error {
 	cl.mu.Lock()
+	if cl.gen > 0 {
+		cl.hold(payload)
+	}
 	if cl.away != nil {
-		if len(cl.away.outputs) >= maxAwayOutputs || cl.away.bytes+len(payload) > maxAwayBytes {
-			cl.away.lost++
-		} else {
-			cl.away.outputs = append(cl.away.outputs, payload)
-			cl.away.bytes += len(payload)
-		}
 		cl.mu.Unlock()
 		return nil
 	}
 	c := cl.conn
 	cl.mu.Unlock()
 	return c.Write(payload)
+}
+
+// hold numbers and remembers a message of a resumable session, dropping
+// the oldest past the bound; cl.mu is held.
+func (c *client) hold(payload []byte) {
+	c.sent++
+	c.held = append(c.held, heldOutput{n: c.sent, payload: payload})
+	c.heldBytes += len(payload)
+	most, bytes := maxHeld, maxHeldBytes
+	if c.away != nil {
+		most, bytes = maxAwayOutputs, maxAwayBytes
+	}
+	drop := 0
+	for drop < len(c.held)-1 && (len(c.held)-drop > most || c.heldBytes > bytes) {
+		c.heldBytes -= len(c.held[drop].payload)
+		drop++
+	}
+	if drop > 0 {
+		n := copy(c.held, c.held[drop:])
+		clear(c.held[n:])
+		c.held = c.held[:n]
+	}
+}
+
+// restart makes payload the first numbered message of cl's session: the
+// one that carries its first token; cl.mu is held.
+func (c *client) restart() {
+	c.sent, c.held, c.heldBytes = 0, nil, 0
+}
+
+// heldOutput is a remembered message and its number.
+type heldOutput struct {
+	n       uint64
+	payload []byte
 }
 
 // closeClient closes cl's connection with reason; a detached session
@@ -89,7 +128,7 @@ func (l *Listener) canDetach(cl *client, reason socket.CloseReason) bool {
 // detach keeps cl's session for the resume window, its connection gone.
 // cl.mu is held.
 func (l *Listener) detach(cl *client) {
-	a := &away{since: time.Now()}
+	a := &away{since: time.Now(), from: cl.sent}
 	cl.away = a
 	a.timer = time.AfterFunc(l.opts.ResumeWindow, func() {
 		cl.mu.Lock()
@@ -146,35 +185,35 @@ func (l *Listener) token(cl *client, gen uint32) (string, error) {
 // {"type": "resume", "resume": ..., "resume_window_ms": ...}, returned as
 // extra. Without a resume window, or for a session resumable already,
 // payload is returned as it is.
-func (l *Listener) withToken(cl *client, payload []byte) (out, extra []byte) {
+func (l *Listener) withToken(cl *client, payload []byte) (out, extra []byte, fresh bool) {
 	if l.opts.ResumeWindow <= 0 || len(l.opts.ResumeKey) == 0 || !l.answers() {
-		return payload, nil
+		return payload, nil, false
 	}
 	cl.mu.Lock()
 	if cl.gen > 0 {
 		cl.mu.Unlock()
-		return payload, nil
+		return payload, nil, false
 	}
 	cl.gen = 1
 	cl.mu.Unlock()
 	tok, err := l.token(cl, 1)
 	if err != nil {
 		l.log.Error("gate could not make a resume token", "session", cl.session, "err", err)
-		return payload, nil
+		return payload, nil, false
 	}
 	window := l.opts.ResumeWindow.Milliseconds()
 	var m map[string]any
 	if len(payload) > 0 && l.opts.Codec.Unmarshal(payload, &m) == nil && m != nil {
 		m["resume"], m["resume_window_ms"] = tok, window
 		if b, err := l.opts.Codec.Marshal(m); err == nil {
-			return b, nil
+			return b, nil, true
 		}
 	}
 	b, err := l.opts.Codec.Marshal(map[string]any{"type": resumeEventMessage, "resume": tok, "resume_window_ms": window})
 	if err != nil {
-		return payload, nil
+		return payload, nil, false
 	}
-	return payload, b
+	return payload, b, true
 }
 
 // resume handles a connection's first request when it is resume: with a
@@ -204,25 +243,35 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 		return true
 	}
 	// Under old.mu, so that no output of the agent comes between: the
-	// outputs kept while away, then the answer, then whatever comes next
-	// (Conn.Write only queues).
+	// answer, then the messages the client missed, then whatever comes
+	// next (Conn.Write only queues).
+	delivered, hasDelivered := proto.Int(req.Data["delivered"])
 	old.mu.Lock()
 	prev, away := old.conn, old.away
-	var kept [][]byte
-	lost := 0
 	if away != nil {
 		away.timer.Stop()
-		kept, lost = away.outputs, away.lost
 	}
+	from := uint64(max(delivered, 0))
+	if !hasDelivered {
+		// A client that does not say: what was written before its
+		// connection was seen to end counts as received.
+		from = old.sent
+		if away != nil {
+			from = away.from
+		}
+	}
+	from = min(from, old.sent)
+	var missed [][]byte
+	for _, h := range old.held {
+		if h.n > from {
+			missed = append(missed, h.payload)
+		}
+	}
+	lost := int(old.sent - from - uint64(len(missed)))
 	old.away = nil
 	old.conn = c
 	old.gen++
 	c.SetValue(old)
-	for _, b := range kept {
-		l.stats.framesOut.Add(1)
-		l.stats.bytesOut.Add(uint64(len(b)))
-		_ = c.Write(b)
-	}
 	answer := map[string]any{"status": "ok", "message": MsgResumed, "session": old.session, "lost": lost,
 		"received": old.received.Load(), "resume_window_ms": l.opts.ResumeWindow.Milliseconds()}
 	if tok, err := l.token(old, old.gen); err == nil {
@@ -232,6 +281,11 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 		answer["id"] = req.ID
 	}
 	if b, err := l.opts.Codec.Marshal(answer); err == nil {
+		l.stats.framesOut.Add(1)
+		l.stats.bytesOut.Add(uint64(len(b)))
+		_ = c.Write(b)
+	}
+	for _, b := range missed {
 		l.stats.framesOut.Add(1)
 		l.stats.bytesOut.Add(uint64(len(b)))
 		_ = c.Write(b)
@@ -263,7 +317,7 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 		}
 	}
 	l.stats.resumed.Add(1)
-	l.log.Info("client resumed its session", "session", old.session, "kept", len(kept), "lost", lost)
+	l.log.Info("client resumed its session", "session", old.session, "missed", len(missed), "lost", lost)
 	return true
 }
 
@@ -296,9 +350,7 @@ func (l *Listener) resumeTarget(req proto.Request) (*client, string) {
 
 // away is a detached session's state while its client is away.
 type away struct {
-	since   time.Time
-	timer   *time.Timer // ends the session when the window passes
-	outputs [][]byte    // written by the agent meanwhile, in order
-	bytes   int
-	lost    int // outputs over the bound, dropped
+	since time.Time
+	timer *time.Timer // ends the session when the window passes
+	from  uint64      // the messages written before it (client.sent then)
 }

@@ -1,6 +1,7 @@
 package gate_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,10 +66,15 @@ func TestResumableNotAMap(t *testing.T) {
 	}
 }
 
-// resumeRequest encodes {"cmd":"resume","data":{"token":tok},"id":id}.
-func resumeRequest(t *testing.T, tok string, id int) []byte {
+// resumeRequest encodes {"cmd":"resume","data":{"token":tok,
+// "delivered":delivered[0]},"id":id}.
+func resumeRequest(t *testing.T, tok string, id int, delivered ...int) []byte {
 	t.Helper()
-	b, err := proto.Msgpack().Marshal(map[string]any{"cmd": "resume", "data": map[string]any{"token": tok}, "id": id})
+	data := map[string]any{"token": tok}
+	if len(delivered) > 0 {
+		data["delivered"] = delivered[0]
+	}
+	b, err := proto.Msgpack().Marshal(map[string]any{"cmd": "resume", "data": data, "id": id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +100,12 @@ func TestResume(t *testing.T) {
 	tok := resumable(t, c, a)
 	c.send(request(t, mp, 1))
 	a.frame(c.session, 1)
+	// Written while the client is there, but never read by it (message
+	// 2 of the session: the login's answer was 1).
+	a.output(proto.Output{Session: c.session, Payload: []byte("unread"), Write: true})
+	if got := c.recv(); string(got) != "unread" { // lost on its way, as far as the client knows
+		t.Fatalf("got %q", got)
+	}
 	c.nc.Close()
 	quiet(t, h.watchdogCh) // the session is kept: no Disconnect
 	// Produced while the client is away: the answer to its request, and
@@ -102,12 +114,7 @@ func TestResume(t *testing.T) {
 	a.output(proto.Output{Session: c.session, Payload: []byte("push"), Write: true})
 
 	c2, _ := h.dialNew()
-	c2.send(resumeRequest(t, tok, 9))
-	for _, want := range []string{"answer 1", "push"} {
-		if got := c2.recv(); string(got) != want {
-			t.Fatalf("resumed client got %q, want %q", got, want)
-		}
-	}
+	c2.send(resumeRequest(t, tok, 9, 1)) // it received the login's answer alone
 	ans := decode(t, c2.recv())
 	if id, _ := proto.Int(ans["id"]); ans["status"] != "ok" || ans["message"] != gate.MsgResumed || id != 9 {
 		t.Fatalf("answer to resume: %v", ans)
@@ -123,6 +130,12 @@ func TestResume(t *testing.T) {
 	}
 	if tok2, _ := ans["resume"].(string); tok2 == "" || tok2 == tok {
 		t.Fatalf("answer to resume %v: want the session's next token", ans)
+	}
+	// Then what it missed, in order.
+	for _, want := range []string{"unread", "answer 1", "push"} {
+		if got := c2.recv(); string(got) != want {
+			t.Fatalf("resumed client got %q, want %q", got, want)
+		}
 	}
 	if d := next[proto.Disconnect](t, h.watchdogCh); d.Session != c2.session {
 		t.Fatalf("Disconnect %+v: want the new connection's own session %d ended", d, c2.session)
@@ -230,5 +243,31 @@ func TestResumeKickWhileAway(t *testing.T) {
 	h.toGate(proto.Kick{Session: c.session, Reason: "test"})
 	if d := next[proto.Disconnect](t, h.watchdogCh); d.Session != c.session {
 		t.Fatalf("Disconnect %+v", d)
+	}
+}
+
+// Messages the client missed that the gate no longer remembers (past the
+// bound kept while the client is there) are counted lost; the rest come.
+func TestResumeReportsLost(t *testing.T) {
+	t.Parallel()
+	h := resumeGate(t, 10*time.Second)
+	c, a := h.dialForward()
+	tok := resumable(t, c, a) // message 1
+	for i := range 20 {       // messages 2 to 21, lost on their way as far as the client knows
+		a.output(proto.Output{Session: c.session, Payload: []byte(fmt.Sprint("m", i+2)), Write: true})
+		c.recv()
+	}
+	c.nc.Close()
+	quiet(t, h.watchdogCh)
+	c2, _ := h.dialNew()
+	c2.send(resumeRequest(t, tok, 1, 1))
+	ans := decode(t, c2.recv())
+	if lost, _ := proto.Int(ans["lost"]); ans["status"] != "ok" || lost != 20-16 {
+		t.Fatalf("answer %v: want %d lost (16 remembered of the 20 missed)", ans, 20-16)
+	}
+	for i := 2 + 20 - 16; i <= 21; i++ {
+		if got := c2.recv(); string(got) != fmt.Sprint("m", i) {
+			t.Fatalf("got %q, want m%d", got, i)
+		}
 	}
 }

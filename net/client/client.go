@@ -94,9 +94,12 @@ type Client struct {
 	// connections, resumes aside: a resume's answer says how many the
 	// server received, and the rest are written again.
 	written uint64
-	addr    int // index in Addrs of conn
-	stats   Stats
-	err     error // why the client stopped
+	// delivered counts the session's messages received, from the one
+	// that carried its first token: a resume asks for those after it.
+	delivered uint64
+	addr      int // index in Addrs of conn
+	stats     Stats
+	err       error // why the client stopped
 }
 
 // call is a request waiting for its answer.
@@ -267,7 +270,8 @@ func (c *Client) install(conn transport) {
 	}
 	c.next++
 	c.resumeID = c.next
-	if send(conn, map[string]any{"cmd": "resume", "id": c.resumeID, "data": map[string]any{"token": c.token}}) != nil {
+	data := map[string]any{"token": c.token, "delivered": c.delivered}
+	if send(conn, map[string]any{"cmd": "resume", "id": c.resumeID, "data": data}) != nil {
 		conn.close() // the reader sees it and reconnects
 	}
 }
@@ -300,7 +304,7 @@ func (c *Client) resumed(m map[string]any) {
 	} else {
 		// A new session: the requests of the old one get no answer.
 		c.token = ""
-		c.written = 0
+		c.written, c.delivered = 0, 0
 		c.stats.Lost++
 		c.failPending(ErrSessionLost)
 	}
@@ -357,13 +361,26 @@ func (c *Client) read(conn transport) {
 func (c *Client) route(m map[string]any) {
 	id, hasID := proto.Int(m["id"])
 	c.mu.Lock()
-	if tok, ok := m["resume"].(string); ok && m["status"] == "ok" {
-		c.token = tok // a login's answer, or a resume's: the session's next token
-	}
 	if hasID && id == c.resumeID && c.resumeID != 0 {
+		if tok, ok := m["resume"].(string); ok && m["status"] == "ok" {
+			c.token = tok // the session's next token
+		}
 		c.resumed(m)
 		c.mu.Unlock()
 		return
+	}
+	if c.resumeID != 0 {
+		// Before the resume's answer: the new connection's own session
+		// (its welcome), which the resume ends.
+		c.mu.Unlock()
+		return
+	}
+	// The session's messages are counted from the one that carried its
+	// first token (a login's answer): a resume says how many arrived.
+	if tok, ok := m["resume"].(string); ok && (m["status"] == "ok" || m["type"] == "resume") {
+		c.token, c.delivered = tok, 1
+	} else if c.token != "" {
+		c.delivered++
 	}
 	if hasID {
 		if p, ok := c.pending[id]; ok {
@@ -404,7 +421,7 @@ func (c *Client) reconnect() (transport, bool) {
 			if !hadToken {
 				// Nothing to resume with: the requests in flight are lost.
 				c.stats.Lost++
-				c.written = 0
+				c.written, c.delivered = 0, 0
 				c.failPending(ErrSessionLost)
 			}
 			c.mu.Unlock()
