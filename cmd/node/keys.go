@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	stdlog "log"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,24 +55,11 @@ node started later, and this command next time, join with it.`,
 			default:
 				return fmt.Errorf("unknown operation %q: want list, rotate, install, use or remove", op)
 			}
-			cfg, err := nodes.LoadConfig(config)
+			n, stop, err := joinAsObserver(cmd.Context(), config, host)
 			if err != nil {
 				return err
 			}
-			if len(cfg.Cluster.Seeds) == 0 {
-				return fmt.Errorf("%s has no [cluster] seeds: its nodes do not gossip", config)
-			}
-			stdlog.SetOutput(io.Discard) // Ergo's own warnings: see startObserver
-			n, err := startObserver(cmd.Context(), cfg, host)
-			if err != nil {
-				return err
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = n.Stop(ctx)
-			}()
-			waitView(n, 3*time.Second)
+			defer stop()
 			if !n.Joined() {
 				return fmt.Errorf("no node of %s let this command in: is its gossip_key the one the cluster uses?", config)
 			}

@@ -54,24 +54,11 @@ SIGTERM does (its agents move to other nodes, then it exits) and waits, up
 to --drain-wait, until the node has left the cluster.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := nodes.LoadConfig(config)
+			n, stop, err := joinAsObserver(cmd.Context(), config, host)
 			if err != nil {
 				return err
 			}
-			if len(cfg.Cluster.Seeds) == 0 {
-				return fmt.Errorf("%s has no [cluster] seeds: its nodes do not gossip", config)
-			}
-			stdlog.SetOutput(io.Discard) // Ergo's own warnings: see startObserver
-			n, err := startObserver(cmd.Context(), cfg, host)
-			if err != nil {
-				return err
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = n.Stop(ctx)
-			}()
-			waitView(n, 3*time.Second)
+			defer stop()
 			if kill != "" || kick != 0 || drain {
 				if len(args) != 1 {
 					return fmt.Errorf("--kill, --kick and --drain need the NODE to act on")
@@ -117,6 +104,31 @@ to --drain-wait, until the node has left the cluster.`,
 	c.Flags().BoolVar(&drain, "drain", false, "drain NODE and stop it")
 	c.Flags().DurationVar(&drainWait, "drain-wait", time.Minute, "how long --drain waits for NODE to leave the cluster")
 	return c
+}
+
+// joinAsObserver loads the cluster description config, starts this
+// process's observer node in it and waits for its view of the members to
+// settle; stop stops the node.
+func joinAsObserver(ctx context.Context, config, host string) (n *nodes.Node, stop func(), err error) {
+	cfg, err := nodes.LoadConfig(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cfg.Cluster.Seeds) == 0 {
+		return nil, nil, fmt.Errorf("%s has no [cluster] seeds: its nodes do not gossip", config)
+	}
+	stdlog.SetOutput(io.Discard) // Ergo's own warnings: see startObserver
+	n, err = startObserver(ctx, cfg, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Stop(sctx)
+	}
+	waitView(n, 3*time.Second)
+	return n, stop, nil
 }
 
 // startObserver starts this process's observer node in the cluster of cfg.
