@@ -51,6 +51,15 @@ name = "resume"
 		t.Fatalf("session %d: %+v", session, before)
 	}
 	c.Close()
+	// The resume below is of a session the gate has detached, not the
+	// takeover of one whose connection it has not yet seen closed.
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		f := scrape(t, n.AdminAddr().String())
+		if got := value(f, "skynode_sessions_detached_total", "listener", "demo"); got != 1 {
+			return fmt.Errorf("skynode_sessions_detached_total = %v, want 1", got)
+		}
+		return nil
+	})
 
 	c2 := wire.Dial(t, addr)
 	c2.Next() // this connection's own welcome

@@ -2,6 +2,8 @@ package ergotest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
@@ -40,10 +42,21 @@ var startMu sync.Mutex
 
 // NewNode starts an Ergo node on 127.0.0.1 with a unique name, no EPMD and
 // no peers. The caller stops it.
+//
+// Its cookie is its own (random): nodes of other test processes, which go
+// test runs beside this one, may dial the port it took after their own
+// peer there stopped, and with a shared cookie such a stray link completed
+// its handshake; its reader and writer outlived the node's Stop and goleak
+// failed sup/service in CI. With a cookie nobody else has, a stray link
+// ends in its handshake.
 func NewNode() (node.Node, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
 	startMu.Lock()
 	defer startMu.Unlock()
-	return ergo.StartNode(fmt.Sprintf("test%d@127.0.0.1", time.Now().UnixNano()), "cookie", node.Options{
+	return ergo.StartNode(fmt.Sprintf("test%d@127.0.0.1", time.Now().UnixNano()), hex.EncodeToString(b[:]), node.Options{
 		Listeners:        []node.Listener{{Hostname: "127.0.0.1"}},
 		StaticRoutesOnly: true,
 		Registrar:        nopRegistrar{},
