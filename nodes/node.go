@@ -3,6 +3,7 @@ package nodes
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,7 @@ type Node struct {
 	console    net.Listener // the debug console's; nil when off
 	admin      net.Listener // the admin HTTP address's; nil when off
 	store      *watchdog.Store
+	agentDir   *sup.Sessions // the agents this node runs, by session (sup.Spawner)
 	topics     *topics.Stats
 	// agentStats and watchdogStats count requests, restarts and
 	// failovers for the metrics (admin.go) and the observer.
@@ -138,7 +140,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	for k, a := range o.Agents {
 		kinds[k] = a
 	}
-	n := &Node{cfg: nc, store: watchdog.NewStore(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, census: sup.NewCensus(), remote: &remote{}, done: make(chan struct{})}
+	n := &Node{cfg: nc, store: watchdog.NewStore(), agentDir: sup.NewSessions(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, census: sup.NewCensus(), remote: &remote{}, done: make(chan struct{})}
 	n.linkTLS = linkTLS != nil
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.draining = make(chan struct{})
@@ -147,7 +149,10 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	n.started = time.Now()
 
 	// Bind every listener first: a port in use is a start-up error.
-	var sessions atomic.Uint64
+	sessions, err := sessionCounter()
+	if err != nil {
+		return nil, err
+	}
 	resumeKey, err := resumeKeyOf(cookie)
 	if err != nil {
 		return nil, err
@@ -181,7 +186,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			}
 			broadcast = func(payload []byte) { n.broadcastDoor(door, codec, payload) }
 		}
-		l, err := listen(lc, lim, broadcast, &sessions, resumeKey, n.remote, n.log)
+		l, err := listen(lc, lim, broadcast, sessions, resumeKey, n.remote, n.log)
 		if err != nil {
 			return nil, err
 		}
@@ -428,4 +433,20 @@ func resumeKeyOf(cookie string) ([]byte, error) {
 		return nil, fmt.Errorf("resume key: %w", err)
 	}
 	return key, nil
+}
+
+// sessionCounter returns the counter of a node's session ids. Ids are
+// unique in the cluster, so that a session keeps its id when its client
+// resumes it on another gate node: the counter starts at a random multiple
+// of 2^32 below 2^53 (so an id is exact in JSON for JavaScript clients).
+// Two nodes draw the same start with odds of one in two million; the
+// watchdog that takes a session over refuses an id it has already.
+func sessionCounter() (*atomic.Uint64, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("failed to draw the node's session ids: %w", err)
+	}
+	c := &atomic.Uint64{}
+	c.Store(uint64(binary.BigEndian.Uint32(b[:])&(1<<21-1)) << 32)
+	return c, nil
 }

@@ -27,10 +27,13 @@ func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent
 		window = gate.DefaultWindow
 	}
 	pool := sup.PoolSpec{
-		Name:     name,
-		Shards:   lc.Shards,
-		Behavior: n.census.Count(agent.Behavior(kind, agent.Options{Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats}), ""),
-		Options:  gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
+		Name:   name,
+		Shards: lc.Shards,
+		Behavior: n.census.Count(agent.Behavior(kind, agent.Options{
+			Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats,
+			ResumeWindow: lc.resumeWindow(), Sessions: n.agentDir, Pool: name,
+		}), ""),
+		Options: gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
 	}
 	n.shards = append(n.shards, shardNames(pool)...)
 	return pool, nil
@@ -101,7 +104,7 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 		Behavior: watchdog.Behavior(watchdog.Options{
 			Pools: pools, Store: n.store, Stats: n.watchdogStats, Logger: n.log,
 			Placement: placement, Candidates: n.candidates, Remote: n.remote,
-			Live: n.connections,
+			Live: n.connections, Peers: n.peers,
 		}),
 		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
 	})
@@ -125,7 +128,7 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 	})
 	root.Children = append(root.Children, sup.Child{
 		Name:     sup.SpawnerName,
-		Behavior: sup.Spawner(hosted, n.remote, n.log),
+		Behavior: sup.Spawner(hosted, n.agentDir, n.remote, n.log),
 		Options:  gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
 	})
 	if len(gates.Children) > 0 {

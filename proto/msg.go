@@ -3,6 +3,7 @@ package proto
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 )
 
 // This file holds the messages that skynode's own processes (gate, watchdog,
@@ -23,6 +24,11 @@ type PID struct {
 
 // IsZero reports whether p names no process.
 func (p PID) IsZero() bool { return p.Node == "" && p.ID == 0 }
+
+// String names the process as node/id/creation, for logs and answers.
+func (p PID) String() string {
+	return p.Node + "/" + strconv.FormatUint(p.ID, 10) + "/" + strconv.FormatUint(uint64(p.Creation), 10)
+}
 
 // AgentStart is the start argument of an agent process. The supervisor keeps
 // it and hands the same value to every restart of the agent.
@@ -112,9 +118,14 @@ type Kick struct {
 }
 
 // StopAgent asks an agent to end normally (its session is over).
+//
+// From is the node of the watchdog that sends it: an agent that was taken
+// over by another gate's watchdog (Adopt) does not stop for its former
+// one, and answers it SessionMoved.
 type StopAgent struct {
 	Session uint64
 	Reason  string
+	From    string
 }
 
 // Frame carries one client frame from a gate to the session's agent. Seq
@@ -127,12 +138,21 @@ type StopAgent struct {
 // Base is the Seq of the first frame the gate sent to this agent (after a
 // restart or move the numbers go on): an agent that has handled nothing
 // yet knows from it which frames it should have had.
+//
+// Received is the client's own number of the frame: the session's frames
+// read, over all its connections (those the gate answered itself count
+// too), which a resume's answer reports to the client. Gen is the
+// generation of the session's resume token at the gate (0: not
+// resumable): an agent takes its session over to another gate (Adopt)
+// only with a token at least as new.
 type Frame struct {
-	Session uint64
-	Seq     uint64
-	Payload []byte
-	More    bool
-	Base    uint64
+	Session  uint64
+	Seq      uint64
+	Payload  []byte
+	More     bool
+	Base     uint64
+	Received uint64
+	Gen      uint32
 }
 
 // MaxChunk is the largest payload one Frame or Output carries. Longer
@@ -308,7 +328,72 @@ func Messages() []any {
 		Connect{}, Disconnect{}, Forward{}, AgentDown{},
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
+		AdoptSession{}, Adopt{}, Adopted{}, AdoptFailed{}, SessionMoved{},
 		SessionStarted{}, Probe{}, AgentMessage{}, Publish{},
 		ServiceCast{}, ServiceCall{}, ServiceReply{}, ServiceSnapshot{},
 	}
+}
+
+// Taking a session over to another gate (PROTOCOL.md, "Resuming a
+// session"): a client whose gate node was lost resumes on another gate
+// with its token. That gate asks its watchdog (AdoptSession), which asks
+// the spawner of every node that may run the session's agent (Adopt); the
+// agent that serves the session, waiting for its client since its gate's
+// node went away, answers the new gate (Adopted) and announces itself to
+// the new watchdog (AgentUp), then tells its former watchdog, if it is
+// still there, that the session moved (SessionMoved).
+
+// AdoptSession asks a gate node's watchdog to take over a session of
+// another gate node (From), whose client resumed on Gate with a token of
+// generation Gen.
+type AdoptSession struct {
+	Session  uint64
+	Gen      uint32
+	From     string
+	Gate     string
+	Listener string
+	Remote   string
+}
+
+// Adopt asks the agent of Session, through the spawner of its node, to
+// serve the session from Start's gate: Start is the AgentStart it would
+// have been started with there (its Attempt the new watchdog's). Pool is
+// the agent pool of the listener; Gen the generation of the token the
+// client resumed with; From the node of the session's former gate.
+type Adopt struct {
+	Session uint64
+	Gen     uint32
+	From    string
+	Pool    string
+	Start   AgentStart
+}
+
+// Adopted tells the new gate that the agent took the session over, and
+// where the session stands: Ack, the last frame (the agent's Seq) it
+// handled; Received, the client's number of that frame (Frame.Received);
+// N, the Outputs it sent so far (the next is N+1); Dropped, how many of
+// its messages for the client it could not keep while it waited.
+type Adopted struct {
+	Session  uint64
+	Agent    PID
+	Ack      uint64
+	Received uint64
+	N        uint64
+	Dropped  uint64
+}
+
+// AdoptFailed tells a gate that no agent took Session over in time: the
+// client is told its session is over.
+type AdoptFailed struct {
+	Session uint64
+}
+
+// SessionMoved tells a session's former watchdog that its agent serves the
+// session from another gate node (Node) now: the watchdog forgets the
+// session without stopping Agent, stops any other agent it started for
+// it, and its gate closes the session's client, if it still has one.
+type SessionMoved struct {
+	Session uint64
+	Agent   PID
+	Node    string
 }

@@ -64,7 +64,7 @@ func ExampleSpawner() {
 		panic(err)
 	}
 	pools := map[string]sup.PoolSpec{pool.Name: pool}
-	if _, err := n.Spawn(sup.SpawnerName, gen.ProcessOptions{}, sup.Spawner(pools, nil, nil)); err != nil {
+	if _, err := n.Spawn(sup.SpawnerName, gen.ProcessOptions{}, sup.Spawner(pools, nil, nil, nil)); err != nil {
 		panic(err)
 	}
 	// What a watchdog on another node sends, here from a local process.

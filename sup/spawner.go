@@ -17,22 +17,31 @@ const SpawnerName = "spawner"
 // Spawner returns the behavior of the process that starts agents on behalf
 // of watchdogs on other nodes: it carries out proto.Spawn messages by
 // starting a worker in the named pool, and answers proto.SpawnFailed to the
-// agent's watchdog when it cannot. Run it as SpawnerName.
-func Spawner(pools map[string]PoolSpec, r Remote, log *slog.Logger) gen.ServerBehavior {
+// agent's watchdog when it cannot. It also hands a proto.Adopt to the
+// agent of its session, found in sessions (nil: none is), when that agent
+// runs in the pool the Adopt names; an Adopt for a session whose agent is
+// not here is dropped (the watchdog asks every node that may have it).
+// Run it as SpawnerName.
+func Spawner(pools map[string]PoolSpec, sessions *Sessions, r Remote, log *slog.Logger) gen.ServerBehavior {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &spawner{pools: pools, remote: r, log: log}
+	return &spawner{pools: pools, sessions: sessions, remote: r, log: log}
 }
 
 type spawner struct {
 	gen.Server
-	pools  map[string]PoolSpec
-	remote Remote
-	log    *slog.Logger
+	pools    map[string]PoolSpec
+	sessions *Sessions
+	remote   Remote
+	log      *slog.Logger
 }
 
 func (s *spawner) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	if a, ok := msg.(proto.Adopt); ok {
+		s.adopt(p, a)
+		return gen.ServerStatusOK
+	}
 	m, ok := msg.(proto.Spawn)
 	if !ok {
 		s.log.Warn("spawner got an unknown message", "type", fmt.Sprintf("%T", msg))
@@ -48,4 +57,18 @@ func (s *spawner) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatu
 		_ = Send(p, s.remote, to, proto.SpawnFailed{Session: m.Start.Session, Node: p.NodeName(), Reason: err.Error(), Attempt: m.Start.Attempt})
 	}
 	return gen.ServerStatusOK
+}
+
+// adopt hands m to the agent of its session on this node, a local send.
+func (s *spawner) adopt(p *gen.ServerProcess, m proto.Adopt) {
+	if s.sessions == nil {
+		return
+	}
+	pid, pool, ok := s.sessions.Find(m.Session)
+	if !ok || pool != m.Pool {
+		return
+	}
+	if err := Send(p, s.remote, pid, m); err != nil { // pid is on this node
+		s.log.Debug("spawner could not hand an adoption to its agent", "session", m.Session, "err", err)
+	}
 }

@@ -86,10 +86,11 @@ agent = "custom"
 `), map[string]*agent.Agent{"custom": custom})
 	c := dial(t, n.Addr("agent"), frame.Options{}, proto.Msgpack())
 	want(t, c.call(1, "ping", nil), "pong", true)
-	rec, ok := n.Sessions().Get(1)
-	if !ok {
-		t.Fatal("no session 1")
+	all := n.Sessions().All()
+	if len(all) != 1 {
+		t.Fatalf("%d sessions, want the client's", len(all))
 	}
+	rec := all[0]
 	// One request blocks the agent, 15 more (the rest of the window) wait
 	// in its mailbox. An Ergo process dies only between callbacks, so the
 	// kill takes effect when "block" returns; the process then picks at
@@ -125,7 +126,7 @@ agent = "custom"
 		t.Fatal("every queued request was served: the kill took no effect")
 	}
 	// The client retries and is served by the restarted agent.
-	agentOf(t, n, 1, sup.ToPid(rec.Agent))
+	agentOf(t, n, rec.Session, sup.ToPid(rec.Agent))
 	want(t, c.call(99, "ping", nil), "pong", true)
 }
 

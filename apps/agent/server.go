@@ -66,7 +66,28 @@ type Options struct {
 	Announce time.Duration
 	// Stats counts requests and their errors; nil means a new one.
 	Stats *Stats
+	// ResumeWindow: when the node of a resumable session's gate is lost
+	// (killed, or cut off and declared dead), the agent waits this long
+	// for its client to resume on another gate (proto.Adopt) instead of
+	// ending at once; 0 ends it at once. Sessions, if set, is the node's
+	// directory where the agent enters itself, under Pool, so that
+	// another gate's watchdog finds it (sup.Spawner).
+	ResumeWindow time.Duration
+	Sessions     *sup.Sessions
+	Pool         string
 }
+
+// maxWaitOutputs and maxWaitBytes bound the messages for the client an
+// agent keeps while it waits for its session to be resumed on another
+// gate; more are dropped and counted (proto.Adopted.Dropped).
+const (
+	maxWaitOutputs = 1024
+	maxWaitBytes   = 1 << 20
+)
+
+// orphanEnds is the agent's timer message: the resume window of a session
+// whose gate's node was lost has passed. epoch tells a stale one.
+type orphanEnds struct{ epoch uint64 }
 
 // maxJoined bounds a payload joined from several Frames (proto.MaxChunk).
 const maxJoined = 64 << 20
@@ -118,6 +139,22 @@ type state struct {
 	flushing bool           // a flushOut is scheduled
 	pause    time.Duration  // the pause before that flushOut
 	log      *slog.Logger
+	// Resuming on another gate. resumable: the session was made
+	// resumable (Session.AllowResume), or a frame came with a token
+	// generation (gen, the newest seen). received is the client's number
+	// of the last frame handled (proto.Frame.Received).
+	resumable bool
+	gen       uint32
+	received  uint64
+	// orphan: the gate's node was lost and the agent waits for its
+	// client to resume elsewhere; waiting holds the messages for the
+	// client meanwhile (waitBytes their size), dropped those over the
+	// bound. epoch tells stale orphanEnds timers.
+	orphan    bool
+	waiting   []proto.Output
+	waitBytes int
+	dropped   uint64
+	epoch     uint64
 }
 
 func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
@@ -147,6 +184,9 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		return func() { cancel() }
 	}
 	st.log = s.opts.Logger.With("session", st.start.Session, "pid", p.Self().String())
+	if s.opts.Sessions != nil {
+		s.opts.Sessions.Enter(st.start.Session, s.opts.Pool, p.Self())
+	}
 	if st.start.GateNode != "" && st.start.GateNode != p.NodeName() {
 		// The session lives on the gate's node. Once that node is gone
 		// (or cut off and declared dead) its watchdog places the session
@@ -204,7 +244,20 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case proto.Probe:
 		s.probe(p, st, m)
 	case proto.StopAgent:
+		if m.From != "" && m.From != st.start.GateNode {
+			// From the watchdog of the gate the session left: it is
+			// told where the session went, and this agent goes on.
+			s.moved(p, st, m.From)
+			return gen.ServerStatusOK
+		}
 		return gen.ServerStatusStop
+	case proto.Adopt:
+		s.adopt(p, st, m)
+	case orphanEnds:
+		if st.orphan && m.epoch == st.epoch {
+			st.log.Info("agent ends: its client did not resume within the window", "window", s.opts.ResumeWindow.String())
+			return gen.ServerStatusStop
+		}
 	case announce:
 		if !st.ready {
 			s.announce(p, st)
@@ -227,7 +280,10 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case gen.MessageNodeDown, gen.MessageDown:
 		// The only monitor an agent asks for is its gate's node's.
 		node, ok := sup.NodeDown(msg)
-		if !ok {
+		if !ok || node != st.start.GateNode {
+			break // a gate the session has left
+		}
+		if s.waitForResume(p, st) {
 			break
 		}
 		if s.opts.Leaving != nil && s.opts.Leaving() {
@@ -271,6 +327,9 @@ func (s *server) Terminate(p *gen.ServerProcess, reason string) {
 		return
 	}
 	st.sess.timers.stopAll()
+	if s.opts.Sessions != nil {
+		s.opts.Sessions.Leave(st.start.Session, p.Self())
+	}
 	if s.agent.onStop == nil {
 		return
 	}
@@ -348,6 +407,8 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 	if f.Seq <= st.ack {
 		return gen.ServerStatusOK // a duplicate: already handled
 	}
+	st.received = max(st.received, f.Received)
+	st.gen = max(st.gen, f.Gen)
 	if st.ack == 0 && f.Base > 0 {
 		st.ack = f.Base - 1 // the frames before went to an earlier agent
 	}
@@ -566,6 +627,7 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	st.sess.out = nil
 	resumable := st.sess.resume
 	st.sess.resume = false
+	st.resumable = st.resumable || resumable
 	for i, o := range out {
 		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: o.payload, Write: true, Start: st.starting, Broadcast: o.broadcast}
 		if i == len(out)-1 {
@@ -620,6 +682,9 @@ func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
 // back-pressure (the gate's window stops the client's frames), never a
 // lost reply. It returns false when m was lost.
 func (s *server) sendOne(p *gen.ServerProcess, st *state, m proto.Output) bool {
+	if st.orphan {
+		return s.keep(st, m)
+	}
 	st.outN++
 	m.N = st.outN
 	if len(st.backlog) > 0 {

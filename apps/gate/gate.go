@@ -153,11 +153,14 @@ type Listener struct {
 	counter     atomic.Uint64
 	stats       counters
 
-	mu      sync.Mutex // guards clients, lost and retry
+	mu      sync.Mutex // guards clients, adopting, lost and retry
 	clients map[uint64]*client
-	lost    []proto.Disconnect // disconnects the watchdog did not take yet
-	retry   *time.Timer        // sends lost again; nil when none is parked
-	shut    bool               // Shutdown ran: no more retries
+	// adopting are the sessions of other gate nodes whose clients resume
+	// here, waiting for their agents (adopt.go).
+	adopting map[uint64]*adoption
+	lost     []proto.Disconnect // disconnects the watchdog did not take yet
+	retry    *time.Timer        // sends lost again; nil when none is parked
+	shut     bool               // Shutdown ran: no more retries
 }
 
 type procRef struct{ p gen.Process }
@@ -196,7 +199,7 @@ func Listen(o Options) (*Listener, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	l := &Listener{opts: o, clients: map[uint64]*client{}}
+	l := &Listener{opts: o, clients: map[uint64]*client{}, adopting: map[uint64]*adoption{}}
 	l.log = o.Logger.With("listener", o.Name)
 	if l.opts.NextSession == nil {
 		l.opts.NextSession = func() uint64 { return l.counter.Add(1) }
@@ -370,6 +373,10 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		if c := l.lookup(m.Session); c != nil {
 			l.failAll(c, m.Agent)
 		}
+	case proto.Adopted:
+		l.adopted(m)
+	case proto.AdoptFailed:
+		l.adoptFailed(m.Session)
 	case proto.Kick:
 		if c := l.lookup(m.Session); c != nil {
 			l.log.Info("gate kicks a client", "session", m.Session, "reason", m.Reason)

@@ -178,11 +178,11 @@ func (l *Listener) Frame(c *socket.Conn, payload []byte) error {
 	cl.seq++
 	seq := cl.seq
 	cl.flight = append(cl.flight, inflight{seq: seq, payload: payload, tokens: tokens, sent: time.Now()})
-	base := cl.base
-	cl.received.Add(1)
+	base, gen := cl.base, cl.gen
+	received := cl.received.Add(1)
 	cl.mu.Unlock()
 
-	sent, err := l.send(c, p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload, Base: base})
+	sent, err := l.send(c, p, agent, proto.Frame{Session: cl.session, Seq: seq, Payload: payload, Base: base, Received: received, Gen: gen})
 	if err == nil {
 		cl.mu.Lock()
 		cl.queued = max(cl.queued, seq)

@@ -233,7 +233,11 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 		l.reject(cl, payload, proto.RequestError(err))
 		return true
 	}
-	old, msg := l.resumeTarget(req)
+	old, msg, claims := l.resumeTarget(req)
+	if old == nil && msg == "" {
+		// The session of another gate node, whose client resumes here.
+		return l.adoptFrom(c, cl, req, payload, claims)
+	}
 	if old == nil || old == cl {
 		if old == cl {
 			msg = MsgResumeInvalid
@@ -297,8 +301,54 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 		// nothing (Closed sees it no longer holds the session).
 		prev.Close(socket.ReasonServer)
 	}
-	// The client this connection had is dropped: without a session yet
-	// (agent_on_request), or with one the watchdog ends.
+	l.drop(cl)
+	l.stats.resumed.Add(1)
+	l.log.Info("client resumed its session", "session", old.session, "missed", len(missed), "lost", lost)
+	return true
+}
+
+// resumeTarget returns the session a resume request's token names, if it
+// may be resumed here, or the message to refuse it with; neither, for a
+// valid token of another gate node's session (claims says which).
+func (l *Listener) resumeTarget(req proto.Request) (*client, string, proto.ResumeClaims) {
+	tok, _ := proto.String(req.Data["token"])
+	claims, err := proto.VerifyResumeToken(l.opts.ResumeKey, tok, time.Now())
+	switch {
+	case errors.Is(err, proto.ErrResumeExpired):
+		return nil, MsgResumeExpired, claims
+	case err != nil:
+		return nil, MsgResumeInvalid, claims
+	}
+	p := l.process()
+	if p == nil || claims.Listener != l.opts.Name {
+		return nil, MsgResumeInvalid, claims
+	}
+	if claims.Node != p.NodeName() {
+		return nil, "", claims
+	}
+	old := l.lookup(claims.Session)
+	if old == nil {
+		return nil, MsgResumeExpired, claims // ended: its window passed, or it was closed
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	if old.gen == 0 || old.gen != claims.Gen {
+		return nil, MsgResumeInvalid, claims // spent: each token resumes once
+	}
+	return old, "", claims
+}
+
+// away is a detached session's state while its client is away.
+type away struct {
+	since time.Time
+	timer *time.Timer // ends the session when the window passes
+	from  uint64      // the messages written before it (client.sent then)
+}
+
+// drop forgets the client a connection had before it resumed another
+// session: without a session yet (agent_on_request), or with one the
+// watchdog ends.
+func (l *Listener) drop(cl *client) {
 	l.mu.Lock()
 	if l.clients[cl.session] == cl {
 		delete(l.clients, cl.session)
@@ -316,41 +366,4 @@ func (l *Listener) resume(c *socket.Conn, cl *client, payload []byte) bool {
 			l.park(d)
 		}
 	}
-	l.stats.resumed.Add(1)
-	l.log.Info("client resumed its session", "session", old.session, "missed", len(missed), "lost", lost)
-	return true
-}
-
-// resumeTarget returns the session a resume request's token names, if it
-// may be resumed here, or the message to refuse it with.
-func (l *Listener) resumeTarget(req proto.Request) (*client, string) {
-	tok, _ := proto.String(req.Data["token"])
-	claims, err := proto.VerifyResumeToken(l.opts.ResumeKey, tok, time.Now())
-	switch {
-	case errors.Is(err, proto.ErrResumeExpired):
-		return nil, MsgResumeExpired
-	case err != nil:
-		return nil, MsgResumeInvalid
-	}
-	p := l.process()
-	if p == nil || claims.Node != p.NodeName() || claims.Listener != l.opts.Name {
-		return nil, MsgResumeInvalid
-	}
-	old := l.lookup(claims.Session)
-	if old == nil {
-		return nil, MsgResumeExpired // ended: its window passed, or it was closed
-	}
-	old.mu.Lock()
-	defer old.mu.Unlock()
-	if old.gen == 0 || old.gen != claims.Gen {
-		return nil, MsgResumeInvalid // spent: each token resumes once
-	}
-	return old, ""
-}
-
-// away is a detached session's state while its client is away.
-type away struct {
-	since time.Time
-	timer *time.Timer // ends the session when the window passes
-	from  uint64      // the messages written before it (client.sent then)
 }

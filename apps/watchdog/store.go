@@ -24,6 +24,9 @@ type Record struct {
 	// adopted; a stale timer is recognised by it too.
 	Attempt uint64
 	Served  bool // an agent of the current attempt was handed the session: another is a restart
+	// From is the gate node the session was taken over from (a client
+	// resumed it here): that node is told the session moved.
+	From string
 }
 
 // Store holds the sessions of one node. It outlives watchdog processes.

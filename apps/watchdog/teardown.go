@@ -37,7 +37,7 @@ func (s *server) disconnect(p *gen.ServerProcess, st *state, m proto.Disconnect)
 // agents being stopped are kept in the Store. watched says the watchdog
 // monitors the agent already.
 func (s *server) stopAgent(p *gen.ServerProcess, agent proto.PID, session uint64, reason string, watched bool) {
-	s.send(p, sup.ToPid(agent), proto.StopAgent{Session: session, Reason: reason})
+	s.send(p, sup.ToPid(agent), proto.StopAgent{Session: session, Reason: reason, From: p.NodeName()})
 	if _, ok := s.opts.Store.isStopping(agent); ok {
 		return // its retries run already
 	}
@@ -53,7 +53,7 @@ func (s *server) retryStop(p *gen.ServerProcess, m retryStop) {
 		return
 	}
 	s.opts.Logger.Debug("agent not gone yet; telling it again to stop", "session", m.session, "pid", sup.ToPid(m.agent).String())
-	s.send(p, sup.ToPid(m.agent), proto.StopAgent{Session: m.session, Reason: m.reason})
+	s.send(p, sup.ToPid(m.agent), proto.StopAgent{Session: m.session, Reason: m.reason, From: p.NodeName()})
 	p.SendAfter(p.Self(), m, s.opts.StopRetry)
 }
 
@@ -64,7 +64,7 @@ func (s *server) retryStop(p *gen.ServerProcess, m retryStop) {
 func (s *server) reconcile(p *gen.ServerProcess, st *state) {
 	for agent, session := range s.opts.Store.allStopping() {
 		s.monitor(p, sup.ToPid(agent), session)
-		s.send(p, sup.ToPid(agent), proto.StopAgent{Session: session, Reason: "stopped"})
+		s.send(p, sup.ToPid(agent), proto.StopAgent{Session: session, Reason: "stopped", From: p.NodeName()})
 		p.SendAfter(p.Self(), retryStop{agent, session, "stopped"}, s.opts.StopRetry)
 	}
 	if s.opts.Live == nil {

@@ -32,6 +32,17 @@ const (
 	// retryMonitor is how soon a monitor refused by a full queue is asked
 	// for again.
 	retryMonitor = 20 * time.Millisecond
+	// DefaultAdoptTimeout is how long the agent of a session resumed from
+	// another gate has to answer before the client is told the session is
+	// over.
+	DefaultAdoptTimeout = 2 * time.Second
+	// DefaultMovedFor is how long the watchdog that took a session over
+	// keeps telling the session's former gate node, whenever gossip shows
+	// it alive, that the session moved (proto.SessionMoved): a node that
+	// was frozen or cut off hears it once it is back.
+	DefaultMovedFor = 2 * time.Minute
+	// movedEvery is how often it is told.
+	movedEvery = time.Second
 )
 
 // Options configure the watchdog process.
@@ -65,6 +76,14 @@ type Options struct {
 	// it: sessions without a connection end, connections without a session
 	// get one. nil skips reconciliation.
 	Live func() []proto.Connect
+	// AdoptTimeout: the agent of a session resumed here from another gate
+	// node has this long to answer; 0 means DefaultAdoptTimeout.
+	AdoptTimeout time.Duration
+	// MovedFor: see DefaultMovedFor; 0 means DefaultMovedFor.
+	MovedFor time.Duration
+	// Peers returns the other live nodes of the cluster (from gossip);
+	// nil means none.
+	Peers func() []string
 }
 
 // Behavior returns the watchdog's gen.Server. Run it under a supervisor as
@@ -96,6 +115,15 @@ func Behavior(o Options) gen.ServerBehavior {
 	}
 	if o.RestartGrace <= 0 {
 		o.RestartGrace = DefaultRestartGrace
+	}
+	if o.AdoptTimeout <= 0 {
+		o.AdoptTimeout = DefaultAdoptTimeout
+	}
+	if o.MovedFor <= 0 {
+		o.MovedFor = DefaultMovedFor
+	}
+	if o.Peers == nil {
+		o.Peers = func() []string { return nil }
 	}
 	if o.Candidates == nil {
 		o.Candidates = func(string) []Candidate { return nil }
@@ -191,6 +219,14 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.spawnFailed(p, st, m)
 	case proto.Resync:
 		s.resync(p, m.Gate)
+	case proto.AdoptSession:
+		s.adoptSession(p, st, m)
+	case adoptCheck:
+		s.adoptCheck(p, m)
+	case tellMoved:
+		s.tellMoved(p, m)
+	case proto.SessionMoved:
+		s.sessionMoved(p, st, m)
 	default:
 		s.opts.Logger.Warn("watchdog got an unknown message", "type", fmt.Sprintf("%T", msg))
 	}

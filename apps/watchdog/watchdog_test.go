@@ -163,7 +163,7 @@ func TestDisconnectStopsAgent(t *testing.T) {
 	watcher.MonitorProcess(pid)
 
 	h.send(proto.Disconnect{Session: 1, Reason: "client"})
-	if to, stop := nextAgent[proto.StopAgent](t, h.agents); to != pid || stop != (proto.StopAgent{Session: 1, Reason: "client"}) {
+	if to, stop := nextAgent[proto.StopAgent](t, h.agents); to != pid || stop != (proto.StopAgent{Session: 1, Reason: "client", From: h.node.Name()}) {
 		t.Fatalf("agent %s got %+v", to, stop)
 	}
 	if down := next[gen.MessageDown](t, downs); down.Pid != pid || down.Reason != "normal" {
@@ -195,7 +195,7 @@ func TestAgentUpForUnknownSessionStopsAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextAgent[proto.AgentStart](t, h.agents)
-	if to, stop := nextAgent[proto.StopAgent](t, h.agents); to != p.Self() || stop != (proto.StopAgent{Session: 42, Reason: "no session"}) {
+	if to, stop := nextAgent[proto.StopAgent](t, h.agents); to != p.Self() || stop != (proto.StopAgent{Session: 42, Reason: "no session", From: h.node.Name()}) {
 		t.Fatalf("agent %s got %+v", to, stop)
 	}
 	if err := p.WaitWithTimeout(waitTime); err != nil {

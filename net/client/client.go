@@ -32,6 +32,10 @@ var (
 	// ErrSessionLost: the connection dropped and the session could not be
 	// resumed; the request may or may not have been handled.
 	ErrSessionLost = errors.New("client: session lost with the connection")
+	// ErrAnswerLost: the session was resumed on another gate after its
+	// gate's node was lost, and the request's answer was lost with that
+	// node; the request was handled.
+	ErrAnswerLost = errors.New("client: the answer was lost with the gate's node (the request was handled)")
 )
 
 // Backoff is the wait between reconnection attempts: Min after the first
@@ -63,12 +67,16 @@ type Options struct {
 
 // Stats count what happened to a Client's connections.
 type Stats struct {
-	Reconnects int    // connections made after the first
-	Resumed    int    // of those, the ones that resumed the session
-	Lost       int    // sessions not resumed (a new one began)
-	LostOut    int    // messages the server reported lost while away ("lost" of resume)
-	Dropped    uint64 // pushes dropped for a full channel
-	Pending    int    // requests waiting for their answers now
+	Reconnects int // connections made after the first
+	Resumed    int // of those, the ones that resumed the session
+	Lost       int // sessions not resumed (a new one began)
+	LostOut    int // messages the server reported lost while away ("lost" of resume)
+	// Moved counts resumes on another gate node after the session's
+	// gate's node was lost ("lost" -1: an unknown number of messages
+	// lost with that node).
+	Moved   int
+	Dropped uint64 // pushes dropped for a full channel
+	Pending int    // requests waiting for their answers now
 }
 
 // Client is a connection to a listener of the agent protocol that comes
@@ -282,14 +290,24 @@ func (c *Client) resumed(m map[string]any) {
 	if m["status"] == "ok" {
 		c.stats.Resumed++
 		n, _ := proto.Int(m["lost"])
-		c.stats.LostOut += int(n)
+		if n < 0 {
+			c.stats.Moved++
+		} else {
+			c.stats.LostOut += int(n)
+		}
 		// The requests the server never received (lost with the old
-		// connection, unread) are written again, in their order.
+		// connection, unread) are written again, in their order. After
+		// a move to another gate node, the answers of those it received
+		// and has not answered again were lost with the old one.
 		received, _ := proto.Int(m["received"])
 		var again []*call
-		for _, p := range c.pending {
-			if p.seq > uint64(received) {
+		for id, p := range c.pending {
+			switch {
+			case p.seq > uint64(received):
 				again = append(again, p)
+			case n < 0:
+				p.ch <- answer{err: ErrAnswerLost}
+				delete(c.pending, id)
 			}
 		}
 		slices.SortFunc(again, func(a, b *call) int { return cmp.Compare(a.seq, b.seq) })

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"github.com/skynode/skynode/proto"
 	"log/slog"
 	"time"
 
@@ -46,9 +47,10 @@ func Example() {
 	login, _ := c.Call(ctx, "login", map[string]any{"username": "admin", "password": "secret"})
 	fmt.Println(login["message"], login["resume"] != nil)
 	who, _ := c.Call(ctx, "whoami", nil)
-	fmt.Println(who["user"], who["session"])
+	id, _ := proto.Int(who["session"])
+	fmt.Println(who["user"], id > 0) // an id unique in the cluster
 	// Output:
 	// Welcome to server
 	// Login successful true
-	// admin 1
+	// admin true
 }

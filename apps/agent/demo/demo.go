@@ -183,7 +183,7 @@ func broadcast(s *agent.Session, req proto.Request) (agent.Reply, error) {
 }
 
 func whoami(s *agent.Session, req proto.Request) (agent.Reply, error) {
-	return agent.Reply{"status": "ok", "session": s.ID(), "user": s.String(UserKey), "node": s.Node()}, nil
+	return agent.Reply{"status": "ok", "session": s.ID(), "user": s.String(UserKey), "node": s.Node(), "agent": s.Address().Agent.String()}, nil
 }
 
 func quit(s *agent.Session, req proto.Request) (agent.Reply, error) {

@@ -58,6 +58,10 @@ func ExampleNew() {
 		if _, ok := m["resume"]; ok {
 			m["resume"] = "<token>" // the session's resume token: it differs every run
 		}
+		if _, ok := m["session"]; ok {
+			m["session"] = "<id>" // unique in the cluster: it differs every run
+			m["agent"] = "<pid>"
+		}
 		fmt.Println(m, err)
 	}
 	send := func(req map[string]any) {
@@ -73,5 +77,5 @@ func ExampleNew() {
 	// Output:
 	// map[message:Welcome to server status:ok] <nil>
 	// map[id:1 message:Login successful resume:<token> resume_window_ms:60000 status:ok] <nil>
-	// map[id:2 node:demo@127.0.0.1 session:1 status:ok user:ann] <nil>
+	// map[agent:<pid> id:2 node:demo@127.0.0.1 session:<id> status:ok user:ann] <nil>
 }

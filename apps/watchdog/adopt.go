@@ -1,0 +1,136 @@
+package watchdog
+
+import (
+	"time"
+
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+)
+
+// Taking sessions over from another gate node (proto.AdoptSession): the
+// client of a session whose gate's node was lost resumed on a gate of this
+// node. The watchdog makes the session its own (the same id: ids are
+// unique in the cluster), as a new placement, and asks every node that
+// may run its agent to hand the session over (proto.Adopt, to their
+// spawners). The agent that has it, waiting for its client, answers the
+// gate and announces itself (AgentUp, adopted as any agent of the
+// placement is). None in AdoptTimeout: the gate is told (AdoptFailed).
+// From then on the former gate node, whenever gossip shows it alive, is
+// told the session moved (SessionMoved), for MovedFor: a node that was
+// frozen or cut off must not go on serving it.
+
+// adoptCheck is a timer message: has the agent of an adopted session
+// answered?
+type adoptCheck struct {
+	session uint64
+	attempt uint64
+}
+
+// tellMoved is a timer message: tell the session's former gate node again
+// that it moved, until the deadline.
+type tellMoved struct {
+	session uint64
+	until   time.Time
+}
+
+func (s *server) adoptSession(p *gen.ServerProcess, st *state, m proto.AdoptSession) {
+	fail := func(why string) {
+		s.opts.Logger.Info("watchdog cannot take a session over", "session", m.Session, "from", m.From, "why", why)
+		_ = sup.Send(p, s.opts.Remote, m.Gate, proto.AdoptFailed{Session: m.Session})
+	}
+	if m.From == p.NodeName() {
+		fail("the session is this node's")
+		return
+	}
+	pl := s.opts.Placement[m.Listener]
+	pool := pl.Pool
+	nodes := []string{p.NodeName()}
+	if pl.Role != "" {
+		nodes = nodes[:0]
+		for _, c := range s.opts.Candidates(pl.Role) {
+			nodes = append(nodes, c.Node)
+		}
+	} else if lp, ok := s.opts.Pools[m.Listener]; ok {
+		pool = lp.Name
+	} else {
+		fail("no agent pool for listener " + m.Listener)
+		return
+	}
+	r := &Record{Session: m.Session, Gate: m.Gate, Listener: m.Listener, Remote: m.Remote, Started: true, From: m.From}
+	if !s.opts.Store.add(r) {
+		fail("a session with its id runs here")
+		return
+	}
+	attempt := s.newAttempt(m.Session)
+	rec, _ := s.opts.Store.Get(m.Session)
+	adopt := proto.Adopt{Session: m.Session, Gen: m.Gen, From: m.From, Pool: pool, Start: s.startArg(p, rec)}
+	adopt.Start.Attempt = attempt
+	for _, node := range nodes {
+		to := gen.ProcessID{Name: sup.SpawnerName, Node: node}
+		if err := sup.Send(p, s.opts.Remote, to, adopt); err != nil {
+			s.opts.Logger.Debug("watchdog could not ask a node for a session's agent", "peer", node, "err", err)
+		}
+	}
+	p.SendAfter(p.Self(), adoptCheck{m.Session, attempt}, s.opts.AdoptTimeout)
+}
+
+// adoptCheck ends an adopted session whose agent did not answer in time.
+func (s *server) adoptCheck(p *gen.ServerProcess, m adoptCheck) {
+	r, ok := s.opts.Store.Get(m.session)
+	if !ok || r.Attempt != m.attempt {
+		return
+	}
+	if !r.Agent.IsZero() {
+		// Taken over: from now on its former node hears of it.
+		s.tellMoved(p, tellMoved{session: m.session, until: time.Now().Add(s.opts.MovedFor)})
+		return
+	}
+	s.opts.Store.remove(m.session)
+	s.opts.Logger.Info("no agent took a resumed session over in time; it is over", "session", m.session, "from", r.From)
+	_ = sup.Send(p, s.opts.Remote, r.Gate, proto.AdoptFailed{Session: m.session})
+}
+
+// tellMoved tells the session's former gate node, if gossip shows it alive,
+// that the session is served from here, and does again until m.until.
+func (s *server) tellMoved(p *gen.ServerProcess, m tellMoved) {
+	r, ok := s.opts.Store.Get(m.session)
+	if !ok || r.From == "" || r.Agent.IsZero() {
+		return
+	}
+	for _, peer := range s.opts.Peers() {
+		if peer == r.From {
+			to := gen.ProcessID{Name: s.opts.Name, Node: r.From}
+			_ = sup.Send(p, s.opts.Remote, to, proto.SessionMoved{Session: m.session, Agent: r.Agent, Node: p.NodeName()})
+			break
+		}
+	}
+	if time.Now().Before(m.until) {
+		p.SendAfter(p.Self(), m, movedEvery)
+	}
+}
+
+// sessionMoved forgets a session that another gate node took over: its
+// agent there is not stopped, any other agent of the session is, and the
+// session's client here, if any, is closed.
+func (s *server) sessionMoved(p *gen.ServerProcess, st *state, m proto.SessionMoved) {
+	if s.opts.Store.stopped(m.Agent) {
+		s.opts.Logger.Debug("watchdog no longer stops an agent whose session moved", "session", m.Session, "to", m.Node)
+	}
+	if st.byAgent[sup.ToPid(m.Agent)] == m.Session {
+		s.unwatch(st, sup.ToPid(m.Agent))
+	}
+	r, ok := s.opts.Store.Get(m.Session)
+	if !ok || r.From == m.Node {
+		return
+	}
+	s.opts.Store.remove(m.Session)
+	delete(st.unplaced, m.Session)
+	s.opts.Logger.Info("session resumed on another gate node; its client here is closed", "session", m.Session, "to", m.Node)
+	if !r.Agent.IsZero() && r.Agent != m.Agent {
+		s.unwatch(st, sup.ToPid(r.Agent))
+		s.stopAgent(p, r.Agent, m.Session, "session moved", true)
+	}
+	_ = sup.Send(p, s.opts.Remote, r.Gate, proto.Kick{Session: m.Session, Reason: "session resumed on another gate"})
+}
