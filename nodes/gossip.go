@@ -137,3 +137,14 @@ func (n *Node) reportLoad(ctx context.Context) {
 		}
 	}
 }
+
+// others reports whether gossip shows a live node other than this one and
+// except (agent.Options.Others).
+func (n *Node) others(except string) bool {
+	for _, p := range n.peers() {
+		if p != except {
+			return true
+		}
+	}
+	return false
+}

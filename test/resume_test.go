@@ -245,3 +245,50 @@ resume_window = "30s"
 		cancel()
 	}
 }
+
+// A connection that goes silent — the network swallows what the client
+// writes, and the socket stays open, as with a frozen server or a cut
+// cable — is given up after AnswerTimeout: the client reconnects, resumes
+// its session (taking it over from the connection the server still holds)
+// and the request that went unanswered is written again and answered.
+// Without AnswerTimeout the call would wait as long as the socket stays
+// open.
+func TestClientGivesUpOnSilentConnection(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testConfig(t, "silent", `
+[[node.listener]]
+name = "agent"
+addr = "127.0.0.1:0"
+resume_window = "30s"
+`), nil)
+	var d dialer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(ctx, agentclient.Options{
+		Addrs: []string{n.Addr("agent").String()}, Dial: d.dial, AnswerTimeout: 300 * time.Millisecond,
+		Backoff: agentclient.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m, err := c.Call(ctx, "login", map[string]any{"username": "admin", "password": "secret"}); err != nil || m["resume"] == nil {
+		t.Fatalf("login: %v, %v", m, err)
+	}
+	who, err := c.Call(ctx, "whoami", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.current().blackhole.Store(true) // silent from now on; the socket stays open
+	m, err := c.Call(ctx, "echo", map[string]any{"text": "through the silence"})
+	if err != nil || m["echo"] != "through the silence" {
+		t.Fatalf("echo over a connection gone silent: %v, %v", m, err)
+	}
+	again, err := c.Call(ctx, "whoami", nil)
+	if err != nil || again["session"] != who["session"] || again["user"] != "admin" {
+		t.Fatalf("whoami after: %v, %v; before: %v", again, err, who)
+	}
+	if s := c.Stats(); s.Reconnects != 1 || s.Resumed != 1 || s.Lost != 0 {
+		t.Fatalf("stats %+v: want one reconnection, resumed", s)
+	}
+}

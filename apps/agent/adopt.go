@@ -21,7 +21,8 @@ import (
 // that may (not resumable, over, no window, or this node is leaving).
 func (s *server) waitForResume(p *gen.ServerProcess, st *state) bool {
 	if s.opts.ResumeWindow <= 0 || !st.ready || !(st.resumable || st.gen > 0) ||
-		st.sess.closing || st.sess.closed || s.opts.Leaving != nil && s.opts.Leaving() {
+		st.sess.closing || st.sess.closed || s.opts.Leaving != nil && s.opts.Leaving() ||
+		s.opts.Others != nil && !s.opts.Others(st.start.GateNode) {
 		return false
 	}
 	if st.orphan {
@@ -59,19 +60,19 @@ func (s *server) keep(st *state, m proto.Output) bool {
 	return true
 }
 
-// adopt takes the session over to the gate of m.Start, if m's token is
-// not older than the newest this agent saw (each token resumes once).
+// adopt takes the session over to the gate of m.Start, if the agent waits
+// for its client (its gate's node is lost: a session its gate still
+// serves is never taken), and m's token is not older than the newest this
+// agent saw (each token resumes once).
 func (s *server) adopt(p *gen.ServerProcess, st *state, m proto.Adopt) {
 	switch {
-	case !st.ready || m.Session != st.start.Session:
+	case !st.ready || m.Session != st.start.Session || !st.orphan:
 		return
 	case !(st.resumable || st.gen > 0):
 		st.log.Warn("agent refuses to move a session that is not resumable", "to", m.Start.GateNode)
 		return
 	case m.Gen < st.gen:
 		st.log.Warn("agent refuses a move with a spent resume token", "to", m.Start.GateNode, "gen", m.Gen, "newest", st.gen)
-		return
-	case m.Start.GateNode == st.start.GateNode:
 		return
 	}
 	old := st.start
@@ -83,8 +84,8 @@ func (s *server) adopt(p *gen.ServerProcess, st *state, m proto.Adopt) {
 	st.sess.remote, st.sess.listener = st.start.Remote, st.start.Listener
 	st.gen = m.Gen + 1 // the new gate's token
 	st.epoch++         // the window's timer is stale now
-	kept := append(st.waiting, st.backlog...)
-	st.waiting, st.waitBytes, st.backlog = nil, 0, nil
+	kept := st.waiting
+	st.waiting, st.waitBytes = nil, 0
 	dropped := st.dropped
 	st.dropped = 0
 	st.orphan = false

@@ -75,6 +75,11 @@ type Options struct {
 	ResumeWindow time.Duration
 	Sessions     *sup.Sessions
 	Pool         string
+	// Others reports whether gossip shows a live node other than this
+	// one and except: an agent whose node is cut off from all the others
+	// does not wait for a resume (its session is placed anew by its
+	// gate, which still runs). nil means there are.
+	Others func(except string) bool
 }
 
 // maxWaitOutputs and maxWaitBytes bound the messages for the client an
@@ -255,7 +260,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.adopt(p, st, m)
 	case orphanEnds:
 		if st.orphan && m.epoch == st.epoch {
-			st.log.Info("agent ends: its client did not resume within the window", "window", s.opts.ResumeWindow.String())
+			st.log.Info("agent ends: the node of its session is gone, and its client did not resume within the window",
+				"peer", st.start.GateNode, "window", s.opts.ResumeWindow.String())
 			return gen.ServerStatusStop
 		}
 	case announce:

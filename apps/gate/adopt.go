@@ -115,7 +115,16 @@ func (l *Listener) adopted(m proto.Adopted) {
 		default:
 		}
 	}
-	if a == nil || here || closed {
+	if here {
+		// Taken over here already (the watchdog stops this agent, which
+		// answered too late).
+		l.log.Warn("a second agent answered for an adopted session; ignored", "session", m.Session)
+		if a != nil && !closed {
+			a.done <- false
+		}
+		return
+	}
+	if a == nil || closed {
 		// Nobody waits for it any more: the session ends.
 		l.log.Info("an adopted session's client is gone; it ends", "session", m.Session)
 		l.finish(&client{session: m.Session}, proto.Disconnect{Session: m.Session, Reason: "resume abandoned"})

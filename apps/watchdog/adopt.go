@@ -22,11 +22,19 @@ import (
 // frozen or cut off must not go on serving it.
 
 // adoptCheck is a timer message: has the agent of an adopted session
-// answered?
+// answered? Until the deadline the nodes are asked again (an agent takes
+// its session over only once it has seen its gate's node go: a gate that
+// froze may take gossip seconds to be declared dead).
 type adoptCheck struct {
-	session uint64
-	attempt uint64
+	session  uint64
+	attempt  uint64
+	deadline time.Time
+	ask      proto.Adopt
+	nodes    []string
 }
+
+// adoptAgain is how often the nodes are asked again.
+const adoptAgain = 250 * time.Millisecond
 
 // tellMoved is a timer message: tell the session's former gate node again
 // that it moved, until the deadline.
@@ -67,13 +75,19 @@ func (s *server) adoptSession(p *gen.ServerProcess, st *state, m proto.AdoptSess
 	rec, _ := s.opts.Store.Get(m.Session)
 	adopt := proto.Adopt{Session: m.Session, Gen: m.Gen, From: m.From, Pool: pool, Start: s.startArg(p, rec)}
 	adopt.Start.Attempt = attempt
-	for _, node := range nodes {
+	check := adoptCheck{session: m.Session, attempt: attempt, deadline: time.Now().Add(s.opts.AdoptTimeout), ask: adopt, nodes: nodes}
+	s.askAdopt(p, check)
+	p.SendAfter(p.Self(), check, min(adoptAgain, s.opts.AdoptTimeout))
+}
+
+// askAdopt asks every node of m for the agent of m's session.
+func (s *server) askAdopt(p *gen.ServerProcess, m adoptCheck) {
+	for _, node := range m.nodes {
 		to := gen.ProcessID{Name: sup.SpawnerName, Node: node}
-		if err := sup.Send(p, s.opts.Remote, to, adopt); err != nil {
+		if err := sup.Send(p, s.opts.Remote, to, m.ask); err != nil {
 			s.opts.Logger.Debug("watchdog could not ask a node for a session's agent", "peer", node, "err", err)
 		}
 	}
-	p.SendAfter(p.Self(), adoptCheck{m.Session, attempt}, s.opts.AdoptTimeout)
 }
 
 // adoptCheck ends an adopted session whose agent did not answer in time.
@@ -85,6 +99,11 @@ func (s *server) adoptCheck(p *gen.ServerProcess, m adoptCheck) {
 	if !r.Agent.IsZero() {
 		// Taken over: from now on its former node hears of it.
 		s.tellMoved(p, tellMoved{session: m.session, until: time.Now().Add(s.opts.MovedFor)})
+		return
+	}
+	if time.Now().Before(m.deadline) {
+		s.askAdopt(p, m)
+		p.SendAfter(p.Self(), m, adoptAgain)
 		return
 	}
 	s.opts.Store.remove(m.session)

@@ -35,7 +35,7 @@ const (
 	// DefaultAdoptTimeout is how long the agent of a session resumed from
 	// another gate has to answer before the client is told the session is
 	// over.
-	DefaultAdoptTimeout = 2 * time.Second
+	DefaultAdoptTimeout = 5 * time.Second
 	// DefaultMovedFor is how long the watchdog that took a session over
 	// keeps telling the session's former gate node, whenever gossip shows
 	// it alive, that the session moved (proto.SessionMoved): a node that

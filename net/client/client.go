@@ -63,6 +63,17 @@ type Options struct {
 	// wait for Pushes' reader; default 64. Past it they are dropped
 	// (Dropped counts them).
 	Pushes int
+	// AnswerTimeout, when positive, gives up on a connection that leaves
+	// a request unanswered this long: its server is taken for frozen or
+	// cut off, the connection is dropped and the client resumes at the
+	// next address of Addrs. 0 waits as long as the connection stays
+	// open (a request may take long).
+	AnswerTimeout time.Duration
+	// ResumeTimeout gives up the same way on a connection whose resume
+	// is not answered this long; default 10 s. A resume on another gate
+	// waits until gossip has declared the session's gate node dead
+	// (seconds, for a frozen one).
+	ResumeTimeout time.Duration
 }
 
 // Stats count what happened to a Client's connections.
@@ -106,15 +117,21 @@ type Client struct {
 	// that carried its first token: a resume asks for those after it.
 	delivered uint64
 	addr      int // index in Addrs of conn
-	stats     Stats
+	// resumeSent is when the resume in flight was written; silent is
+	// set when a connection was given up for AnswerTimeout (the next
+	// address is tried first).
+	resumeSent time.Time
+	silent     bool
+	stats      Stats
 	err       error // why the client stopped
 }
 
 // call is a request waiting for its answer.
 type call struct {
 	ch  chan answer
-	req map[string]any // as written
-	seq uint64         // its place among the session's requests (written)
+	req  map[string]any // as written
+	seq  uint64         // its place among the session's requests (written)
+	sent time.Time      // when it was last written
 }
 
 type answer struct {
@@ -143,6 +160,9 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	}
 	if o.Pushes <= 0 {
 		o.Pushes = 64
+	}
+	if o.ResumeTimeout <= 0 {
+		o.ResumeTimeout = 10 * time.Second
 	}
 	c := &Client{o: o, done: make(chan struct{}), pushes: make(chan map[string]any, o.Pushes),
 		pending: map[int64]*call{}, connected: make(chan struct{})}
@@ -203,7 +223,7 @@ func (c *Client) Call(ctx context.Context, cmd string, data map[string]any) (map
 				req["data"] = data
 			}
 			c.written++
-			c.pending[id] = &call{ch: ch, req: req, seq: c.written}
+			c.pending[id] = &call{ch: ch, req: req, seq: c.written, sent: time.Now()}
 			// A failed write: the reader sees the connection end too, and
 			// the request stays pending for the resume.
 			_ = send(c.conn, req)
@@ -278,6 +298,7 @@ func (c *Client) install(conn transport) {
 	}
 	c.next++
 	c.resumeID = c.next
+	c.resumeSent = time.Now()
 	data := map[string]any{"token": c.token, "delivered": c.delivered}
 	if send(conn, map[string]any{"cmd": "resume", "id": c.resumeID, "data": data}) != nil {
 		conn.close() // the reader sees it and reconnects
@@ -308,13 +329,15 @@ func (c *Client) resumed(m map[string]any) {
 			case n < 0:
 				p.ch <- answer{err: ErrAnswerLost}
 				delete(c.pending, id)
+			default:
+				p.sent = time.Now() // its answer comes on this connection
 			}
 		}
 		slices.SortFunc(again, func(a, b *call) int { return cmp.Compare(a.seq, b.seq) })
 		c.written = uint64(max(received, 0))
 		for _, p := range again {
 			c.written++
-			p.seq = c.written
+			p.seq, p.sent = c.written, time.Now()
 			if send(c.conn, p.req) != nil {
 				break // the reader sees the connection end: next resume
 			}
@@ -342,7 +365,10 @@ func (c *Client) run(conn transport) {
 	defer close(c.done)
 	defer c.failAll(ErrClosed)
 	for {
+		stop := make(chan struct{})
+		go c.watch(conn, stop)
 		c.read(conn)
+		close(stop)
 		conn.close()
 		c.mu.Lock()
 		c.conn, c.resumeID = nil, 0
@@ -424,7 +450,8 @@ func (c *Client) reconnect() (transport, bool) {
 	wait := c.o.Backoff.Min
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
-		if attempt > 0 {
+		if attempt > 0 || c.silent {
+			c.silent = false
 			// The session's own address first (its token resumes it
 			// there), then the others in turn.
 			c.addr = (c.addr + 1) % len(c.o.Addrs)
@@ -473,5 +500,38 @@ func (c *Client) failAll(err error) {
 	case <-c.connected:
 	default:
 		close(c.connected)
+	}
+}
+
+// watch gives up on conn when a request on it waits longer than
+// AnswerTimeout, until stop is closed.
+func (c *Client) watch(conn transport, stop <-chan struct{}) {
+	every := max(min(c.o.AnswerTimeout, c.o.ResumeTimeout)/4, time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		late := c.conn == conn && c.resumeID != 0 && time.Since(c.resumeSent) > c.o.ResumeTimeout
+		if c.conn == conn && c.resumeID == 0 && c.o.AnswerTimeout > 0 {
+			for _, p := range c.pending {
+				if time.Since(p.sent) > c.o.AnswerTimeout {
+					late = true
+					break
+				}
+			}
+		}
+		if late {
+			c.silent = true
+		}
+		c.mu.Unlock()
+		if late {
+			conn.close()
+			return
+		}
 	}
 }
