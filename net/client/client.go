@@ -123,12 +123,12 @@ type Client struct {
 	resumeSent time.Time
 	silent     bool
 	stats      Stats
-	err       error // why the client stopped
+	err        error // why the client stopped
 }
 
 // call is a request waiting for its answer.
 type call struct {
-	ch  chan answer
+	ch   chan answer
 	req  map[string]any // as written
 	seq  uint64         // its place among the session's requests (written)
 	sent time.Time      // when it was last written

@@ -329,3 +329,153 @@ func TestGateLossFigures(t *testing.T) {
 		clients, trials, all[len(all)/2].Round(time.Millisecond), all[len(all)-1].Round(time.Millisecond),
 		median[len(median)/2].Round(time.Millisecond), median[len(median)-1].Round(time.Millisecond))
 }
+
+// twoGatesLab is twoGates in a netLab: gate1 and gate2 (listener "agent",
+// resumable for window, on port 8888 of their own addresses), w1 and w2,
+// each node's admin address on port 9090 of its own.
+func twoGatesLab(t *testing.T, l *netLab, window string) (path string, addrs []string, admin map[string]string) {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gossipPort = 7946
+	admin = map[string]string{}
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+[cluster]
+cookie = "cluster-netns-test"
+seeds = ["%s:%d"]
+gossip_key = "c2t5bm9kZS10ZXN0LWsxNg=="
+[auth.users]
+admin = %q
+`, l.hosts["gate2"], gossipPort, hash)
+	for _, name := range []string{"gate1", "gate2", "w1", "w2"} {
+		host := l.hosts[name]
+		admin[name] = host + ":9090"
+		if strings.HasPrefix(name, "gate") {
+			addrs = append(addrs, host+":8888")
+			fmt.Fprintf(&b, `
+[[node]]
+name = %q
+host = %q
+roles = ["gate"]
+gossip_port = %d
+admin = %q
+  [[node.listener]]
+  name = "agent"
+  addr = %q
+  agents_on = "agent"
+  resume_window = %q
+`, name, host, gossipPort, admin[name], host+":8888", window)
+			continue
+		}
+		fmt.Fprintf(&b, "[[node]]\nname = %q\nhost = %q\nroles = [\"agent\"]\ngossip_port = %d\nadmin = %q\n", name, host, gossipPort, admin[name])
+	}
+	path = filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, addrs, admin
+}
+
+// oneAgentEach waits until gate2 alone holds the n sessions, served by
+// exactly n agents on the workers.
+func oneAgentEach(t *testing.T, admin map[string]string, n int, within time.Duration) {
+	t.Helper()
+	checkFor(t, within, 100*time.Millisecond, func() error {
+		count := map[string]int{}
+		for _, name := range []string{"gate1", "gate2", "w1", "w2"} {
+			info, err := nodeInfo(admin[name])
+			if err != nil {
+				return err
+			}
+			count[name+" sessions"], count[name+" agents"] = info.Sessions, info.Agents
+		}
+		if count["gate1 sessions"] != 0 || count["gate2 sessions"] != n || count["w1 agents"]+count["w2 agents"] != n {
+			return fmt.Errorf("%v; want gate2 alone to hold the %d sessions, one agent each", count, n)
+		}
+		return nil
+	})
+}
+
+// whoamiAll has every client answered, concurrently, by the session and
+// agent it had, still logged in.
+func whoamiAll(t *testing.T, ctx context.Context, sessions []gateSession, when string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sessions))
+	for i, s := range sessions {
+		wg.Go(func() {
+			who, err := s.c.Call(ctx, "whoami", nil)
+			if err != nil {
+				errs <- fmt.Errorf("client %d %s: %w", i, when, err)
+				return
+			}
+			id, _ := proto.Int(who["session"])
+			if id != s.id || who["user"] != "admin" || who["agent"] != s.agent {
+				errs <- fmt.Errorf("client %d %s: %v; want session %d, logged in, agent %s", i, when, who, s.id, s.agent)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// gate1 is cut off by the network (its link down: no packet in or out, no
+// reset) under 20 logged-in clients of the Go library, which give up on
+// a silent connection after a second: each resumes on gate2 with its
+// session, login and agent while gate1 is still cut off. The cut holds
+// until gate1 has declared every other node dead (its links to the workers
+// dropped: once healed it finds the agents of its sessions gone and would
+// place new ones), then heals: in the end gate2 alone holds the sessions,
+// each served by exactly one agent, the one it had, and gate1 was told the
+// sessions moved.
+func TestGatePartitionResume(t *testing.T) {
+	requireNetns(t)
+	lab := newNetLab(t, "gate1", "gate2", "w1", "w2")
+	cfg, addrs, admin := twoGatesLab(t, lab, "60s")
+	procs := map[string]*proc{}
+	for _, name := range []string{"gate2", "gate1", "w1", "w2"} {
+		procs[name] = lab.runNode(t, cfg, name)
+		procs[name].waitLog(t, "node started", 60*time.Second)
+	}
+	for _, g := range []string{"gate1", "gate2"} {
+		for _, w := range []string{"w1", "w2"} {
+			procs[g].waitLog(t, "peer="+lab.ergo(w), 60*time.Second)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
+	defer cancel()
+	const clients = 20
+	sessions := loginAll(t, ctx, addrs, clients, time.Second)
+
+	lab.cut(t, "gate1")
+	cut := time.Now()
+	whoamiAll(t, ctx, sessions, "with gate1 cut off")
+	t.Logf("cut: every client resumed on gate2 after %v", time.Since(cut).Round(time.Millisecond))
+	for i, s := range sessions {
+		if st := s.c.Stats(); st.Moved != 1 || st.Lost != 0 {
+			t.Fatalf("client %d: stats %+v, want one move and no session lost", i, st)
+		}
+	}
+	g1 := lab.ergo("gate1")
+	for _, w := range []string{"w1", "w2"} {
+		procs["gate1"].waitLog(t, gossipLine("member left or dead", g1, lab.ergo(w)), 60*time.Second)
+	}
+	t.Logf("cut: gate1 declared the workers dead after %v", time.Since(cut).Round(time.Millisecond))
+	lab.heal(t, "gate1")
+	healed := time.Now()
+	oneAgentEach(t, admin, clients, 90*time.Second)
+	t.Logf("heal: gate2 alone holds the sessions, one agent each, %v after the heal", time.Since(healed).Round(time.Millisecond))
+	whoamiAll(t, ctx, sessions, "after the heal")
+	if n := strings.Count(procs["gate1"].Out.String(), "session resumed on another gate node; its client here is closed"); n != clients {
+		t.Fatalf("gate1 was told of %d moved sessions, want %d", n, clients)
+	}
+}
