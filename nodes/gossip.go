@@ -148,3 +148,33 @@ func (n *Node) others(except string) bool {
 	}
 	return false
 }
+
+// backupNode returns watchdog.Options.Backup: for a listener, the first
+// (by name) live node of the cluster, other than this one, that has a
+// listener of the same name, where a client of this node's sessions would
+// resume them.
+func (n *Node) backupNode(cfg *Config) func(listener string) string {
+	gates := map[string][]string{} // listener name → nodes with one, sorted
+	self := n.cfg.Name + "@" + n.cfg.Host
+	for _, nc := range cfg.Nodes {
+		name := nc.Name + "@" + nc.Host
+		if name == self {
+			continue
+		}
+		for _, lc := range nc.Listeners {
+			gates[lc.Name] = append(gates[lc.Name], name)
+		}
+	}
+	for _, nodes := range gates {
+		slices.Sort(nodes)
+	}
+	return func(listener string) string {
+		peers := n.peers()
+		for _, g := range gates[listener] {
+			if slices.Contains(peers, g) {
+				return g
+			}
+		}
+		return ""
+	}
+}

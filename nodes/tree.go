@@ -104,7 +104,7 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 		Behavior: watchdog.Behavior(watchdog.Options{
 			Pools: pools, Store: n.store, Stats: n.watchdogStats, Logger: n.log,
 			Placement: placement, Candidates: n.candidates, Remote: n.remote,
-			Live: n.connections, Peers: n.peers,
+			Live: n.connections, Peers: n.peers, Backup: n.backupNode(cfg),
 		}),
 		Options: gen.ProcessOptions{MailboxSize: watchdog.MailboxSize},
 	})

@@ -328,7 +328,7 @@ func Messages() []any {
 		Connect{}, Disconnect{}, Forward{}, AgentDown{},
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
-		AdoptSession{}, Adopt{}, Adopted{}, AdoptFailed{}, SessionMoved{},
+		AdoptSession{}, Adopt{}, Adopted{}, AdoptFailed{}, SessionMoved{}, SessionBackup{},
 		SessionStarted{}, Probe{}, AgentMessage{}, Publish{},
 		ServiceCast{}, ServiceCall{}, ServiceReply{}, ServiceSnapshot{},
 	}
@@ -396,4 +396,15 @@ type SessionMoved struct {
 	Session uint64
 	Agent   PID
 	Node    string
+}
+
+// SessionBackup carries the values of a session of From (a gate node) to
+// the watchdog of another gate node, which keeps them so that a client
+// resuming there gets them back even when the session's agent was lost
+// with its node; Drop says the session ended.
+type SessionBackup struct {
+	Session uint64
+	From    string
+	Values  []byte
+	Drop    bool
 }

@@ -18,9 +18,13 @@ import (
 // writes the resume's answer before anything the agent sends after. What
 // the lost gate held for the client, or had in flight, is gone with it:
 // the answer's "lost" is -1 (unknown), and "received" is the client's
-// number of the last request the agent handled. No agent in time
-// (proto.AdoptFailed): the client is told its session is over, and the
-// connection goes on with the session it had.
+// number of the last request the agent handled. Where the agent was lost
+// too, the watchdog gives the session a new agent with the values another
+// gate node kept (apps/watchdog), announced by a Forward: "received" is
+// then 0, and the client writes again every request still unanswered. No
+// agent in time, and no values kept (proto.AdoptFailed): the client is
+// told its session is over, and the connection goes on with the session it
+// had.
 
 // adoption is a session of another gate node waiting for its agent, and
 // the connection that resumes it.
@@ -169,4 +173,13 @@ func (l *Listener) adoptFailed(session uint64) {
 	if a != nil {
 		a.done <- false
 	}
+}
+
+// isAdopting reports whether a connection waits for session to be taken
+// over.
+func (l *Listener) isAdopting(session uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.adopting[session]
+	return ok
 }

@@ -368,6 +368,11 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case proto.Forward:
 		if c := l.lookup(m.Session); c != nil {
 			l.forward(c, m.Agent)
+		} else if l.isAdopting(m.Session) {
+			// A session resumed from another gate node whose agent was
+			// lost too: a new agent, which has handled nothing, serves
+			// it (adopt.go).
+			l.adopted(proto.Adopted{Session: m.Session, Agent: m.Agent})
 		}
 	case proto.AgentDown:
 		if c := l.lookup(m.Session); c != nil {

@@ -90,8 +90,9 @@ func (s *server) askAdopt(p *gen.ServerProcess, m adoptCheck) {
 	}
 }
 
-// adoptCheck ends an adopted session whose agent did not answer in time.
-func (s *server) adoptCheck(p *gen.ServerProcess, m adoptCheck) {
+// adoptCheck ends an adopted session whose agent did not answer in time,
+// or gives it a new agent with the values a backup kept.
+func (s *server) adoptCheck(p *gen.ServerProcess, st *state, m adoptCheck) {
 	r, ok := s.opts.Store.Get(m.session)
 	if !ok || r.Attempt != m.attempt {
 		return
@@ -104,6 +105,15 @@ func (s *server) adoptCheck(p *gen.ServerProcess, m adoptCheck) {
 	if time.Now().Before(m.deadline) {
 		s.askAdopt(p, m)
 		p.SendAfter(p.Self(), m, adoptAgain)
+		return
+	}
+	if values, ok := s.opts.Store.takeBackup(m.session); ok {
+		// Its agent was lost too: a new one, with the values kept here.
+		var rec Record
+		s.opts.Store.update(m.session, func(r *Record) { r.Values = values; rec = *r })
+		s.opts.Logger.Info("the agent of a resumed session is gone too; a new one gets its values", "session", m.session, "from", r.From)
+		s.start(p, st, rec)
+		s.tellMoved(p, tellMoved{session: m.session, until: time.Now().Add(s.opts.MovedFor)})
 		return
 	}
 	s.opts.Store.remove(m.session)

@@ -35,11 +35,12 @@ type Store struct {
 	mu       sync.Mutex
 	sessions map[uint64]*Record
 	stopping map[proto.PID]uint64 // agents told to stop and not known gone, with their session
+	backups  map[uint64]backupEntry // other gate nodes' sessions' values (backup.go)
 }
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{sessions: map[uint64]*Record{}, stopping: map[proto.PID]uint64{}}
+	return &Store{sessions: map[uint64]*Record{}, stopping: map[proto.PID]uint64{}, backups: map[uint64]backupEntry{}}
 }
 
 // Stopping returns how many agents were told to stop and are not known to

@@ -20,6 +20,9 @@ func (s *server) disconnect(p *gen.ServerProcess, st *state, m proto.Disconnect)
 	if !ok {
 		return
 	}
+	if len(r.Values) > 0 {
+		s.backup(p, r, true)
+	}
 	delete(st.unplaced, m.Session)
 	if r.Placing != "" {
 		s.unspawn(st, r.Placing) // its AgentUp will find no session

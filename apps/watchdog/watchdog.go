@@ -84,6 +84,11 @@ type Options struct {
 	// Peers returns the other live nodes of the cluster (from gossip);
 	// nil means none.
 	Peers func() []string
+	// Backup returns the node whose watchdog keeps a copy of the values
+	// of the sessions of a listener (backup.go), "" for none; nil means
+	// none. BackupFor: see DefaultBackupFor; 0 means it.
+	Backup    func(listener string) string
+	BackupFor time.Duration
 }
 
 // Behavior returns the watchdog's gen.Server. Run it under a supervisor as
@@ -121,6 +126,9 @@ func Behavior(o Options) gen.ServerBehavior {
 	}
 	if o.MovedFor <= 0 {
 		o.MovedFor = DefaultMovedFor
+	}
+	if o.BackupFor <= 0 {
+		o.BackupFor = DefaultBackupFor
 	}
 	if o.Peers == nil {
 		o.Peers = func() []string { return nil }
@@ -175,6 +183,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		s.resume(p, r)
 	}
 	s.reconcile(p, st)
+	p.SendAfter(p.Self(), sweepBackups{}, sweepEvery)
 	return nil
 }
 
@@ -186,7 +195,14 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case proto.AgentUp:
 		s.agentUp(p, st, m)
 	case proto.SessionSave:
-		s.opts.Store.update(m.Session, func(r *Record) { r.Values = m.Values })
+		var rec Record
+		if s.opts.Store.update(m.Session, func(r *Record) { r.Values = m.Values; rec = *r }) {
+			s.backup(p, rec, false)
+		}
+	case proto.SessionBackup:
+		s.keepBackup(m)
+	case sweepBackups:
+		s.sweep(p)
 	case proto.AgentMessage:
 		// Sent to a session (agent.Session.SendToSession): on to its
 		// current agent; lost while it has none.
@@ -222,7 +238,7 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	case proto.AdoptSession:
 		s.adoptSession(p, st, m)
 	case adoptCheck:
-		s.adoptCheck(p, m)
+		s.adoptCheck(p, st, m)
 	case tellMoved:
 		s.tellMoved(p, m)
 	case proto.SessionMoved:

@@ -479,3 +479,63 @@ func TestGatePartitionResume(t *testing.T) {
 		t.Fatalf("gate1 was told of %d moved sessions, want %d", n, clients)
 	}
 }
+
+// gate1 and the worker w1 are killed (kill -9) at once under 20 logged-in
+// clients whose agents run on both workers: every client resumes on
+// gate2, still logged in (its session values, which gate2 kept for
+// gate1's sessions) — by the same agent where it ran on w2, by a new one
+// on w2 where it ran on w1.
+func TestGateAndWorkerLossResume(t *testing.T) {
+	cfg, addrs, _ := twoGates(t, "30s")
+	procs := startTwoGates(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const clients = 20
+	sessions := loginAll(t, ctx, addrs, clients, 0)
+	onW1 := map[int]bool{}
+	for i, s := range sessions {
+		onW1[i] = strings.HasPrefix(s.agent, "w1@")
+	}
+	if len(onW1) == 0 || countTrue(onW1) == 0 || countTrue(onW1) == clients {
+		t.Fatalf("agents not on both workers: %d of %d on w1", countTrue(onW1), clients)
+	}
+	procs["gate1"].kill(t)
+	procs["w1"].kill(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i, s := range sessions {
+		wg.Go(func() {
+			who, err := s.c.Call(ctx, "whoami", nil)
+			if err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+				return
+			}
+			id, _ := proto.Int(who["session"])
+			agent, _ := who["agent"].(string)
+			sameAgent := agent == s.agent
+			if id != s.id || who["user"] != "admin" || sameAgent == onW1[i] || !strings.HasPrefix(agent, "w2@") {
+				errs <- fmt.Errorf("client %d (agent on w1: %v): %v; want session %d, logged in, agent %s kept only if it was on w2",
+					i, onW1[i], who, s.id, s.agent)
+			}
+			if st := s.c.Stats(); st.Moved != 1 || st.Lost != 0 {
+				errs <- fmt.Errorf("client %d: stats %+v, want one move and no session lost", i, st)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d sessions kept their agents on w2, %d got new ones with their values", clients-countTrue(onW1), countTrue(onW1))
+}
+
+func countTrue(m map[int]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
