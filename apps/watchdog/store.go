@@ -34,7 +34,7 @@ type Record struct {
 type Store struct {
 	mu       sync.Mutex
 	sessions map[uint64]*Record
-	stopping map[proto.PID]uint64 // agents told to stop and not known gone, with their session
+	stopping map[proto.PID]uint64   // agents told to stop and not known gone, with their session
 	backups  map[uint64]backupEntry // other gate nodes' sessions' values (backup.go)
 }
 

@@ -122,6 +122,20 @@ func TestGateLossResume(t *testing.T) {
 	defer cancel()
 	const clients = 100
 	sessions := loginAll(t, ctx, addrs, clients, 0)
+	// One more client, by hand, to resume with its token twice.
+	raw, err := dial(addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.close()
+	if _, err := raw.recv(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	login, err := raw.call("login", map[string]any{"username": "admin", "password": "secret"})
+	token, _ := login["resume"].(string)
+	if err != nil || token == "" {
+		t.Fatalf("login: %v, %v", login, err)
+	}
 
 	killed := time.Now()
 	gates["gate1"].kill(t)
@@ -150,6 +164,30 @@ func TestGateLossResume(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	// The token of gate1 resumes its session on gate2 once; then it is
+	// spent, there as anywhere.
+	resume := func() map[string]any {
+		t.Helper()
+		c, err := dial(addrs[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.close()
+		if _, err := c.recv(15 * time.Second); err != nil { // its own welcome
+			t.Fatal(err)
+		}
+		m, err := c.call("resume", map[string]any{"token": token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := resume(); m["status"] != "ok" || fmt.Sprint(m["lost"]) != "-1" {
+		t.Fatalf("gate1's token on gate2: %v, want the session back with lost -1", m)
+	}
+	if m := resume(); m["message"] != "Invalid resume token" {
+		t.Fatalf("gate1's token on gate2 again: %v, want it refused", m)
 	}
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	t.Logf("gate1 killed: %d clients resumed on gate2 with their agents; time to the answer after the resume: median %v, max %v",
