@@ -192,7 +192,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		}
 		n.listeners = append(n.listeners, l)
 	}
-	if err := n.openDoors(); err != nil {
+	if err := n.openDoors(cfg); err != nil {
 		return nil, err
 	}
 	if nc.Console != "" {

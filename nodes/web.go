@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/skynode/skynode/apps/gate"
@@ -34,9 +35,12 @@ type door struct {
 //go:embed page.html
 var page string
 
-// servePage serves page, pointed at the WebSocket path ws.
-func servePage(ws string) http.Handler {
-	body := []byte(strings.Replace(page, "<body>", `<body data-ws="`+html.EscapeString(ws)+`">`, 1))
+// servePage serves page, pointed at the WebSocket path ws, and at the
+// WebSocket URLs of other gates where the page resumes its session when
+// this one is lost.
+func servePage(ws string, others []string) http.Handler {
+	body := []byte(strings.Replace(page, "<body>", `<body data-ws="`+html.EscapeString(ws)+
+		`" data-gates="`+html.EscapeString(strings.Join(others, " "))+`">`, 1))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -44,13 +48,37 @@ func servePage(ws string) http.Handler {
 	})
 }
 
+// otherGates returns the WebSocket listeners named name on the other
+// nodes of cfg, as the host:port a browser reaches them at and their URLs;
+// those bound to no host in particular are left out.
+func (n *Node) otherGates(cfg *Config, name string) (hosts, urls []string) {
+	for _, nc := range cfg.Nodes {
+		if nc.Name == n.cfg.Name {
+			continue
+		}
+		for _, lc := range nc.Listeners {
+			host, _, err := net.SplitHostPort(lc.Addr)
+			if lc.Name != name || lc.Framing != WebSocket || err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+				continue
+			}
+			hosts = append(hosts, lc.Addr)
+			urls = append(urls, "ws://"+lc.Addr+lc.Path)
+		}
+	}
+	return hosts, urls
+}
+
 // openDoors binds the HTTP server of every WebSocket listener of the node;
-// the listeners exist already.
-func (n *Node) openDoors() error {
+// the listeners exist already. A page of a listener may connect to the
+// listeners of the same name on the other nodes (their addresses join its
+// allowed origins), where it resumes its session when its own gate is
+// lost.
+func (n *Node) openDoors(cfg *Config) error {
 	for _, lc := range n.cfg.Listeners {
 		if lc.Framing != WebSocket || lc.TwinOf() != "" {
 			continue
 		}
+		otherHosts, otherURLs := n.otherGates(cfg, lc.Name)
 		text, binary := n.listener(lc.Name), n.listener(lc.Name+".msgpack")
 		if text == nil || binary == nil {
 			return fmt.Errorf("%w: listener %q has no msgpack twin (validate the config)", ErrConfig, lc.Name)
@@ -76,13 +104,13 @@ func (n *Node) openDoors() error {
 				"json":    {Door: text, Type: ws.Text},
 				"msgpack": {Door: binary, Type: ws.Binary},
 			},
-			Origins:      lc.Origins,
+			Origins:      append(slices.Clone(lc.Origins), otherHosts...),
 			MaxMessage:   maxFrame(lc),
 			PingInterval: lc.PingInterval,
 			PongTimeout:  lc.PongTimeout,
 			Logger:       n.log.With("listener", lc.Name),
 		}))
-		srv.Handle("GET /{$}", servePage(lc.Path))
+		srv.Handle("GET /{$}", servePage(lc.Path, otherURLs))
 		d := door{name: lc.Name, srv: srv}
 		if len(lc.API) > 0 {
 			api := n.listener(lc.Name + ".http")
