@@ -8,8 +8,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ergo-services/ergo/gen"
+
 	"github.com/skynode/skynode/apps/watchdog"
 	"github.com/skynode/skynode/nodes/cluster"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
 )
 
 // join starts this node's gossip membership.
@@ -112,20 +116,28 @@ func (n *Node) Joined() bool {
 	return false
 }
 
-// loadEvery is how often a node gossips its load.
-const loadEvery = time.Second
+// loadEvery is how often a node gossips its load; every linkCheckEvery
+// of those it writes on its links (checkLinks).
+const (
+	loadEvery      = time.Second
+	linkCheckEvery = 5
+)
 
 // reportLoad gossips the node's load, the processes it runs beyond its
-// own tree (agents, mostly), and its goroutine count, until ctx ends.
+// own tree (agents, mostly), and its goroutine count, and checks its
+// links, until ctx ends.
 func (n *Node) reportLoad(ctx context.Context) {
 	tick := time.NewTicker(loadEvery)
 	defer tick.Stop()
 	lastLoad, lastG := -1, -1
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if i%linkCheckEvery == 0 {
+			n.checkLinks()
 		}
 		if load := max(len(n.ergo.ProcessList())-n.base, 0); load != lastLoad {
 			n.members.SetLoad(load)
@@ -176,5 +188,23 @@ func (n *Node) backupNode(cfg *Config) func(listener string) string {
 			}
 		}
 		return ""
+	}
+}
+
+// checkLinks writes a little on the node link to every live peer (a
+// proto.LinkCheck to its spawner, which ignores it). A link can outlive a
+// partition on one side only: the peer that declared this node dead
+// dropped its end, this node did not (it never declared the peer dead),
+// and Ergo refuses the peer's new connection while this end stands, so
+// nothing the peer sends arrives. Writing on it after the heal draws a
+// reset from the peer, which ends the stale link here; the peer's next
+// connection goes through (test/cluster TestGatePartitionResume).
+func (n *Node) checkLinks() {
+	self := n.ergo.Name()
+	for _, peer := range n.peers() {
+		to := gen.ProcessID{Name: sup.SpawnerName, Node: peer}
+		if err := n.remote.Send(to, proto.LinkCheck{From: self}); err != nil {
+			n.log.Debug("could not check the link to a node", "peer", peer, "err", err)
+		}
 	}
 }

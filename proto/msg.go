@@ -328,7 +328,8 @@ func Messages() []any {
 		Connect{}, Disconnect{}, Forward{}, AgentDown{},
 		Kick{}, StopAgent{}, Frame{}, Output{}, Resync{},
 		Spawn{}, SpawnFailed{}, // Spawn holds an AgentStart: after it
-		AdoptSession{}, Adopt{}, Adopted{}, AdoptFailed{}, SessionMoved{}, SessionBackup{},
+		AdoptSession{}, Adopt{}, Adopted{}, AdoptReply{}, AdoptFailed{}, SessionMoved{}, SessionBackup{},
+		LinkCheck{},
 		SessionStarted{}, Probe{}, AgentMessage{}, Publish{},
 		ServiceCast{}, ServiceCall{}, ServiceReply{}, ServiceSnapshot{},
 	}
@@ -382,6 +383,17 @@ type Adopted struct {
 	Dropped  uint64
 }
 
+// AdoptReply is a spawner's answer to an Adopt, to the watchdog that sent
+// it: whether the session's agent runs on Node (it was handed the Adopt,
+// and takes the session over once it has seen its gate's node go). When
+// no node has it, the watchdog need not wait.
+type AdoptReply struct {
+	Session uint64
+	Attempt uint64 // the Adopt's Start.Attempt
+	Node    string
+	Found   bool
+}
+
 // AdoptFailed tells a gate that no agent took Session over in time: the
 // client is told its session is over.
 type AdoptFailed struct {
@@ -407,4 +419,11 @@ type SessionBackup struct {
 	From    string
 	Values  []byte
 	Drop    bool
+}
+
+// LinkCheck is written by every node on its link to every live peer, now
+// and then, to its spawner, which ignores it: a link one side dropped
+// during a partition is found dead once written on (nodes).
+type LinkCheck struct {
+	From string
 }

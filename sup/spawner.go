@@ -38,9 +38,12 @@ type spawner struct {
 }
 
 func (s *spawner) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
-	if a, ok := msg.(proto.Adopt); ok {
-		s.adopt(p, a)
+	switch m := msg.(type) {
+	case proto.Adopt:
+		s.adopt(p, m)
 		return gen.ServerStatusOK
+	case proto.LinkCheck:
+		return gen.ServerStatusOK // written to check the link; nothing to do
 	}
 	m, ok := msg.(proto.Spawn)
 	if !ok {
@@ -59,16 +62,21 @@ func (s *spawner) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatu
 	return gen.ServerStatusOK
 }
 
-// adopt hands m to the agent of its session on this node, a local send.
+// adopt hands m to the agent of its session on this node, a local send,
+// and tells m's watchdog whether it found one.
 func (s *spawner) adopt(p *gen.ServerProcess, m proto.Adopt) {
-	if s.sessions == nil {
-		return
+	found := false
+	if s.sessions != nil {
+		if pid, pool, ok := s.sessions.Find(m.Session); ok && pool == m.Pool {
+			found = true
+			if err := Send(p, s.remote, pid, m); err != nil { // pid is on this node
+				s.log.Debug("spawner could not hand an adoption to its agent", "session", m.Session, "err", err)
+			}
+		}
 	}
-	pid, pool, ok := s.sessions.Find(m.Session)
-	if !ok || pool != m.Pool {
-		return
-	}
-	if err := Send(p, s.remote, pid, m); err != nil { // pid is on this node
-		s.log.Debug("spawner could not hand an adoption to its agent", "session", m.Session, "err", err)
+	to := gen.ProcessID{Name: m.Start.Watchdog, Node: m.Start.GateNode}
+	reply := proto.AdoptReply{Session: m.Session, Attempt: m.Start.Attempt, Node: p.NodeName(), Found: found}
+	if err := Send(p, s.remote, to, reply); err != nil {
+		s.log.Debug("spawner could not answer an adoption", "session", m.Session, "err", err)
 	}
 }

@@ -24,7 +24,8 @@ import (
 // adoptCheck is a timer message: has the agent of an adopted session
 // answered? Until the deadline the nodes are asked again (an agent takes
 // its session over only once it has seen its gate's node go: a gate that
-// froze may take gossip seconds to be declared dead).
+// froze may take gossip seconds to be declared dead), unless every one
+// says it has no such agent (proto.AdoptReply).
 type adoptCheck struct {
 	session  uint64
 	attempt  uint64
@@ -32,6 +33,21 @@ type adoptCheck struct {
 	ask      proto.Adopt
 	nodes    []string
 }
+
+// adoption is a session being taken over: the nodes that said they do
+// not have its agent, and whether one said it has.
+type adoption struct {
+	attempt uint64
+	nodes   []string
+	notHere map[string]bool
+	found   bool
+	since   time.Time
+}
+
+// adoptReplyWait: when no node has said it has the session's agent this
+// long after it was first asked (the nodes that could are gone, killed
+// with it), the watchdog stops waiting for it.
+const adoptReplyWait = 2 * time.Second
 
 // adoptAgain is how often the nodes are asked again.
 const adoptAgain = 250 * time.Millisecond
@@ -76,6 +92,7 @@ func (s *server) adoptSession(p *gen.ServerProcess, st *state, m proto.AdoptSess
 	adopt := proto.Adopt{Session: m.Session, Gen: m.Gen, From: m.From, Pool: pool, Start: s.startArg(p, rec)}
 	adopt.Start.Attempt = attempt
 	check := adoptCheck{session: m.Session, attempt: attempt, deadline: time.Now().Add(s.opts.AdoptTimeout), ask: adopt, nodes: nodes}
+	st.adoptions[m.Session] = &adoption{attempt: attempt, nodes: nodes, notHere: map[string]bool{}, since: time.Now()}
 	s.askAdopt(p, check)
 	p.SendAfter(p.Self(), check, min(adoptAgain, s.opts.AdoptTimeout))
 }
@@ -94,31 +111,62 @@ func (s *server) askAdopt(p *gen.ServerProcess, m adoptCheck) {
 // or gives it a new agent with the values a backup kept.
 func (s *server) adoptCheck(p *gen.ServerProcess, st *state, m adoptCheck) {
 	r, ok := s.opts.Store.Get(m.session)
-	if !ok || r.Attempt != m.attempt {
+	a := st.adoptions[m.session]
+	if !ok || r.Attempt != m.attempt || a == nil || a.attempt != m.attempt {
 		return
 	}
 	if !r.Agent.IsZero() {
 		// Taken over: from now on its former node hears of it.
+		delete(st.adoptions, m.session)
 		s.tellMoved(p, tellMoved{session: m.session, until: time.Now().Add(s.opts.MovedFor)})
 		return
 	}
-	if time.Now().Before(m.deadline) {
+	if time.Now().Before(m.deadline) && (a.found || time.Since(a.since) < adoptReplyWait) {
 		s.askAdopt(p, m)
 		p.SendAfter(p.Self(), m, adoptAgain)
 		return
 	}
-	if values, ok := s.opts.Store.takeBackup(m.session); ok {
-		// Its agent was lost too: a new one, with the values kept here.
-		var rec Record
-		s.opts.Store.update(m.session, func(r *Record) { r.Values = values; rec = *r })
-		s.opts.Logger.Info("the agent of a resumed session is gone too; a new one gets its values", "session", m.session, "from", r.From)
-		s.start(p, st, rec)
-		s.tellMoved(p, tellMoved{session: m.session, until: time.Now().Add(s.opts.MovedFor)})
+	s.noAgent(p, st, r)
+}
+
+// adoptReply notes a node's answer: when no node has the session's agent,
+// the watchdog stops waiting for it.
+func (s *server) adoptReply(p *gen.ServerProcess, st *state, m proto.AdoptReply) {
+	a := st.adoptions[m.Session]
+	if a == nil || a.attempt != m.Attempt {
 		return
 	}
-	s.opts.Store.remove(m.session)
-	s.opts.Logger.Info("no agent took a resumed session over in time; it is over", "session", m.session, "from", r.From)
-	_ = sup.Send(p, s.opts.Remote, r.Gate, proto.AdoptFailed{Session: m.session})
+	if m.Found {
+		a.found = true
+		return
+	}
+	a.notHere[m.Node] = true
+	for _, n := range a.nodes {
+		if !a.notHere[n] {
+			return
+		}
+	}
+	if r, ok := s.opts.Store.Get(m.Session); ok && r.Attempt == m.Attempt && r.Agent.IsZero() {
+		s.noAgent(p, st, r)
+	}
+}
+
+// noAgent ends the adoption of a session whose agent no node has: with a
+// new agent and the values kept here, if a backup has them, or over.
+func (s *server) noAgent(p *gen.ServerProcess, st *state, r Record) {
+	delete(st.adoptions, r.Session)
+	if values, ok := s.opts.Store.takeBackup(r.Session); ok {
+		// Its agent was lost too: a new one, with the values kept here.
+		var rec Record
+		s.opts.Store.update(r.Session, func(r *Record) { r.Values = values; rec = *r })
+		s.opts.Logger.Info("the agent of a resumed session is gone too; a new one gets its values", "session", r.Session, "from", r.From)
+		s.start(p, st, rec)
+		s.tellMoved(p, tellMoved{session: r.Session, until: time.Now().Add(s.opts.MovedFor)})
+		return
+	}
+	s.opts.Store.remove(r.Session)
+	s.opts.Logger.Info("no agent took a resumed session over; it is over", "session", r.Session, "from", r.From)
+	_ = sup.Send(p, s.opts.Remote, r.Gate, proto.AdoptFailed{Session: r.Session})
 }
 
 // tellMoved tells the session's former gate node, if gossip shows it alive,

@@ -35,7 +35,7 @@ const (
 	// DefaultAdoptTimeout is how long the agent of a session resumed from
 	// another gate has to answer before the client is told the session is
 	// over.
-	DefaultAdoptTimeout = 5 * time.Second
+	DefaultAdoptTimeout = 8 * time.Second
 	// DefaultMovedFor is how long the watchdog that took a session over
 	// keeps telling the session's former gate node, whenever gossip shows
 	// it alive, that the session moved (proto.SessionMoved): a node that
@@ -153,6 +153,9 @@ type state struct {
 	down     map[string]time.Time // nodes that failed to start an agent, and when
 	gone     map[string]goneNode  // nodes whose link dropped
 	unplaced map[uint64]time.Time // sessions waiting for a node, and when that was last logged
+	// adoptions are the sessions being taken over from another gate
+	// node (adopt.go).
+	adoptions map[uint64]*adoption
 }
 
 // checkAgent is a timer message: is the session's agent back? attempt is
@@ -169,7 +172,7 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	st := &state{
 		byAgent: map[etf.Pid]uint64{}, load: map[string]int{},
 		spawning: map[string]int{}, down: map[string]time.Time{}, gone: map[string]goneNode{},
-		unplaced: map[uint64]time.Time{},
+		unplaced: map[uint64]time.Time{}, adoptions: map[uint64]*adoption{},
 	}
 	p.State = st
 	// After a restart of the watchdog: watch every agent again and re-send
@@ -241,6 +244,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.adoptCheck(p, st, m)
 	case tellMoved:
 		s.tellMoved(p, m)
+	case proto.AdoptReply:
+		s.adoptReply(p, st, m)
 	case proto.SessionMoved:
 		s.sessionMoved(p, st, m)
 	default:
