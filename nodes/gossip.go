@@ -191,8 +191,10 @@ func (n *Node) backupNode(cfg *Config) func(listener string) string {
 	}
 }
 
-// checkLinks writes a little on the node link to every live peer (a
-// proto.LinkCheck to its spawner, which ignores it). A link can outlive a
+// checkLinks writes a little on every node link the node has to a live
+// peer (a proto.LinkCheck to its spawner, which ignores it); it makes no
+// new link (two nodes dialling each other at once leave a link's
+// goroutines behind: sup/ERGO.md E17). A link can outlive a
 // partition on one side only: the peer that declared this node dead
 // dropped its end, this node did not (it never declared the peer dead),
 // and Ergo refuses the peer's new connection while this end stands, so
@@ -201,7 +203,11 @@ func (n *Node) backupNode(cfg *Config) func(listener string) string {
 // connection goes through (test/cluster TestGatePartitionResume).
 func (n *Node) checkLinks() {
 	self := n.ergo.Name()
+	linked := n.ergo.Nodes()
 	for _, peer := range n.peers() {
+		if !slices.Contains(linked, peer) {
+			continue
+		}
 		to := gen.ProcessID{Name: sup.SpawnerName, Node: peer}
 		if err := n.remote.Send(to, proto.LinkCheck{From: self}); err != nil {
 			n.log.Debug("could not check the link to a node", "peer", peer, "err", err)
