@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -22,8 +23,12 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 		byName[l.Name] = l
 	}
 	agent, web, echo := byName["agent"], byName["web"], byName["echo"]
-	if len(n.Listeners) != 5 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
+	if len(n.Listeners) != 7 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
 		t.Fatalf("listeners = %+v", n.Listeners)
+	}
+	if chat, line := byName["chat"], byName["chatline"]; chat.Addr != "127.0.0.1:8890" || chat.Framing != "len16" || chat.Agent != "chat" ||
+		line.Addr != "127.0.0.1:8891" || line.Framing != "line" || line.Codec != "raw" {
+		t.Fatalf("the chat listeners: %+v, %+v", chat, line)
 	}
 	if echo.Codec != "raw" || agent.Framing != "len16" || agent.Codec != "msgpack" {
 		t.Fatalf("listeners = %+v", n.Listeners)
@@ -59,8 +64,8 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	if err := cfg.DecodeSection("auth", &auth); err != nil || auth.Users["admin"] == "" {
 		t.Fatalf("the example must carry the seed's admin account in [auth]: %v", err)
 	}
-	if got := cfg.Sections(); len(got) != 1 || got[0] != "auth" {
-		t.Fatalf("sections %v, want [auth]", got)
+	if got := cfg.Sections(); !slices.Equal(got, []string{"auth", "chat"}) {
+		t.Fatalf("sections %v, want [auth chat]", got)
 	}
 }
 

@@ -15,9 +15,9 @@ bin=$dir/node
 go build -o "$bin" ./cmd/node
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(go version | cut -d' ' -f3), commit $(git rev-parse --short HEAD)"
 
-# cluster.toml's three nodes, plus a listener on gate1 (port 8890) with the
+# cluster.toml's three nodes, plus a listener on gate1 (port 8897) with the
 # same demo agent kept on gate1: the same-node path beside 8888's remote one.
-awk '{print} /^  agents_on = "agent"$/ && !done {print "\n  [[node.listener]]\n  name = \"local\"\n  addr = \"127.0.0.1:8890\"\n  framing = \"len16\"\n  codec = \"msgpack\"\n  agent = \"demo\""; done=1}' \
+awk '{print} /^  agents_on = "agent"$/ && !done {print "\n  [[node.listener]]\n  name = \"local\"\n  addr = \"127.0.0.1:8897\"\n  framing = \"len16\"\n  codec = \"msgpack\"\n  agent = \"demo\""; done=1}' \
   cluster.toml >"$dir/bench.toml"
 "$bin" launch --config "$dir/bench.toml" --log-level error >"$dir/launch.log" 2>&1 &
 launch_pid=$!
@@ -29,9 +29,9 @@ done
 grep -q "cluster ready" "$dir/launch.log" || { cat "$dir/launch.log"; echo "cluster did not start" >&2; exit 1; }
 
 for conns in 10 100; do
-  echo "## protocol echo, $conns connections: agents on a worker (8888) vs on the gate's node (8890)"
+  echo "## protocol echo, $conns connections: agents on a worker (8888) vs on the gate's node (8897)"
   "$bin" bench --addr 127.0.0.1:8888 --mode proto --conns "$conns" --duration "${secs}s"
-  "$bin" bench --addr 127.0.0.1:8890 --mode proto --conns "$conns" --duration "${secs}s"
+  "$bin" bench --addr 127.0.0.1:8897 --mode proto --conns "$conns" --duration "${secs}s"
 done
 kill -INT $launch_pid; wait $launch_pid || true
 trap - EXIT

@@ -14,7 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/skynode/skynode/apps/agent"
+	chatagent "github.com/skynode/skynode/apps/agent/chat"
 	"github.com/skynode/skynode/apps/agent/demo"
+	"github.com/skynode/skynode/apps/chat"
 	"github.com/skynode/skynode/nodes"
 )
 
@@ -59,10 +61,19 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if unknown := slices.DeleteFunc(cfg.Sections(), func(s string) bool { return s == demo.Section }); len(unknown) > 0 {
+			rooms, err := chat.Program(cfg.DecodeSection)
+			if err != nil {
+				return err
+			}
+			if unknown := slices.DeleteFunc(cfg.Sections(), func(s string) bool { return s == demo.Section || s == chat.Section }); len(unknown) > 0 {
 				return fmt.Errorf("%w: unknown tables %v", nodes.ErrConfig, unknown)
 			}
-			o := nodes.Options{Logger: log, Agents: map[string]*agent.Agent{"demo": demoAgent}, Services: demoServices}
+			// The chat (PROTOCOL.md, "Chat"): its agent and its room
+			// service, on every node.
+			o := nodes.Options{Logger: log,
+				Agents:   map[string]*agent.Agent{"demo": demoAgent, "chat": chatagent.New()},
+				Services: append(demoServices, rooms),
+			}
 			if statusFD > 0 {
 				status := os.NewFile(uintptr(statusFD), "status")
 				defer status.Close()

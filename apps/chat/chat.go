@@ -1,0 +1,256 @@
+// Package chat is the chat's room service (proto.ChatService): the rooms
+// of the whole cluster, their members and their messages, in one
+// singleton service placed by the service machinery (sup/service). The
+// clients' side is the chat agent, package apps/agent/chat; the two speak
+// the proto.Chat* messages.
+//
+// A room assigns its messages' ids, one after the other: one total order
+// per room, which every member sees. Every event of a room (a member
+// joined, left, renamed itself, a message) goes to its members' sessions
+// as a proto.ChatEvent holding the JSON object the client gets
+// (PROTOCOL.md, "Chat"). A sender does not get its own message back: its
+// agent answers it {"type":"sent","id":N}. An empty room disappears.
+package chat
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/service"
+)
+
+// Section is the top-level table of cluster.toml that configures the
+// chat ([chat]).
+const Section = "chat"
+
+// Config is the [chat] table: Role names the nodes that may run the room
+// service ("" for any node; a role whose nodes are few and stable keeps
+// it from moving as other nodes come and go).
+type Config struct {
+	Role string `toml:"role"`
+}
+
+// Program returns the room service as a program configures it from its
+// cluster description (decode reads a section, as nodes.Config.DecodeSection).
+func Program(decode func(section string, v any) error) (service.Definition, error) {
+	var c Config
+	if err := decode(Section, &c); err != nil {
+		return nil, err
+	}
+	return Service(c.Role), nil
+}
+
+// Rooms is the service's state: every room by name.
+type Rooms struct {
+	rooms map[string]*room
+}
+
+// savedRoom is a room as the service saves it (service.Context.Save) after
+// every change, so that a restarted or moved instance goes on with the
+// same rooms, members and ids.
+type savedRoom struct {
+	Members []proto.ChatMember `msgpack:"members"`
+	Last    uint64             `msgpack:"last"`
+}
+
+// save saves every room.
+func (rs *Rooms) save(c *service.Context[*Rooms]) {
+	out := make(map[string]savedRoom, len(rs.rooms))
+	for name, r := range rs.rooms {
+		sr := savedRoom{Members: make([]proto.ChatMember, 0, len(r.members)), Last: r.last}
+		for _, mb := range r.members {
+			sr.Members = append(sr.Members, mb)
+		}
+		out[name] = sr
+	}
+	if err := c.Save(out); err != nil {
+		c.Logger().Warn("chat could not save its rooms", "err", err)
+	}
+}
+
+// room is one room: its members by session id, and the id of its last
+// message.
+type room struct {
+	members map[uint64]proto.ChatMember
+	last    uint64
+}
+
+// Service returns the room service, run on the nodes of role ("" for
+// every node).
+func Service(role string) *service.Service[*Rooms] {
+	s := service.New[*Rooms](proto.ChatService).On(role).OnStart(func(c *service.Context[*Rooms]) error {
+		c.State = &Rooms{rooms: map[string]*room{}}
+		var saved map[string]savedRoom
+		if _, err := c.Restore(&saved); err != nil {
+			return err
+		}
+		for name, sr := range saved {
+			r := &room{members: map[uint64]proto.ChatMember{}, last: sr.Last}
+			for _, mb := range sr.Members {
+				r.members[mb.Session.Session] = mb
+			}
+			c.State.rooms[name] = r
+		}
+		return nil
+	})
+	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJoined, error) {
+		return c.State.join(c, m)
+	})
+	service.Receive(s, func(c *service.Context[*Rooms], m proto.ChatLeave) error {
+		c.State.leave(c, m.Room, m.Session)
+		return nil
+	})
+	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSent, error) {
+		return c.State.say(c, m)
+	})
+	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatNicked, error) {
+		return c.State.nick(c, m)
+	})
+	service.Handle(s, func(c *service.Context[*Rooms], _ proto.ChatRooms) (proto.ChatRoomList, error) {
+		return c.State.list(), nil
+	})
+	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatWho) (proto.ChatJoined, error) {
+		r := c.State.rooms[m.Room]
+		if r == nil {
+			return proto.ChatJoined{Room: m.Room, Users: []string{}}, nil
+		}
+		return proto.ChatJoined{Room: m.Room, Users: r.nicks()}, nil
+	})
+	return s
+}
+
+func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJoined, error) {
+	if m.Room == "" || len(m.Room) > proto.MaxChatRoom || m.Member.Nick == "" || len(m.Member.Nick) > proto.MaxChatNick {
+		return proto.ChatJoined{}, fmt.Errorf("chat: bad room or nickname")
+	}
+	r := rs.rooms[m.Room]
+	if r == nil {
+		r = &room{members: map[uint64]proto.ChatMember{}}
+		rs.rooms[m.Room] = r
+	}
+	id := m.Member.Session.Session
+	delete(r.members, id) // joining again: under its new name
+	nick := r.unique(m.Member.Nick)
+	r.members[id] = proto.ChatMember{Session: m.Member.Session, Nick: nick}
+	rs.save(c)
+	r.send(c, m.Room, id, map[string]any{"type": "join", "user": nick, "message": nick + " joined the room"})
+	return proto.ChatJoined{Room: m.Room, Nick: nick, Users: r.nicks()}, nil
+}
+
+func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) {
+	r := rs.rooms[name]
+	if r == nil {
+		return
+	}
+	mb, ok := r.members[session]
+	if !ok {
+		return
+	}
+	delete(r.members, session)
+	if len(r.members) == 0 {
+		delete(rs.rooms, name)
+		rs.save(c)
+		return
+	}
+	rs.save(c)
+	r.send(c, name, 0, map[string]any{"type": "leave", "user": mb.Nick, "message": mb.Nick + " left the room"})
+}
+
+func (rs *Rooms) say(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSent, error) {
+	r := rs.rooms[m.Room]
+	if r == nil {
+		return proto.ChatSent{}, fmt.Errorf("chat: no room %q", m.Room)
+	}
+	mb, ok := r.members[m.Session]
+	if !ok {
+		return proto.ChatSent{}, fmt.Errorf("chat: not a member of %q", m.Room)
+	}
+	if len(m.Text) > proto.MaxChatText {
+		return proto.ChatSent{}, fmt.Errorf("chat: text over %d bytes", proto.MaxChatText)
+	}
+	r.last++
+	rs.save(c)
+	r.send(c, m.Room, m.Session, map[string]any{"type": "message", "id": r.last, "user": mb.Nick, "text": m.Text,
+		"time": time.Now().UTC().Format("15:04:05")})
+	return proto.ChatSent{ID: r.last}, nil
+}
+
+func (rs *Rooms) nick(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatNicked, error) {
+	r := rs.rooms[m.Room]
+	if r == nil {
+		return proto.ChatNicked{}, fmt.Errorf("chat: no room %q", m.Room)
+	}
+	mb, ok := r.members[m.Session]
+	if !ok {
+		return proto.ChatNicked{}, fmt.Errorf("chat: not a member of %q", m.Room)
+	}
+	for id, other := range r.members {
+		if id != m.Session && other.Nick == m.Nick {
+			return proto.ChatNicked{Taken: true}, nil
+		}
+	}
+	old := mb.Nick
+	mb.Nick = m.Nick
+	r.members[m.Session] = mb
+	rs.save(c)
+	r.send(c, m.Room, 0, map[string]any{"type": "nick_change", "old_name": old, "new_name": m.Nick,
+		"message": old + " is now known as " + m.Nick})
+	return proto.ChatNicked{}, nil
+}
+
+func (rs *Rooms) list() proto.ChatRoomList {
+	out := proto.ChatRoomList{Rooms: make([]proto.ChatRoomCount, 0, len(rs.rooms))}
+	for name, r := range rs.rooms {
+		out.Rooms = append(out.Rooms, proto.ChatRoomCount{Room: name, Users: len(r.members)})
+	}
+	sort.Slice(out.Rooms, func(i, j int) bool { return out.Rooms[i].Room < out.Rooms[j].Room })
+	return out
+}
+
+// unique returns nick, or nick with the first suffix "_2", "_3"… that no
+// member of r has.
+func (r *room) unique(nick string) string {
+	taken := map[string]bool{}
+	for _, mb := range r.members {
+		taken[mb.Nick] = true
+	}
+	if !taken[nick] {
+		return nick
+	}
+	for i := 2; ; i++ {
+		if s := fmt.Sprintf("%s_%d", nick, i); !taken[s] {
+			return s
+		}
+	}
+}
+
+// nicks returns the members' nicknames, sorted.
+func (r *room) nicks() []string {
+	out := make([]string, 0, len(r.members))
+	for _, mb := range r.members {
+		out = append(out, mb.Nick)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// send sends event to every member of r but the one of session except
+// (0: none).
+func (r *room) send(c *service.Context[*Rooms], name string, except uint64, event map[string]any) {
+	b, err := json.Marshal(event)
+	if err != nil {
+		c.Logger().Error("chat could not encode an event", "room", name, "err", err)
+		return
+	}
+	for id, mb := range r.members {
+		if id == except {
+			continue
+		}
+		if err := c.SendToSession(mb.Session, proto.ChatEvent{Room: name, JSON: b}); err != nil {
+			c.Logger().Warn("chat could not reach a member", "room", name, "session", id, "err", err)
+		}
+	}
+}

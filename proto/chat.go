@@ -1,0 +1,101 @@
+package proto
+
+// The chat (PROTOCOL.md, "Chat"): a client's chat agent talks to the room
+// service ChatService with these messages; the service sends every room
+// event to the members' sessions as a ChatEvent.
+
+// ChatService is the cluster-wide name of the chat's room service.
+const ChatService = "chat.rooms"
+
+// Bounds of the chat.
+const (
+	MaxChatRoom = 64   // bytes of a room name
+	MaxChatNick = 32   // bytes of a nickname
+	MaxChatText = 2048 // bytes of a message's text
+)
+
+// ChatMember names a member of a room: its session (events go to it
+// through its gate's watchdog, whichever agent serves it then) and its
+// nickname.
+type ChatMember struct {
+	Session Address `msgpack:"session"`
+	Nick    string  `msgpack:"nick"`
+}
+
+// ChatJoin asks the room service to add a member to Room, which it creates
+// if it does not exist. The answer is a ChatJoined.
+type ChatJoin struct {
+	Room   string     `msgpack:"room"`
+	Member ChatMember `msgpack:"member"`
+}
+
+// ChatJoined answers a ChatJoin: the members' nicknames, the joiner's
+// included, and the joiner's own, made unique in the room (a suffix is
+// added to one taken).
+type ChatJoined struct {
+	Room  string   `msgpack:"room"`
+	Nick  string   `msgpack:"nick"`
+	Users []string `msgpack:"users"`
+}
+
+// ChatLeave removes the member of session from Room (a cast).
+type ChatLeave struct {
+	Room    string `msgpack:"room"`
+	Session uint64 `msgpack:"session"`
+}
+
+// ChatSay asks the room to send Text from the member of Session to the
+// others. The answer is a ChatSent with the message's id in the room.
+type ChatSay struct {
+	Room    string `msgpack:"room"`
+	Session uint64 `msgpack:"session"`
+	Text    string `msgpack:"text"`
+}
+
+// ChatSent answers a ChatSay: the message's id in its room.
+type ChatSent struct {
+	ID uint64 `msgpack:"id"`
+}
+
+// ChatNick asks the room to rename the member of Session to Nick. The
+// answer is a ChatNicked; a name taken in the room is refused (Taken).
+type ChatNick struct {
+	Room    string `msgpack:"room"`
+	Session uint64 `msgpack:"session"`
+	Nick    string `msgpack:"nick"`
+}
+
+// ChatNicked answers a ChatNick.
+type ChatNicked struct {
+	Taken bool `msgpack:"taken"`
+}
+
+// ChatRooms asks for the rooms and their member counts; ChatRoomList
+// answers.
+type ChatRooms struct {
+	All bool `msgpack:"all"` // always true; a message needs a field
+}
+
+// ChatRoomList answers ChatRooms, sorted by room name.
+type ChatRoomList struct {
+	Rooms []ChatRoomCount `msgpack:"rooms"`
+}
+
+// ChatRoomCount is one room of a ChatRoomList.
+type ChatRoomCount struct {
+	Room  string `msgpack:"room"`
+	Users int    `msgpack:"users"`
+}
+
+// ChatWho asks for the members of Room; a ChatJoined (Nick empty)
+// answers.
+type ChatWho struct {
+	Room string `msgpack:"room"`
+}
+
+// ChatEvent is a room's event for a member's client: a JSON object
+// (PROTOCOL.md), written to the client as it is.
+type ChatEvent struct {
+	Room string `msgpack:"room"`
+	JSON []byte `msgpack:"json"`
+}
