@@ -68,11 +68,16 @@ func runCmd() *cobra.Command {
 			if unknown := slices.DeleteFunc(cfg.Sections(), func(s string) bool { return s == demo.Section || s == chat.Section }); len(unknown) > 0 {
 				return fmt.Errorf("%w: unknown tables %v", nodes.ErrConfig, unknown)
 			}
-			// The chat (PROTOCOL.md, "Chat"): its agent and its room
-			// service, on every node.
+			// The chat (PROTOCOL.md, "Chat"): its agent, and its room
+			// service where a listener of the cluster serves the chat
+			// (nothing more runs on the nodes of a cluster without one).
+			services := demoServices
+			if chatUsed(cfg) {
+				services = append(services, rooms)
+			}
 			o := nodes.Options{Logger: log,
 				Agents:   map[string]*agent.Agent{"demo": demoAgent, "chat": chatagent.New()},
-				Services: append(demoServices, rooms),
+				Services: services,
 			}
 			if statusFD > 0 {
 				status := os.NewFile(uintptr(statusFD), "status")
@@ -119,4 +124,16 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("unknown log format %q: text or json", format)
+}
+
+// chatUsed reports whether a listener of cfg serves the chat agent.
+func chatUsed(cfg *nodes.Config) bool {
+	for _, n := range cfg.Nodes {
+		for _, l := range n.Listeners {
+			if l.Agent == "chat" {
+				return true
+			}
+		}
+	}
+	return false
 }
