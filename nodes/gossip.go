@@ -214,3 +214,17 @@ func (n *Node) checkLinks() {
 		}
 	}
 }
+
+// unreachable reports whether gossip shows node dead, suspect or unknown
+// (agent.Options.Unreachable); false without gossip.
+func (n *Node) unreachable(node string) bool {
+	if n.members == nil {
+		return false
+	}
+	for _, m := range n.members.Members() {
+		if m.Name == node {
+			return !m.Alive || m.Suspect
+		}
+	}
+	return true
+}

@@ -31,7 +31,7 @@ func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent
 		Shards: lc.Shards,
 		Behavior: n.census.Count(agent.Behavior(kind, agent.Options{
 			Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats,
-			ResumeWindow: lc.resumeWindow(), Sessions: n.agentDir, Pool: name, Others: n.others,
+			ResumeWindow: lc.resumeWindow(), Sessions: n.agentDir, Pool: name, Others: n.others, Unreachable: n.unreachable,
 		}), ""),
 		Options: gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
 	}

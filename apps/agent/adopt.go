@@ -61,10 +61,15 @@ func (s *server) keep(st *state, m proto.Output) bool {
 }
 
 // adopt takes the session over to the gate of m.Start, if the agent waits
-// for its client (its gate's node is lost: a session its gate still
-// serves is never taken), and m's token is not older than the newest this
-// agent saw (each token resumes once).
+// for its client (its gate's node is lost, or failing gossip's probes: a
+// session its gate still serves is never taken), and m's token is not
+// older than the newest this agent saw (each token resumes once).
 func (s *server) adopt(p *gen.ServerProcess, st *state, m proto.Adopt) {
+	if st.ready && m.Session == st.start.Session && !st.orphan && s.opts.Unreachable != nil && s.opts.Unreachable(st.start.GateNode) {
+		// Its gate's node fails gossip's probes (frozen, or cut off) and
+		// its client resumed elsewhere: it waits no longer for the verdict.
+		s.waitForResume(p, st)
+	}
 	switch {
 	case !st.ready || m.Session != st.start.Session || !st.orphan:
 		return

@@ -80,6 +80,10 @@ type Options struct {
 	// does not wait for a resume (its session is placed anew by its
 	// gate, which still runs). nil means there are.
 	Others func(except string) bool
+	// Unreachable reports whether gossip shows node dead or suspect (failing
+	// its probes): an agent whose gate's node is suspect may be taken over
+	// before gossip has declared it dead (a frozen gate). nil means never.
+	Unreachable func(node string) bool
 }
 
 // maxWaitOutputs and maxWaitBytes bound the messages for the client an

@@ -249,58 +249,19 @@ func TestGateFrozenResume(t *testing.T) {
 	sessions := loginAll(t, ctx, addrs, clients, time.Second)
 
 	procs["gate1"].freeze(t)
-	check := func(when string) {
-		t.Helper()
-		var wg sync.WaitGroup
-		errs := make(chan error, clients)
-		for i, s := range sessions {
-			wg.Go(func() {
-				who, err := s.c.Call(ctx, "whoami", nil)
-				if err != nil {
-					errs <- fmt.Errorf("client %d %s: %w", i, when, err)
-					return
-				}
-				id, _ := proto.Int(who["session"])
-				if id != s.id || who["user"] != "admin" || who["agent"] != s.agent {
-					errs <- fmt.Errorf("client %d %s: %v; want session %d, logged in, agent %s", i, when, who, s.id, s.agent)
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.FailNow()
-		}
-	}
-	check("while gate1 is frozen")
+	whoamiAll(t, ctx, sessions, "while gate1 is frozen")
 	for i, s := range sessions {
 		if st := s.c.Stats(); st.Resumed != 1 || st.Lost != 0 {
 			t.Fatalf("client %d: stats %+v, want one resume and no session lost", i, st)
 		}
 	}
-	procs["gate2"].waitLog(t, "peer=gate1@", 60*time.Second) // declared dead
-	procs["w1"].waitLog(t, "peer=gate1@", 60*time.Second)
-	procs["w2"].waitLog(t, "peer=gate1@", 60*time.Second)
+	// Frozen until every other node has declared it dead.
+	for _, n := range []string{"gate2", "w1", "w2"} {
+		procs[n].waitLog(t, gossipLine("member left or dead", n+"@127.0.0.1", "gate1@127.0.0.1"), 60*time.Second)
+	}
 	procs["gate1"].thaw(t)
-
-	checkFor(t, 60*time.Second, 100*time.Millisecond, func() error {
-		count := map[string]int{}
-		for _, n := range []string{"gate1", "gate2", "w1", "w2"} {
-			info, err := nodeInfo(admin[n])
-			if err != nil {
-				return err
-			}
-			count[n+" sessions"], count[n+" agents"] = info.Sessions, info.Agents
-		}
-		if count["gate1 sessions"] != 0 || count["gate2 sessions"] != clients || count["w1 agents"]+count["w2 agents"] != clients {
-			return fmt.Errorf("after the thaw: %v; want gate2 alone to hold the %d sessions, one agent each", count, clients)
-		}
-		return nil
-	})
-	check("after gate1's thaw")
+	oneAgentEach(t, admin, clients, 60*time.Second)
+	whoamiAll(t, ctx, sessions, "after gate1's thaw")
 	// gate1 let its sessions go because it was told they moved, not
 	// because their window passed.
 	if n := strings.Count(procs["gate1"].Out.String(), "session resumed on another gate node; its client here is closed"); n != clients {
