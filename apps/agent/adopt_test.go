@@ -101,3 +101,43 @@ func TestAdoptOnlyWhileWaiting(t *testing.T) {
 		t.Fatalf("Adopted = %+v with the new gate's token", got)
 	}
 }
+
+// An agent whose gate's node gossip suspects (failing its probes, not yet
+// declared dead: a frozen gate) is taken over without waiting for the
+// verdict; one whose gate's node is reachable is not.
+func TestAdoptWhenGateSuspect(t *testing.T) {
+	p := newPeers(t)
+	_, newGateCh := spawnRecorder(t, p.node, "gate.new")
+	spawnRecorder(t, p.node, "watchdog.new")
+	suspect := make(chan bool, 1)
+	suspect <- false
+	unreachable := func(string) bool { v := <-suspect; suspect <- v; return v }
+	a := agent.New().Handle("login", func(s *agent.Session, req proto.Request) (agent.Reply, error) {
+		s.AllowResume()
+		return agent.Reply{"status": "ok"}, nil
+	})
+	ta := p.spawnWith(a, agent.Options{Codec: proto.Msgpack(), ResumeWindow: 30 * time.Second,
+		Others: func(string) bool { return true }, Unreachable: unreachable}, 9)
+	ta.ready(false, nil)
+	ta.request("login", 1, nil)
+	ta.reply(1)
+	adopt := func() {
+		t.Helper()
+		start := proto.AgentStart{Session: 9, Gate: "gate.new", Watchdog: "watchdog.new", GateNode: p.node.Name(), Attempt: 2}
+		if err := p.watchdog.Send(ta.proc.Self(), proto.Adopt{Session: 9, Gen: 1, Start: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adopt()
+	select {
+	case m := <-newGateCh:
+		t.Fatalf("taken over while its gate is reachable: %#v", m)
+	case <-time.After(200 * time.Millisecond):
+	}
+	<-suspect
+	suspect <- true
+	adopt()
+	if got := ergotest.Next[proto.Adopted](t, newGateCh, waitTime, nil); got.Session != 9 {
+		t.Fatalf("Adopted = %+v", got)
+	}
+}
