@@ -226,9 +226,134 @@ func TestChatAcrossGates(t *testing.T) {
 	if m := cid.expect("error"); m["message"] != "Unknown command" {
 		t.Fatalf("unknown command: %v", m)
 	}
+	// Commands are case-insensitive; names and texts are bounded; a room
+	// whose last member leaves disappears.
+	cid.do("join", "corner")
+	cid.expect("room_joined")
+	cid.do("JOIN", "bad room")
+	if m := cid.expect("error"); m["message"] != "Room names are 1 to 64 bytes of UTF-8, without spaces" {
+		t.Fatalf("a room name with a space: %v", m)
+	}
+	cid.do("MSG", strings.Repeat("x", 2049))
+	if m := cid.expect("error"); m["message"] != "Message too long" {
+		t.Fatalf("2049 bytes of text: %v", m)
+	}
+	cid.do("MSG", "   ")
+	if m := cid.expect("error"); m["message"] != "Empty message" {
+		t.Fatalf("a blank text: %v", m)
+	}
+	cid.do("ROOMS", "")
+	if m := cid.expect("rooms"); fmt.Sprint(m["rooms"]) != "[map[room:corner users:1] map[room:lobby users:2]]" {
+		t.Fatalf("ROOMS: %v", m)
+	}
+	cid.do("LEAVE", "")
+	cid.expect("left")
+	cid.do("ROOMS", "")
+	if m := cid.expect("rooms"); fmt.Sprint(m["rooms"]) != "[map[room:lobby users:2]]" {
+		t.Fatalf("ROOMS after the corner emptied: %v", m)
+	}
 	// A client that disconnects leaves its room.
 	bob.conn.Close()
 	if m := ann.expect("leave"); m["user"] != "bob" {
 		t.Fatalf("bob's disconnect seen as %v", m)
 	}
+}
+
+// The node running the room service is killed (kill -9): the service goes
+// on, on the other worker, with the rooms it saved — the members are still
+// in their room without joining again, and the room's ids go on where they
+// were.
+func TestChatRoomsSurviveTheirNode(t *testing.T) {
+	ports := proctest.FreePorts(t, 2)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	cfg := filepath.Join(t.TempDir(), "cluster.toml")
+	src := fmt.Sprintf(`[cluster]
+cookie = "chat-test"
+seeds = ["127.0.0.1:%d"]
+[chat]
+role = "agent"
+[[node]]
+name = "gate1"
+roles = ["gate"]
+admin = "off"
+gossip_port = %d
+  [[node.listener]]
+  name = "chat"
+  addr = %q
+  codec = "raw"
+  agent = "chat"
+  agents_on = "agent"
+[[node]]
+name = "w1"
+roles = ["agent"]
+admin = "off"
+[[node]]
+name = "w2"
+roles = ["agent"]
+admin = "off"
+`, ports[0], ports[0], addr)
+	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	procs := map[string]*proctest.Proc{}
+	for _, name := range []string{"gate1", "w1", "w2"} {
+		procs[name] = proctest.Start(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name))
+		procs[name].WaitLog(t, "node started", 60*time.Second)
+	}
+	for _, w := range []string{"w1", "w2"} {
+		procs["gate1"].WaitLog(t, "peer="+w+"@", 60*time.Second)
+	}
+	ann, bob := dial(t, addr, false), dial(t, addr, false)
+	for _, c := range []*client{ann, bob} {
+		ergotest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			c.do("JOIN", "lobby")
+			if m := c.next(); m["type"] != "room_joined" {
+				return fmt.Errorf("JOIN: %v", m)
+			}
+			return nil
+		})
+	}
+	ann.expect("join")
+	for i := 1; i <= 3; i++ {
+		ann.do("MSG", fmt.Sprint("before ", i))
+		ann.expect("sent")
+		bob.expect("message")
+	}
+	host := ""
+	for _, w := range []string{"w1", "w2"} {
+		if strings.Contains(procs[w].Out.String(), "service=chat.rooms") {
+			host = w
+		}
+	}
+	if host == "" {
+		t.Fatal("no worker runs the room service")
+	}
+	procs[host].Kill(t)
+	// A frame in flight to an agent lost with its node closes a raw
+	// client (PROTOCOL.md §5): send once the gate knows the node is gone.
+	procs["gate1"].WaitLog(t, "cluster: member left or dead\" node=gate1@127.0.0.1 peer="+host+"@", 30*time.Second)
+
+	// Until the service runs on the other worker a message is answered
+	// "Chat unavailable, retry"; the first one acknowledged has id 4.
+	var sent map[string]any
+	ergotest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		ann.do("MSG", "after")
+		if sent = ann.next(); sent["type"] != "sent" {
+			return fmt.Errorf("MSG after the kill: %v", sent)
+		}
+		return nil
+	})
+	if fmt.Sprint(sent["id"]) != "4" {
+		t.Fatalf("the first message after the move: %v, want id 4", sent)
+	}
+	for {
+		m := bob.next()
+		if m["type"] == "message" {
+			if fmt.Sprint(m["id"]) != "4" || m["text"] != "after" {
+				t.Fatalf("bob got %v, want message 4", m)
+			}
+			break
+		}
+	}
+	t.Logf("the room service's node (%s) killed: the room went on with id 4", host)
 }
