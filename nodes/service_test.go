@@ -196,7 +196,9 @@ type shardAdd struct {
 
 // A sharded service spreads its shards over the nodes of its role; when
 // one of them leaves, its shards run on the other with their saved state,
-// and the shards already there stay where they are.
+// and the shards already there stay where they are. The service is
+// durable: every answer follows a Save, and comes back only once the
+// other node has confirmed holding it (service.Service.Durable).
 func TestShardsMoveWithTheirState(t *testing.T) {
 	port := freePort(t)
 	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
@@ -214,7 +216,7 @@ roles = ["svc"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	counters := service.New[*int]("counters").On("svc").Sharded(8).
+	counters := service.New[*int]("counters").On("svc").Sharded(8).Durable().
 		OnStart(func(c *service.Context[*int]) error {
 			n := 0
 			_, err := c.Restore(&n)

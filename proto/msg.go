@@ -331,7 +331,7 @@ func Messages() []any {
 		AdoptSession{}, Adopt{}, Adopted{}, AdoptReply{}, AdoptFailed{}, SessionMoved{}, SessionBackup{},
 		LinkCheck{},
 		SessionStarted{}, Probe{}, AgentMessage{}, Publish{},
-		ServiceCast{}, ServiceCall{}, ServiceReply{}, ServiceSnapshot{},
+		ServiceCast{}, ServiceCall{}, ServiceReply{}, ServiceSnapshot{}, ServiceSnapshotHeld{},
 	}
 }
 

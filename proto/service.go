@@ -76,6 +76,19 @@ type ServiceSnapshot struct {
 	// stopped running it because another node now should: a node that
 	// already runs that instance restarts it from this state when newer.
 	Handover bool
+	// From names the sending node when the instance is durable: the
+	// receiving node answers it with a ServiceSnapshotHeld once it holds
+	// the snapshot.
+	From string
+}
+
+// ServiceSnapshotHeld tells the node that sent a durable instance's
+// ServiceSnapshot that the receiver holds its snapshots up to Seq.
+type ServiceSnapshotHeld struct {
+	Service string
+	Shard   int
+	Seq     uint64
+	Node    string // the node that holds it
 }
 
 // ServiceError is the error of a call to a service that got no answer:

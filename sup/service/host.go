@@ -95,6 +95,8 @@ type hostState struct {
 	in      map[inKey]*inCall    // calls handed to this node's instances
 	watched map[etf.Pid]struct{} // instances monitored
 	shipped map[string]shippedTo // per instance, where its latest snapshot went
+	held    map[string]shippedTo // per durable instance, the node that holds its snapshots, and up to which
+	unsent  map[string]string    // per instance, the node its last snapshot could not be sent to
 	nodes   map[string]struct{}  // nodes monitored (calls were routed to them)
 	views   map[string]*view     // per role: its live nodes and when one last came
 }
@@ -106,12 +108,18 @@ type view struct {
 	grew    time.Time
 }
 
-// shippedTo is the node an instance's snapshot was last sent to, and its
-// Seq.
+// shippedTo is the node an instance's snapshot was last sent to, its
+// Seq, and when.
 type shippedTo struct {
 	node string
 	seq  uint64
+	at   time.Time
 }
+
+// reshipAfter is how long a host waits for a durable instance's snapshot
+// to be confirmed (proto.ServiceSnapshotHeld) before it sends it again:
+// a snapshot or its confirmation may be lost with a link.
+const reshipAfter = time.Second
 
 type running struct {
 	def   Definition
@@ -147,7 +155,7 @@ func (h *host) Init(p *gen.ServerProcess, args ...etf.Term) error {
 		self:    sup.FromPid(p.Self()),
 		running: map[string]*running{}, failed: map[string]time.Time{},
 		out: map[uint64]*outCall{}, in: map[inKey]*inCall{}, watched: map[etf.Pid]struct{}{},
-		shipped: map[string]shippedTo{}, nodes: map[string]struct{}{}, views: map[string]*view{},
+		shipped: map[string]shippedTo{}, held: map[string]shippedTo{}, unsent: map[string]string{}, nodes: map[string]struct{}{}, views: map[string]*view{},
 	}
 	// The instances this node runs by its current view start now, so that
 	// a node alone serves its services once it has started.
@@ -178,9 +186,11 @@ func (h *host) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 		delete(st.in, inKey{m.replyTo, m.reply.Ref})
 		h.answer(p, st, m.replyTo, m.reply)
 	case saveSnapshot:
-		h.ship(p, st, m.snap)
+		h.ship(p, st, m.snap, m.ask)
 	case proto.ServiceSnapshot:
 		h.adopt(p, st, m)
+	case proto.ServiceSnapshotHeld:
+		h.confirmed(p, st, m)
 	case gen.MessageDown, gen.MessageNodeDown:
 		if node, ok := sup.NodeDown(msg); ok {
 			delete(st.nodes, node)
@@ -550,8 +560,11 @@ func (h *host) start(p *gen.ServerProcess, st *hostState, name string, r *runnin
 }
 
 // ship sends an instance's snapshot to the node that would run the
-// instance next, unless that node has it already.
-func (h *host) ship(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnapshot) {
+// instance next, unless that node has it already. A durable instance's
+// snapshot is sent again until that node confirms it, and the instance is
+// told (snapshotHeld) once it has: when ask is set (the instance waits),
+// also when the node had it already, or when there is no other node.
+func (h *host) ship(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnapshot, ask bool) {
 	d, ok := h.defs[snap.Service]
 	if !ok || d.Kind() == KindPerNode {
 		return
@@ -564,14 +577,57 @@ func (h *host) ship(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnaps
 		}
 	}
 	k := snapshotKey(snap.Service, snap.Shard)
-	if last := st.shipped[k]; next == "" || (last.node == next && last.seq >= snap.Seq) {
+	durable := d.isDurable()
+	if next == "" {
+		// No other node to hold it: nothing to wait for.
+		if held := st.held[k]; durable && (ask || held.node != "" || held.seq < snap.Seq) {
+			st.held[k] = shippedTo{seq: snap.Seq, at: time.Now()}
+			h.tellHeld(p, snap.Service, snap.Shard, snap.Seq)
+		}
 		return
+	}
+	if held := st.held[k]; durable && held.node == next && held.seq >= snap.Seq {
+		if ask {
+			h.tellHeld(p, snap.Service, snap.Shard, held.seq)
+		}
+		return
+	}
+	if last := st.shipped[k]; last.node == next && last.seq >= snap.Seq && (!durable || time.Since(last.at) < reshipAfter) {
+		return
+	}
+	if durable {
+		snap.From = p.NodeName()
 	}
 	if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: next}, snap); err != nil {
-		st.env.log.Warn("service snapshot not sent", "service", snap.Service, "peer", next, "err", err)
+		level := slog.LevelWarn
+		if st.unsent[k] == next {
+			level = slog.LevelDebug // said already: it is tried again every tick
+		}
+		st.unsent[k] = next
+		st.env.log.Log(context.Background(), level, "service snapshot not sent", "service", snap.Service, "peer", next, "err", err)
 		return
 	}
-	st.shipped[k] = shippedTo{node: next, seq: snap.Seq}
+	delete(st.unsent, k)
+	st.shipped[k] = shippedTo{node: next, seq: snap.Seq, at: time.Now()}
+}
+
+// confirmed takes another node's word that it holds a durable instance's
+// snapshots up to m.Seq, and tells the instance.
+func (h *host) confirmed(p *gen.ServerProcess, st *hostState, m proto.ServiceSnapshotHeld) {
+	k := snapshotKey(m.Service, m.Shard)
+	if held := st.held[k]; held.node == m.Node && held.seq >= m.Seq {
+		return
+	}
+	st.held[k] = shippedTo{node: m.Node, seq: m.Seq, at: time.Now()}
+	h.tellHeld(p, m.Service, m.Shard, m.Seq)
+}
+
+// tellHeld tells this node's instance, if it runs, that its snapshot seq
+// is held.
+func (h *host) tellHeld(p *gen.ServerProcess, service string, shard int, seq uint64) {
+	if inst := p.ProcessByName(instanceName(service, shard)); inst != nil {
+		_ = sup.Send(p, h.opts.Remote, inst.Self(), snapshotHeld{seq: seq})
+	}
 }
 
 // reship sends the latest snapshot of every instance running here to the
@@ -580,7 +636,7 @@ func (h *host) ship(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnaps
 func (h *host) reship(p *gen.ServerProcess, st *hostState) {
 	for _, r := range st.running {
 		if snap, ok := st.env.snapshots.get(r.def.Name(), r.shard); ok {
-			h.ship(p, st, snap)
+			h.ship(p, st, snap, false)
 		}
 	}
 }
@@ -611,6 +667,17 @@ func (h *host) handOver(p *gen.ServerProcess, st *hostState, r *running) {
 func (h *host) adopt(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnapshot) {
 	own, had := st.env.snapshots.get(snap.Service, snap.Shard)
 	st.env.snapshots.put(snap)
+	if snap.From != "" && snap.From != p.NodeName() {
+		held := snap.Seq
+		if had {
+			held = max(held, own.Seq)
+		}
+		err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: snap.From},
+			proto.ServiceSnapshotHeld{Service: snap.Service, Shard: snap.Shard, Seq: held, Node: p.NodeName()})
+		if err != nil {
+			st.env.log.Debug("service snapshot confirmation not sent", "service", snap.Service, "peer", snap.From, "err", err)
+		}
+	}
 	if _, runs := st.running[supName(snap.Service, snap.Shard)]; !runs || !snap.Handover || (had && own.Seq >= snap.Seq) {
 		return
 	}

@@ -66,6 +66,62 @@ type Context[S any] struct {
 	seq   uint64 // of the last snapshot saved or restored
 	calls map[uint64]func(proto.ServiceReply)
 	ref   uint64
+	// Of a durable service (Service.Durable): the Seq of the latest
+	// snapshot another node is known to hold, and the messages held
+	// until it holds the one saved before them.
+	held    uint64
+	waiting []heldSend
+}
+
+// heldSend is a message of a durable instance waiting for the snapshot
+// Seq it follows to be held by another node.
+type heldSend struct {
+	seq  uint64
+	send func() error
+}
+
+// MaxHeld bounds the messages a durable instance holds while the node
+// that keeps its snapshots has not confirmed the latest (Service.Durable):
+// one more is refused with ErrHeldFull, and a call's answer is lost (its
+// caller times out).
+const MaxHeld = 1 << 14
+
+// ErrHeldFull is the error of a message a durable instance could not
+// hold (see MaxHeld).
+var ErrHeldFull = errors.New("service: too many messages wait for the state to be replicated")
+
+// out sends now, or, for a durable instance whose latest snapshot no
+// other node is known to hold yet, once one does: nothing the instance
+// says leaves before the state it said it in is safe.
+func (c *Context[S]) out(send func() error) error {
+	if !c.svc.durable || (c.held >= c.seq && len(c.waiting) == 0) {
+		return send()
+	}
+	if len(c.waiting) >= MaxHeld {
+		return ErrHeldFull
+	}
+	c.waiting = append(c.waiting, heldSend{seq: c.seq, send: send})
+	return nil
+}
+
+// release records that another node holds the snapshot seq, and sends
+// the messages that waited for it, in order.
+func (c *Context[S]) release(seq uint64) {
+	c.held = max(c.held, seq)
+	n := 0
+	for _, w := range c.waiting {
+		if w.seq > c.held {
+			break
+		}
+		if err := w.send(); err != nil {
+			c.log.Warn("service message held for replication not sent", "err", err)
+		}
+		n++
+	}
+	c.waiting = c.waiting[n:]
+	if len(c.waiting) == 0 {
+		c.waiting = nil
+	}
 }
 
 // Name returns the service's name.
@@ -85,7 +141,9 @@ func (c *Context[S]) Logger() *slog.Logger { return c.log }
 // over on another node if this one is lost, get it from Restore. The
 // snapshot goes at once to the node that would run the instance next; a
 // snapshot the queue to that node cannot take is kept here only (the error
-// says so).
+// says so), and sent again a moment later. Of a durable service, the
+// messages the instance sends and the answers it gives after a Save leave
+// only once that node holds the snapshot (Service.Durable).
 func (c *Context[S]) Save(v any) error {
 	payload, err := proto.Msgpack().Marshal(v)
 	if err != nil {
@@ -94,7 +152,7 @@ func (c *Context[S]) Save(v any) error {
 	c.seq++
 	snap := proto.ServiceSnapshot{Service: c.svc.name, Shard: c.shard, Seq: c.seq, Payload: payload}
 	c.env.snapshots.put(snap)
-	if err := sup.Send(c.p, c.env.remote, proto.ServicesName, saveSnapshot{snap: snap}); err != nil {
+	if err := sup.Send(c.p, c.env.remote, proto.ServicesName, saveSnapshot{snap: snap, ask: c.svc.durable}); err != nil {
 		return fmt.Errorf("service %s: snapshot kept on this node only: %w", c.svc.name, err)
 	}
 	return nil
@@ -112,6 +170,11 @@ func (c *Context[S]) Restore(v any) (bool, error) {
 	if err := proto.Msgpack().Unmarshal(snap.Payload, v); err != nil {
 		return false, fmt.Errorf("service %s: saved state does not decode: %w", c.svc.name, err)
 	}
+	if c.svc.durable {
+		// What it says from this state on waits until another node is
+		// known to hold it (it may have been saved here only).
+		_ = sup.Send(c.p, c.env.remote, proto.ServicesName, saveSnapshot{snap: snap, ask: true})
+	}
 	return true, nil
 }
 
@@ -126,7 +189,8 @@ func (c *Context[S]) SendTo(to proto.Address, msg any) error {
 	if err != nil {
 		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
 	}
-	return sup.Send(c.p, c.env.remote, sup.ToPid(to.Agent), proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
+	m := proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload}
+	return c.out(func() error { return sup.Send(c.p, c.env.remote, sup.ToPid(to.Agent), m) })
 }
 
 // SendToSession sends msg to the session at to, through its watchdog, to
@@ -139,8 +203,10 @@ func (c *Context[S]) SendToSession(to proto.Address, msg any) error {
 	if err != nil {
 		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
 	}
-	return sup.Send(c.p, c.env.remote, gen.ProcessID{Name: to.Watchdog, Node: to.Gate},
-		proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload})
+	m := proto.AgentMessage{Session: to.Session, Kind: proto.KindOf(msg), Payload: payload}
+	return c.out(func() error {
+		return sup.Send(c.p, c.env.remote, gen.ProcessID{Name: to.Watchdog, Node: to.Gate}, m)
+	})
 }
 
 // Publish publishes msg to a cluster-wide topic (see package apps/topics).
@@ -149,7 +215,8 @@ func (c *Context[S]) Publish(topic string, msg any) error {
 	if err != nil {
 		return fmt.Errorf("service %s: message of type %T cannot be published: %w", c.svc.name, msg, err)
 	}
-	return sup.Send(c.p, c.env.remote, proto.TopicsName, proto.Publish{Topic: topic, Kind: proto.KindOf(msg), Payload: payload})
+	m := proto.Publish{Topic: topic, Kind: proto.KindOf(msg), Payload: payload}
+	return c.out(func() error { return sup.Send(c.p, c.env.remote, proto.TopicsName, m) })
 }
 
 // Cast sends msg to the service called service (key picks the shard of a
@@ -159,7 +226,8 @@ func (c *Context[S]) Cast(service, key string, msg any) error {
 	if err != nil {
 		return fmt.Errorf("service %s: message of type %T cannot be sent: %w", c.svc.name, msg, err)
 	}
-	return sup.Send(c.p, c.env.remote, proto.ServicesName, proto.ServiceCast{Service: service, Key: key, Kind: proto.KindOf(msg), Payload: payload})
+	m := proto.ServiceCast{Service: service, Key: key, Kind: proto.KindOf(msg), Payload: payload}
+	return c.out(func() error { return sup.Send(c.p, c.env.remote, proto.ServicesName, m) })
 }
 
 // DefaultCallTimeout is how long a call waits for its answer unless told
@@ -187,7 +255,7 @@ func Call[S, Resp any](c *Context[S], service, key string, req any, timeout time
 		Service: service, Key: key, Kind: proto.KindOf(req), Payload: payload,
 		Ref: ref, ReplyTo: sup.FromPid(c.p.Self()), Timeout: timeout.Milliseconds(),
 	}
-	if err := sup.Send(c.p, c.env.remote, proto.ServicesName, call); err != nil {
+	if err := c.out(func() error { return sup.Send(c.p, c.env.remote, proto.ServicesName, call) }); err != nil {
 		return fmt.Errorf("service %s: call not sent: %w", c.svc.name, err)
 	}
 	c.calls[ref] = func(r proto.ServiceReply) {
@@ -211,8 +279,15 @@ type (
 		reply   proto.ServiceReply
 	}
 	// saveSnapshot asks the host to send an instance's snapshot to the
-	// node that would run it next.
-	saveSnapshot struct{ snap proto.ServiceSnapshot }
+	// node that would run it next; ask: and to tell the instance
+	// (snapshotHeld) once that node holds it.
+	saveSnapshot struct {
+		snap proto.ServiceSnapshot
+		ask  bool
+	}
+	// snapshotHeld tells a durable instance that another node holds its
+	// snapshot seq (or that none is there to hold it).
+	snapshotHeld struct{ seq uint64 }
 	// stopInstance ends an instance whose start hook failed.
 	stopInstance struct{ err error }
 )
@@ -260,7 +335,12 @@ func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.Server
 				reply.Error = err.Error()
 			}
 		}
-		_ = sup.Send(p, c.env.remote, proto.ServicesName, callDone{replyTo: m.call.ReplyTo, reply: reply})
+		done := callDone{replyTo: m.call.ReplyTo, reply: reply}
+		if err := c.out(func() error { return sup.Send(p, c.env.remote, proto.ServicesName, done) }); err != nil {
+			c.log.Warn("service answer not sent", "err", err)
+		}
+	case snapshotHeld:
+		c.release(m.seq)
 	case proto.ServiceCast:
 		h, ok := in.svc.casts[m.Kind]
 		if !ok {

@@ -87,6 +87,8 @@ type Definition interface {
 	instance(shard int, env *env) gen.ServerBehavior
 	// restart returns the restart intensity of an instance's supervisor.
 	restart() (intensity, period uint16)
+	// isDurable reports whether the service is Durable.
+	isDurable() bool
 }
 
 // Service is a service definition. Build it once, before the node starts,
@@ -99,6 +101,7 @@ type Service[S any] struct {
 	shards    int
 	intensity uint16
 	period    uint16
+	durable   bool
 	onStart   func(c *Context[S]) error
 	onStop    func(c *Context[S], reason string)
 	calls     map[string]func(c *Context[S], payload []byte) (any, error)
@@ -119,6 +122,21 @@ func New[S any](name string) *Service[S] {
 // On runs the service on the nodes of role only.
 func (s *Service[S]) On(role string) *Service[S] {
 	s.role = role
+	return s
+}
+
+// Durable makes what an instance says follow its saved state: after a
+// Context.Save, the messages it sends (SendTo, SendToSession, Publish,
+// Cast, Call) and the answers it gives leave, in order, only once the node
+// that would run the instance next holds that snapshot. An instance that
+// is lost, with its node, after saying something therefore restarts from
+// a state at least as recent as what anyone heard from it; the price is a
+// round trip to that node before each answer that follows a Save. With no
+// other live node of its role, there is nothing to wait for. A node that
+// does not answer (frozen) holds them until gossip declares it lost and
+// the next node confirms instead; MaxHeld bounds them meanwhile.
+func (s *Service[S]) Durable() *Service[S] {
+	s.durable = true
 	return s
 }
 
@@ -220,6 +238,8 @@ func (s *Service[S]) Kind() string {
 // Ergo counts the first start among the restarts it allows, so it is
 // given one more than the restarts the service allows.
 func (s *Service[S]) restart() (uint16, uint16) { return s.intensity + 1, s.period }
+
+func (s *Service[S]) isDurable() bool { return s.durable }
 
 func (s *Service[S]) instance(shard int, e *env) gen.ServerBehavior {
 	return &instance[S]{svc: s, shard: shard, env: e}

@@ -3,6 +3,7 @@ package service_test
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,5 +311,68 @@ func TestShardedByKey(t *testing.T) {
 		if n.ProcessByName(fmt.Sprintf("svc.rooms.%d", shard)) == nil {
 			t.Fatalf("shard %d does not run", shard)
 		}
+	}
+}
+
+// addNow adds to the durable counter and answers with the new count.
+type addNow struct {
+	N int `msgpack:"n"`
+}
+
+// A durable service's answer given after a Save leaves only once the node
+// that would run the instance next holds the snapshot: while that node
+// does not confirm it (here a node that does not exist), the answer waits,
+// and so does every answer after it; once no other node is there to hold
+// it (the node is gone from the members), they go.
+func TestDurableAnswersWaitForTheNextNode(t *testing.T) {
+	t.Parallel()
+	n := ergotest.StartNode(t)
+	self := string(n.Name())
+	ghost := ""
+	for i := 0; ghost == ""; i++ {
+		if g := fmt.Sprintf("ghost%d@127.0.0.1", i); service.Rank("dcounter", 0, []string{self, g})[0] == self {
+			ghost = g // it would run the instance next
+		}
+	}
+	var gone atomic.Bool
+	members := func(string) []string {
+		if gone.Load() {
+			return []string{self}
+		}
+		return []string{self, ghost}
+	}
+	s := service.New[*int]("dcounter").Durable().OnStart(func(c *service.Context[*int]) error {
+		c.State = new(int)
+		_, err := c.Restore(c.State)
+		return err
+	})
+	service.Handle(s, func(c *service.Context[*int], m addNow) (count, error) {
+		*c.State += m.N
+		return count{N: *c.State}, c.Save(*c.State)
+	})
+	service.Handle(s, func(c *service.Context[*int], _ get) (count, error) {
+		return count{N: *c.State}, nil
+	})
+	if _, err := n.Spawn(proto.ServicesName, gen.ProcessOptions{MailboxSize: service.HostMailbox},
+		service.Host(service.HostOptions{Services: []service.Definition{s}, Members: members, Settle: -1})); err != nil {
+		t.Fatal(err)
+	}
+	c := newCaller(t, n)
+	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+		_, _, err := c.call("dcounter", get{}, time.Second) // nothing saved yet: not held
+		return err
+	})
+	if got, took, err := c.call("dcounter", addNow{N: 2}, 300*time.Millisecond); reason(err) != proto.ReasonTimeout {
+		t.Fatalf("add answered %+v, %v after %v while no node held its state: want it held", got, err, took)
+	}
+	if got, _, err := c.call("dcounter", get{}, 300*time.Millisecond); reason(err) != proto.ReasonTimeout {
+		t.Fatalf("get answered %+v, %v before the add it follows was safe", got, err)
+	}
+	gone.Store(true)
+	if got, _, err := c.call("dcounter", get{}, waitTime); err != nil || got.N != 2 {
+		t.Fatalf("get after the node left: %+v, %v; want 2", got, err)
+	}
+	if got, _, err := c.call("dcounter", addNow{N: 3}, waitTime); err != nil || got.N != 5 {
+		t.Fatalf("add alone: %+v, %v; want 5 at once", got, err)
 	}
 }
