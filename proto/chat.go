@@ -9,9 +9,10 @@ const ChatService = "chat.rooms"
 
 // Bounds of the chat.
 const (
-	MaxChatRoom = 64   // bytes of a room name
-	MaxChatNick = 32   // bytes of a nickname
-	MaxChatText = 2048 // bytes of a message's text
+	MaxChatRoom    = 64   // bytes of a room name
+	MaxChatNick    = 32   // bytes of a nickname
+	MaxChatText    = 2048 // bytes of a message's text
+	MaxChatMembers = 200  // members of a room
 )
 
 // ChatMember names a member of a room: its session (events go to it
@@ -36,6 +37,9 @@ type ChatJoined struct {
 	Room  string   `msgpack:"room"`
 	Nick  string   `msgpack:"nick"`
 	Users []string `msgpack:"users"`
+	// Last is the id of the room's last message when the member joined:
+	// it gets every message after it.
+	Last uint64 `msgpack:"last"`
 }
 
 // ChatLeave removes the member of session from Room (a cast).
@@ -95,7 +99,41 @@ type ChatWho struct {
 
 // ChatEvent is a room's event for a member's client: a JSON object
 // (PROTOCOL.md), written to the client as it is.
+//
+// A message's event carries its id: a member's agent writes each id once,
+// in order, and asks the room for those it missed (ChatSince). The sender
+// gets its own message's event with no JSON: it only moves its count on.
+// An event with Last set and no JSON is the room telling its members,
+// after it restarted or moved, the id of its last message: a member that
+// has not seen it asks for what it missed.
 type ChatEvent struct {
 	Room string `msgpack:"room"`
 	JSON []byte `msgpack:"json"`
+	ID   uint64 `msgpack:"id"`
+	Last uint64 `msgpack:"last"`
+}
+
+// ChatSince asks a room for its messages after the id After, for the
+// member of Session; a ChatLog answers.
+type ChatSince struct {
+	Room    string `msgpack:"room"`
+	Session uint64 `msgpack:"session"`
+	After   uint64 `msgpack:"after"`
+}
+
+// ChatLog answers ChatSince: the room's messages after the id asked for,
+// as far as its log goes (First is the oldest id it still has; a member
+// asking for older ones missed them), and the id of its last message.
+type ChatLog struct {
+	Messages []ChatLogEntry `msgpack:"messages"`
+	First    uint64         `msgpack:"first"`
+	Last     uint64         `msgpack:"last"`
+}
+
+// ChatLogEntry is one message of a room's log: its id, the session that
+// sent it, and its event.
+type ChatLogEntry struct {
+	ID      uint64 `msgpack:"id"`
+	Session uint64 `msgpack:"session"`
+	JSON    []byte `msgpack:"json"`
 }

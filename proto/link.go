@@ -21,7 +21,7 @@ func LinkPayload(msg any) int {
 	case Frame:
 		return len(m.Payload)
 	case Output:
-		return len(m.Payload)
+		return len(m.Payload) + len(m.Values)
 	case SessionState:
 		return len(m.Values)
 	case SessionSave:

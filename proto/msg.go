@@ -198,6 +198,21 @@ type Output struct {
 	// gives the client a resume token (PROTOCOL.md, "Resuming a
 	// session").
 	Resumable bool
+	// Saved marks Values: the session's values as of this output, as a
+	// SessionSave carries them. The gate hands them to its watchdog when
+	// it takes the output, so that the watchdog's copy, from which a
+	// replacement agent starts, is never ahead of nor behind what was
+	// written to the client (an agent lost between a SessionSave and its
+	// output would be). Only on the last part of an output cut in parts.
+	Saved  bool
+	Values []byte
+	// Once, when not 0, makes the write idempotent: the gate writes the
+	// payload only if it has not written, on this session, an output of
+	// the same Stream with a Once at least as high (agent.Session.WriteOnce).
+	// An agent that starts from values older than what the client got may
+	// thus write again what it is not sure was written.
+	Stream string
+	Once   uint64
 }
 
 // Probe is sent by a gate to a session's agent, on the frames' own path,

@@ -55,6 +55,9 @@ func (s *server) keep(st *state, m proto.Output) bool {
 		st.dropped++
 		return false
 	}
+	// Its values are not kept: the adoption saves the session's current
+	// ones, which older ones replayed after them would overwrite.
+	m.Saved, m.Values = false, nil
 	st.waiting = append(st.waiting, m)
 	st.waitBytes += len(m.Payload)
 	return true

@@ -38,7 +38,22 @@ type Agent struct {
 	onStop       func(*Session, string)
 	onFrame      FrameFunc
 	maxBadFrames int
+	unavailable  []byte
 }
+
+// Unavailable sets what a raw agent's client gets in place of the answer
+// to a frame its agent could not handle (it was lost with its node, or a
+// queue on the way was full): its protocol's "retry". Without it, such a
+// client is closed, a raw protocol having no other way to say so. A node
+// gives it to the gate of every listener that serves this agent
+// (gate.Options.Unavailable).
+func (a *Agent) Unavailable(payload []byte) *Agent {
+	a.unavailable = payload
+	return a
+}
+
+// UnavailablePayload returns what Unavailable set.
+func (a *Agent) UnavailablePayload() []byte { return a.unavailable }
 
 // New returns an Agent with no handlers: every command is answered with
 // "Unknown command".

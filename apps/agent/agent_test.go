@@ -228,27 +228,34 @@ func TestSessionValuesSurviveRestart(t *testing.T) {
 		t.Fatalf("the start hook's output %+v is not marked Start", o)
 	}
 
-	seq := first.request("set", 1, map[string]any{"user": "ann"})
-	save := next[proto.SessionSave](t, p.watchdogCh)
-	if save.Session != 3 {
-		t.Fatalf("SessionSave for session %d", save.Session)
+	// Changed values travel with the reply, for the gate to hand to the
+	// watchdog (proto.Output.Saved).
+	_, save := first.reply(first.request("set", 1, map[string]any{"user": "ann"}))
+	if !save.Saved {
+		t.Fatalf("the reply to a set carries no values: %+v", save)
 	}
 	if got := decodeValues(t, save.Values); fmt.Sprint(got) != "map[user:ann]" {
 		t.Fatalf("saved %v", got)
 	}
-	first.reply(seq)
 	// Reading, and deleting a missing key, change nothing: no save.
-	first.reply(first.request("get", 2, map[string]any{"key": "user"}))
-	first.reply(first.request("del", 3, map[string]any{"key": "nothing"}))
-	first.reply(first.request("set", 4, map[string]any{"lang": "en"}))
-	save = next[proto.SessionSave](t, p.watchdogCh) // the one for request 4
-	if got := decodeValues(t, save.Values); fmt.Sprint(got) != "map[lang:en user:ann]" {
+	for i, o := range []proto.Output{
+		second(first.reply(first.request("get", 2, map[string]any{"key": "user"}))),
+		second(first.reply(first.request("del", 3, map[string]any{"key": "nothing"}))),
+	} {
+		if o.Saved {
+			t.Fatalf("request %d changed nothing, yet its reply carries values", i+2)
+		}
+	}
+	_, save = first.reply(first.request("set", 4, map[string]any{"lang": "en"}))
+	if got := decodeValues(t, save.Values); !save.Saved || fmt.Sprint(got) != "map[lang:en user:ann]" {
 		t.Fatalf("saved %v", got)
 	}
-	first.reply(first.request("del", 5, map[string]any{"key": "lang"}))
-	save = next[proto.SessionSave](t, p.watchdogCh)
-	if got := decodeValues(t, save.Values); fmt.Sprint(got) != "map[user:ann]" {
+	_, save = first.reply(first.request("del", 5, map[string]any{"key": "lang"}))
+	if got := decodeValues(t, save.Values); !save.Saved || fmt.Sprint(got) != "map[user:ann]" {
 		t.Fatalf("saved %v after delete", got)
+	}
+	if len(p.watchdogCh) > 0 {
+		t.Fatalf("the agent sent its watchdog %v: values go with the outputs", <-p.watchdogCh)
 	}
 
 	// A new agent of the same session, as after a crash: it gets the values

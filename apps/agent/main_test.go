@@ -180,6 +180,9 @@ func (a *testAgent) reply(ack uint64) (map[string]any, proto.Output) {
 	return m, o
 }
 
+// second returns its second argument (a reply's Output).
+func second[A, B any](_ A, b B) B { return b }
+
 // decodeValues decodes a SessionSave's values.
 func decodeValues(t testing.TB, b []byte) map[string]any {
 	t.Helper()

@@ -623,14 +623,21 @@ func (e *PanicError) LogValue() slog.Value {
 
 // flush saves changed session values, then sends the queued output to the
 // gate, acknowledging frames up to ack.
+//
+// Changed values travel with the last output (proto.Output.Saved), which
+// the gate hands to the watchdog: the watchdog's copy is never ahead of
+// what was written to the client, nor behind it, whatever is lost on the
+// way.
 func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
+	var values []byte
+	saved := false
 	if st.sess.dirty {
 		st.sess.dirty = false
-		values, err := encodeValues(st.sess.saved)
-		if err != nil {
+		var err error
+		if values, err = encodeValues(st.sess.saved); err != nil {
 			st.log.Error("agent could not encode session values", "err", err)
-		} else if err := sup.Send(p, s.opts.Remote, st.watchdog, proto.SessionSave{Session: st.sess.id, Values: values}); err != nil {
-			st.log.Warn("agent could not save its session", "err", err)
+		} else {
+			saved = true
 		}
 	}
 	out := st.sess.out
@@ -639,14 +646,17 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 	st.sess.resume = false
 	st.resumable = st.resumable || resumable
 	for i, o := range out {
-		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: o.payload, Write: true, Start: st.starting, Broadcast: o.broadcast}
+		m := proto.Output{Session: st.sess.id, Ack: st.ack, Payload: o.payload, Write: true, Start: st.starting,
+			Broadcast: o.broadcast, Stream: o.stream, Once: o.once}
 		if i == len(out)-1 {
 			m.Ack, m.Close, m.Resumable = ack, st.sess.closing, resumable
+			m.Saved, m.Values = saved, values
 		}
 		s.send(p, st, m)
 	}
-	if len(out) == 0 && (ack > st.ack || st.sess.closing || resumable) {
-		s.send(p, st, proto.Output{Session: st.sess.id, Ack: ack, Close: st.sess.closing, Resumable: resumable})
+	if len(out) == 0 && (ack > st.ack || st.sess.closing || resumable || saved) {
+		s.send(p, st, proto.Output{Session: st.sess.id, Ack: ack, Close: st.sess.closing, Resumable: resumable,
+			Saved: saved, Values: values})
 	}
 	st.ack = ack
 	if st.sess.closing {
@@ -659,7 +669,9 @@ func (s *server) flush(p *gen.ServerProcess, st *state, ack uint64) {
 // error when the codec allows one.
 func (s *server) fail(p *gen.ServerProcess, st *state, f proto.Frame) {
 	m := proto.Output{Session: st.sess.id, Ack: f.Seq}
-	if st.sess.codec.Name() != "raw" {
+	if st.sess.codec.Name() == "raw" && len(s.agent.unavailable) > 0 {
+		m.Payload, m.Write = s.agent.unavailable, true
+	} else if st.sess.codec.Name() != "raw" {
 		reply := map[string]any{"status": "error", "message": MsgUnavailable}
 		if id, ok := proto.PeekID(st.sess.codec, f.Payload); ok {
 			reply["id"] = id
@@ -683,6 +695,16 @@ func (s *server) send(p *gen.ServerProcess, st *state, m proto.Output) {
 			return
 		}
 		m.Payload = m.Payload[proto.MaxChunk:]
+	}
+	if m.Saved && len(m.Payload)+len(m.Values) > proto.MaxLinkPayload {
+		// Too much for one message: the values follow on their own,
+		// right after (a loss in between costs their being behind).
+		values := proto.Output{Session: m.Session, Ack: m.Ack, From: m.From, Saved: true, Values: m.Values}
+		m.Saved, m.Values = false, nil
+		if s.sendOne(p, st, m) {
+			s.sendOne(p, st, values)
+		}
+		return
 	}
 	s.sendOne(p, st, m)
 }

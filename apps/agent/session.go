@@ -37,6 +37,8 @@ type Session struct {
 	later    func(d time.Duration, msg any)   // sends the agent msg after d
 	calls    calls                            // pending service calls
 
+	scratch map[string]any // Scratch's
+
 	out     []output // replies produced by the current handler, in order
 	resume  bool     // AllowResume was called: the next output asks the gate for a token
 	closing bool     // Close was called: close once this handler's output is out
@@ -145,10 +147,40 @@ func (s *Session) Write(payload []byte) error {
 	return nil
 }
 
+// WriteOnce queues payload for the client as Write does, unless the gate
+// has already written, on this session, an output of the same stream with
+// an id at least as high: it is then dropped at the gate. An agent that
+// replaces a crashed or lost one starts from the session values last
+// saved (which travel with the outputs, see Set), and so may not know
+// whether the last thing it meant to write got out: written with
+// WriteOnce, it can write it again. The gate remembers one stream per
+// session, its latest: ids count within a stream, and a new stream starts
+// afresh. id 0 is Write.
+func (s *Session) WriteOnce(stream string, id uint64, payload []byte) error {
+	if s.closed {
+		return ErrSessionClosed
+	}
+	s.out = append(s.out, output{payload: payload, stream: stream, once: id})
+	return nil
+}
+
+// Scratch returns the session's scratch space: what its agent keeps in
+// memory between handlers (a buffer, a flag), never saved. An agent that
+// takes the session over after a crash or a move starts with an empty
+// one; what must survive goes in Set.
+func (s *Session) Scratch() map[string]any {
+	if s.scratch == nil {
+		s.scratch = map[string]any{}
+	}
+	return s.scratch
+}
+
 // output is a payload queued by a handler.
 type output struct {
 	payload   []byte
-	broadcast bool // for every client of the gate's listener (Broadcast)
+	broadcast bool   // for every client of the gate's listener (Broadcast)
+	stream    string // WriteOnce's
+	once      uint64
 }
 
 // MaxBroadcast bounds an encoded broadcast message.

@@ -103,9 +103,7 @@ func TestOnRestoreRearmsTimers(t *testing.T) {
 	first := p.spawn(kind, proto.Msgpack(), 2, gen.ProcessOptions{})
 	first.ready(true, nil)
 	first.quiet(3 * tick) // a fresh session does not run the restore hook
-	seq := first.request("set", 1, nil)
-	save := next[proto.SessionSave](t, p.watchdogCh)
-	first.reply(seq)
+	_, save := first.reply(first.request("set", 1, nil))
 
 	second := p.spawn(kind, proto.Msgpack(), 2, gen.ProcessOptions{})
 	second.ready(false, save.Values)

@@ -82,9 +82,10 @@ func TestSessionValuesKeepTheirTypes(t *testing.T) {
 	p := newPeers(t)
 	first := p.spawn(typedKind(), proto.Msgpack(), 4, gen.ProcessOptions{})
 	first.ready(true, nil)
-	seq := first.request("set", 1, nil)
-	save := next[proto.SessionSave](t, p.watchdogCh)
-	first.reply(seq)
+	_, save := first.reply(first.request("set", 1, nil))
+	if !save.Saved {
+		t.Fatalf("the reply to set carries no values: %+v", save)
+	}
 	got, _ := first.reply(first.request("check", 2, nil))
 	if bad, _ := got["bad"].([]any); len(bad) > 0 {
 		t.Fatalf("before the restart: %v", bad)

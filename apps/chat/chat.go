@@ -1,8 +1,8 @@
 // Package chat is the chat's room service (proto.ChatService): the rooms
-// of the whole cluster, their members and their messages, in one
-// singleton service placed by the service machinery (sup/service). The
-// clients' side is the chat agent, package apps/agent/chat; the two speak
-// the proto.Chat* messages.
+// of the whole cluster, their members and their messages, in a sharded
+// service placed by the service machinery (sup/service), a room in the
+// shard of its name. The clients' side is the chat agent, package
+// apps/agent/chat; the two speak the proto.Chat* messages.
 //
 // A room assigns its messages' ids, one after the other: one total order
 // per room, which every member sees. Every event of a room (a member
@@ -10,10 +10,20 @@
 // as a proto.ChatEvent holding the JSON object the client gets
 // (PROTOCOL.md, "Chat"). A sender does not get its own message back: its
 // agent answers it {"type":"sent","id":N}. An empty room disappears.
+//
+// The service is durable (service.Service.Durable): a message is
+// acknowledged, and sent to the members, only once the node that would
+// run its shard next holds the shard's state with the message in it. A
+// room keeps its last messages (a log, bounded by MaxLog and the shard's
+// snapshot budget): a member's agent that missed some, because it was
+// replaced or the room moved, asks for them (proto.ChatSince). A shard
+// that restarts tells its members the id of each room's last message.
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -28,10 +38,24 @@ const Section = "chat"
 
 // Config is the [chat] table: Role names the nodes that may run the room
 // service ("" for any node; a role whose nodes are few and stable keeps
-// it from moving as other nodes come and go).
+// it from moving as other nodes come and go); Shards is how many shards
+// the rooms are spread over (DefaultShards when 0).
 type Config struct {
-	Role string `toml:"role"`
+	Role   string `toml:"role"`
+	Shards int    `toml:"shards"`
 }
+
+// DefaultShards is how many shards the rooms are spread over by default.
+const DefaultShards = 16
+
+// Bounds of a shard's state, which crosses a node link whole after every
+// change (proto.MaxLinkPayload): each room keeps at most MaxLog messages,
+// and fewer when the shard's rooms would be over SnapshotBudget bytes; a
+// join that would put them over it even without logs is refused.
+const (
+	MaxLog         = 256
+	SnapshotBudget = 40 << 10
+)
 
 // Program returns the room service as a program configures it from its
 // cluster description (decode reads a section, as nodes.Config.DecodeSection).
@@ -40,7 +64,7 @@ func Program(decode func(section string, v any) error) (service.Definition, erro
 	if err := decode(Section, &c); err != nil {
 		return nil, err
 	}
-	return Service(c.Role), nil
+	return Service(c.Role, c.Shards), nil
 }
 
 // Rooms is the service's state: every room by name.
@@ -52,15 +76,16 @@ type Rooms struct {
 // every change, so that a restarted or moved instance goes on with the
 // same rooms, members and ids.
 type savedRoom struct {
-	Members []proto.ChatMember `msgpack:"members"`
-	Last    uint64             `msgpack:"last"`
+	Members []proto.ChatMember   `msgpack:"members"`
+	Last    uint64               `msgpack:"last"`
+	Log     []proto.ChatLogEntry `msgpack:"log"`
 }
 
 // save saves every room.
 func (rs *Rooms) save(c *service.Context[*Rooms]) {
 	out := make(map[string]savedRoom, len(rs.rooms))
 	for name, r := range rs.rooms {
-		sr := savedRoom{Members: make([]proto.ChatMember, 0, len(r.members)), Last: r.last}
+		sr := savedRoom{Members: make([]proto.ChatMember, 0, len(r.members)), Last: r.last, Log: r.log}
 		for _, mb := range r.members {
 			sr.Members = append(sr.Members, mb)
 		}
@@ -71,28 +96,83 @@ func (rs *Rooms) save(c *service.Context[*Rooms]) {
 	}
 }
 
-// room is one room: its members by session id, and the id of its last
-// message.
+// room is one room: its members by session id, the id of its last
+// message, and its last messages (oldest first).
 type room struct {
 	members map[uint64]proto.ChatMember
 	last    uint64
+	log     []proto.ChatLogEntry
+}
+
+// size estimates the bytes of r in a snapshot: its log's, and its
+// members'.
+func (r *room) size(name string) (logBytes, memberBytes int) {
+	for _, e := range r.log {
+		logBytes += len(e.JSON) + 24
+	}
+	for _, mb := range r.members {
+		memberBytes += len(mb.Nick) + len(mb.Session.Gate) + len(mb.Session.Watchdog) + 64
+	}
+	return logBytes, memberBytes + len(name) + 32
+}
+
+// fit trims the logs of the shard's rooms, oldest messages of the longest
+// logs first, until the rooms fit SnapshotBudget, and reports whether
+// they do.
+func (rs *Rooms) fit() bool {
+	total := 0
+	logs := map[string]int{}
+	for name, r := range rs.rooms {
+		l, m := r.size(name)
+		total += l + m
+		logs[name] = l
+	}
+	for total > SnapshotBudget {
+		longest := ""
+		for name, l := range logs {
+			if l > 0 && (longest == "" || l > logs[longest]) {
+				longest = name
+			}
+		}
+		if longest == "" {
+			return false
+		}
+		r := rs.rooms[longest]
+		cut := len(r.log[0].JSON) + 24
+		r.log = r.log[1:]
+		logs[longest] -= cut
+		total -= cut
+	}
+	return true
 }
 
 // Service returns the room service, run on the nodes of role ("" for
-// every node).
-func Service(role string) *service.Service[*Rooms] {
-	s := service.New[*Rooms](proto.ChatService).On(role).OnStart(func(c *service.Context[*Rooms]) error {
+// every node), its rooms spread over shards shards (DefaultShards when
+// 0).
+func Service(role string, shards int) *service.Service[*Rooms] {
+	if shards <= 0 {
+		shards = DefaultShards
+	}
+	s := service.New[*Rooms](proto.ChatService).On(role).Sharded(shards).Durable().OnStart(func(c *service.Context[*Rooms]) error {
 		c.State = &Rooms{rooms: map[string]*room{}}
 		var saved map[string]savedRoom
 		if _, err := c.Restore(&saved); err != nil {
 			return err
 		}
 		for name, sr := range saved {
-			r := &room{members: map[uint64]proto.ChatMember{}, last: sr.Last}
+			r := &room{members: map[uint64]proto.ChatMember{}, last: sr.Last, log: sr.Log}
 			for _, mb := range sr.Members {
 				r.members[mb.Session.Session] = mb
 			}
 			c.State.rooms[name] = r
+			// The shard restarted or moved: members that missed messages
+			// (sent while their agents were away, or never sent because
+			// the previous instance was lost first) ask for them.
+			for id, mb := range r.members {
+				if err := c.SendToSession(mb.Session, proto.ChatEvent{Room: name, Last: r.last}); err != nil {
+					c.Logger().Warn("chat could not reach a member", "room", name, "session", id, "err", err)
+				}
+			}
 		}
 		return nil
 	})
@@ -111,6 +191,9 @@ func Service(role string) *service.Service[*Rooms] {
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], _ proto.ChatRooms) (proto.ChatRoomList, error) {
 		return c.State.list(), nil
+	})
+	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatSince) (proto.ChatLog, error) {
+		return c.State.since(m), nil
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatWho) (proto.ChatJoined, error) {
 		r := c.State.rooms[m.Room]
@@ -132,12 +215,29 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 		rs.rooms[m.Room] = r
 	}
 	id := m.Member.Session.Session
+	prev, was := r.members[id]
 	delete(r.members, id) // joining again: under its new name
+	if len(r.members) >= proto.MaxChatMembers {
+		if was {
+			r.members[id] = prev
+		}
+		return proto.ChatJoined{}, ErrRoomFull
+	}
 	nick := r.unique(m.Member.Nick)
 	r.members[id] = proto.ChatMember{Session: m.Member.Session, Nick: nick}
+	if !rs.fit() {
+		delete(r.members, id)
+		if was {
+			r.members[id] = prev
+		}
+		if len(r.members) == 0 {
+			delete(rs.rooms, m.Room)
+		}
+		return proto.ChatJoined{}, ErrRoomFull
+	}
 	rs.save(c)
 	r.send(c, m.Room, id, map[string]any{"type": "join", "user": nick, "message": nick + " joined the room"})
-	return proto.ChatJoined{Room: m.Room, Nick: nick, Users: r.nicks()}, nil
+	return proto.ChatJoined{Room: m.Room, Nick: nick, Users: r.nicks(), Last: r.last}, nil
 }
 
 func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) {
@@ -172,9 +272,27 @@ func (rs *Rooms) say(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSen
 		return proto.ChatSent{}, fmt.Errorf("chat: text over %d bytes", proto.MaxChatText)
 	}
 	r.last++
-	rs.save(c)
-	r.send(c, m.Room, m.Session, map[string]any{"type": "message", "id": r.last, "user": mb.Nick, "text": m.Text,
+	b, err := encode(map[string]any{"type": "message", "id": r.last, "user": mb.Nick, "text": m.Text,
 		"time": time.Now().UTC().Format("15:04:05")})
+	if err != nil {
+		r.last--
+		return proto.ChatSent{}, err
+	}
+	r.log = append(r.log, proto.ChatLogEntry{ID: r.last, Session: m.Session, JSON: b})
+	if len(r.log) > MaxLog {
+		r.log = r.log[len(r.log)-MaxLog:]
+	}
+	rs.fit()
+	rs.save(c)
+	for id, other := range r.members {
+		ev := proto.ChatEvent{Room: m.Room, JSON: b, ID: r.last}
+		if id == m.Session {
+			ev.JSON = nil // its own: it only counts it
+		}
+		if err := c.SendToSession(other.Session, ev); err != nil {
+			c.Logger().Warn("chat could not reach a member", "room", m.Room, "session", id, "err", err)
+		}
+	}
 	return proto.ChatSent{ID: r.last}, nil
 }
 
@@ -199,6 +317,37 @@ func (rs *Rooms) nick(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatN
 	r.send(c, m.Room, 0, map[string]any{"type": "nick_change", "old_name": old, "new_name": m.Nick,
 		"message": old + " is now known as " + m.Nick})
 	return proto.ChatNicked{}, nil
+}
+
+// ErrRoomFull is the error of a join to a room that has MaxChatMembers
+// members, or whose shard has no room left for one more.
+var ErrRoomFull = errors.New("chat: room full")
+
+// since returns the messages of a room after an id, as far as its log
+// goes.
+func (rs *Rooms) since(m proto.ChatSince) proto.ChatLog {
+	r := rs.rooms[m.Room]
+	if r == nil {
+		return proto.ChatLog{}
+	}
+	out := proto.ChatLog{Last: r.last, First: r.last + 1}
+	if len(r.log) > 0 {
+		out.First = r.log[0].ID
+	}
+	i := sort.Search(len(r.log), func(i int) bool { return r.log[i].ID > m.After })
+	out.Messages = r.log[i:]
+	return out
+}
+
+// encode encodes an event as the JSON object its clients get.
+func encode(event map[string]any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(event); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
 func (rs *Rooms) list() proto.ChatRoomList {
@@ -240,7 +389,7 @@ func (r *room) nicks() []string {
 // send sends event to every member of r but the one of session except
 // (0: none).
 func (r *room) send(c *service.Context[*Rooms], name string, except uint64, event map[string]any) {
-	b, err := json.Marshal(event)
+	b, err := encode(event)
 	if err != nil {
 		c.Logger().Error("chat could not encode an event", "room", name, "err", err)
 		return

@@ -20,5 +20,5 @@ func ExampleProgram() {
 		return
 	}
 	fmt.Println(rooms.Name(), rooms.Kind(), "on", rooms.Role())
-	// Output: chat.rooms singleton on agent
+	// Output: chat.rooms sharded on agent
 }

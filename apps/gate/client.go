@@ -56,6 +56,8 @@ type client struct {
 	flight    []inflight
 	partial   []byte // leading parts of an output split across messages
 	outN      uint64 // the last proto.Output.N seen from agent
+	stream    string // the latest proto.Output.Stream written, and its Once
+	once      uint64
 	// welcomed: output was written to the connection, so the session has
 	// started; a later start hook's output (proto.Output.Start) is dropped.
 	welcomed bool

@@ -45,12 +45,18 @@ const (
 
 // Options configure a Listener.
 type Options struct {
-	Name     string         // listener name; the gate process registers as "gate.<Name>"
-	Addr     string         // host:port to listen on
-	Socket   socket.Options // framing, timeouts, write queue limits
-	Codec    proto.Codec    // to answer requests no agent can; nil or raw means no answer
-	Window   int            // frames in flight per client (a frame over proto.MaxChunk counts once per part); 0 means DefaultWindow
-	Watchdog string         // registered name of the watchdog on this node; "" means DefaultWatchdog
+	Name   string         // listener name; the gate process registers as "gate.<Name>"
+	Addr   string         // host:port to listen on
+	Socket socket.Options // framing, timeouts, write queue limits
+	Codec  proto.Codec    // to answer requests no agent can; nil or raw means no answer
+	// Unavailable, on a listener whose codec cannot answer (raw), is
+	// written to a client in place of each frame of its that no agent
+	// will handle (its agent was lost with the frame), instead of closing
+	// the client: the "retry" of the agent's own protocol
+	// (agent.Agent.Unavailable). Empty: such a client is closed.
+	Unavailable []byte
+	Window      int    // frames in flight per client (a frame over proto.MaxChunk counts once per part); 0 means DefaultWindow
+	Watchdog    string // registered name of the watchdog on this node; "" means DefaultWatchdog
 	// ForwardTimeout closes a connection whose agent is not ready in time
 	// (its Connect or Forward was lost with a crashing process); 0 means
 	// DefaultForwardTimeout.

@@ -469,3 +469,92 @@ func TestProbeAfterGateRestartKeepsIntactSessions(t *testing.T) {
 	}
 	quiet(t, a.ch)
 }
+
+// Session values that come with an output go to the watchdog when the gate
+// takes the output; those of a replaced agent's output do not.
+func TestValuesWithOutputGoToTheWatchdog(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, a := h.dialForward()
+	a.output(proto.Output{Session: c.session, Payload: []byte("one"), Write: true, From: a.pid, N: 1,
+		Saved: true, Values: []byte("v1")})
+	if got := c.recv(); string(got) != "one" {
+		t.Fatalf("client got %q", got)
+	}
+	if s := next[proto.SessionSave](t, h.watchdogCh); s.Session != c.session || string(s.Values) != "v1" {
+		t.Fatalf("SessionSave = %+v, want the values of the output", s)
+	}
+	// Values alone, with no write.
+	a.output(proto.Output{Session: c.session, From: a.pid, N: 2, Saved: true, Values: []byte("v2")})
+	if s := next[proto.SessionSave](t, h.watchdogCh); string(s.Values) != "v2" {
+		t.Fatalf("SessionSave = %+v, want v2", s)
+	}
+	b := h.agent()
+	h.toGate(proto.Forward{Session: c.session, Agent: b.pid})
+	a.output(proto.Output{Session: c.session, Payload: []byte("stale"), Write: true, From: a.pid, N: 3,
+		Saved: true, Values: []byte("stale")})
+	b.output(proto.Output{Session: c.session, Payload: []byte("current"), Write: true, From: b.pid, N: 1,
+		Saved: true, Values: []byte("v3")})
+	if got := c.recv(); string(got) != "current" {
+		t.Fatalf("client got %q, want the current agent's output", got)
+	}
+	if s := next[proto.SessionSave](t, h.watchdogCh); string(s.Values) != "v3" {
+		t.Fatalf("SessionSave = %+v, want the current agent's v3, not the replaced one's", s)
+	}
+}
+
+// An output written with a stream and an id (agent.Session.WriteOnce) is
+// written once: the same id again, or a lower one, of the same stream is
+// dropped, while its acknowledgement still counts; a new stream starts
+// afresh.
+func TestWriteOnce(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{})
+	c, a := h.dialForward()
+	n := uint64(0)
+	out := func(stream string, once uint64, payload string) {
+		n++
+		a.output(proto.Output{Session: c.session, Payload: []byte(payload), Write: true, From: a.pid, N: n,
+			Stream: stream, Once: once})
+	}
+	out("r", 1, "r1")
+	out("r", 2, "r2")
+	out("r", 2, "r2 again")
+	out("r", 1, "r1 again")
+	out("r", 3, "r3")
+	out("s", 1, "s1")
+	out("s", 1, "s1 again")
+	out("", 0, "plain")
+	out("", 0, "plain")
+	for _, want := range []string{"r1", "r2", "r3", "s1", "plain", "plain"} {
+		if got := c.recv(); string(got) != want {
+			t.Fatalf("client got %q, want %q", got, want)
+		}
+	}
+	c.nothing()
+}
+
+// A raw listener given its protocol's "retry" (Options.Unavailable) writes
+// it in place of each frame lost with its agent, and keeps the client.
+func TestRawUnavailableAnswersLostFrames(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{Codec: proto.Raw(), Unavailable: []byte("retry")})
+	c, a := h.dialForward()
+	c.send([]byte("MSG\none"), []byte("MSG\ntwo"))
+	a.frame(c.session, 1)
+	a.frame(c.session, 2)
+	h.toGate(proto.AgentDown{Session: c.session, Agent: a.pid})
+	for range 2 {
+		if got := c.recv(); string(got) != "retry" {
+			t.Fatalf("client got %q, want the listener's retry", got)
+		}
+	}
+	b := h.agent()
+	h.toGate(proto.Forward{Session: c.session, Agent: b.pid})
+	c.send([]byte("MSG\nthree"))
+	b.frame(c.session, 3)
+	b.output(proto.Output{Session: c.session, Ack: 3, Payload: []byte("sent"), Write: true})
+	if got := c.recv(); string(got) != "sent" {
+		t.Fatalf("client got %q from the new agent", got)
+	}
+}

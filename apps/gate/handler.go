@@ -370,6 +370,19 @@ func (l *Listener) Broadcast(payload []byte) int {
 	return n
 }
 
+// saveValues hands a session's values, which came with an output, to the
+// watchdog. A full watchdog mailbox loses them: the agent's next save
+// carries them all again.
+func (l *Listener) saveValues(session uint64, values []byte) {
+	p := l.process()
+	if p == nil {
+		return
+	}
+	if err := sup.Send(p, l.opts.Remote, l.opts.Watchdog, proto.SessionSave{Session: session, Values: values}); err != nil {
+		l.log.Warn("gate could not hand session values to the watchdog", "session", session, "err", err)
+	}
+}
+
 // output writes an agent's output and frees the acknowledged window.
 // Output from an agent that no longer serves the session is ignored: its
 // frames were answered when it was replaced.
@@ -400,6 +413,11 @@ func (l *Listener) output(cl *client, m proto.Output) {
 		}
 		cl.outN = m.N
 	}
+	if m.Saved {
+		// The session's values as of this output: the watchdog keeps
+		// them for the agent that may replace this one.
+		l.saveValues(cl.session, m.Values)
+	}
 	cl.heard = time.Now()
 	cl.recheck = false
 	if m.Start && cl.welcomed {
@@ -424,6 +442,13 @@ func (l *Listener) output(cl *client, m proto.Output) {
 			return
 		}
 		m.Payload, cl.partial = cl.partial, nil
+	}
+	if m.Write && m.Once != 0 {
+		if m.Stream == cl.stream && m.Once <= cl.once {
+			m.Write, m.Payload = false, nil // written already (agent.Session.WriteOnce)
+		} else {
+			cl.stream, cl.once = m.Stream, m.Once
+		}
 	}
 	if m.Write {
 		cl.welcomed = true
@@ -656,7 +681,15 @@ func (l *Listener) answers() bool {
 // whether the codec could say so (raw cannot).
 func (l *Listener) unavailable(cl *client, payload []byte) bool {
 	if !l.answers() {
-		return false
+		if len(l.opts.Unavailable) == 0 {
+			return false
+		}
+		l.stats.framesOut.Add(1)
+		l.stats.bytesOut.Add(uint64(len(l.opts.Unavailable)))
+		if err := l.write(cl, l.opts.Unavailable); err != nil && !errors.Is(err, socket.ErrClosed) {
+			l.log.Info("gate could not answer a client", "session", cl.session, "err", err)
+		}
+		return true
 	}
 	l.reject(cl, payload, "agent unavailable, retry")
 	return true

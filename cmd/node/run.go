@@ -76,7 +76,7 @@ func runCmd() *cobra.Command {
 				services = append(services, rooms)
 			}
 			o := nodes.Options{Logger: log,
-				Agents:   map[string]*agent.Agent{"demo": demoAgent, "chat": chatagent.New()},
+				Agents:   map[string]*agent.Agent{"demo": demoAgent, "chat": chatagent.New(rooms.Shards())},
 				Services: services,
 			}
 			if statusFD > 0 {

@@ -224,6 +224,17 @@ func ShardOf(key string, n int) int {
 	return int(f.Sum32() % uint32(n))
 }
 
+// ShardKey returns a key that ShardOf maps to shard among n (0 ≤ shard
+// < n): to reach every shard of a sharded service, send with ShardKey(i,
+// n) for each i.
+func ShardKey(shard, n int) string {
+	for i := 0; ; i++ {
+		if k := "#" + strconv.Itoa(i); ShardOf(k, n) == shard || n <= 1 {
+			return k
+		}
+	}
+}
+
 // rank orders nodes for an instance by rendezvous hashing: the first runs
 // it, the second takes over when the first is lost.
 func rank(service string, shard int, nodes []string) []string {

@@ -55,3 +55,14 @@ func TestShardOf(t *testing.T) {
 		t.Fatal("one shard: always 0")
 	}
 }
+
+// ShardKey gives a key of every shard.
+func TestShardKey(t *testing.T) {
+	for _, n := range []int{1, 2, 7, 32} {
+		for shard := range n {
+			if got := ShardOf(ShardKey(shard, n), n); got != shard {
+				t.Fatalf("ShardOf(ShardKey(%d, %d)) = %d", shard, n, got)
+			}
+		}
+	}
+}

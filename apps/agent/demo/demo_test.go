@@ -189,8 +189,10 @@ func TestLoginIsSavedAndRestored(t *testing.T) {
 	c := start(t)
 	c.spawn(hashes(t), true, nil)
 	c.recv() // welcome
-	c.call("login", map[string]any{"username": "admin", "password": "secret"})
-	save := next[proto.SessionSave](c.t, c.watchdogCh)
+	_, save := c.call("login", map[string]any{"username": "admin", "password": "secret"})
+	if !save.Saved {
+		t.Fatalf("the login's reply carries no session values: %+v", save)
+	}
 	values, err := agent.DecodeValues(save.Values)
 	if err != nil {
 		t.Fatal(err)
