@@ -20,14 +20,20 @@ cat >"$dir/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"text":"hello, skynode: a 64-byte text to echo over HTTP......."}'
 wrk.headers["Content-Type"] = "application/json"
-local bad = 0
+-- response() runs in each thread's Lua state, done() in the main one:
+-- done() sums the threads' counts with thread:get.
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function(args) bad = 0 end
 response = function(status, headers, body)
   if status ~= 200 or not string.find(body, '"echo":"hello, skynode', 1, true) then bad = bad + 1 end
 end
 done = function(summary, latency, requests)
+  local wrong = 0
+  for _, t in ipairs(threads) do wrong = wrong + t:get("bad") end
   io.write(string.format("requests=%d rps=%.0f p50=%.2fms p99=%.2fms non2xx_or_wrong=%d socket_errors=%d\n",
     summary.requests, summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, bad, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    latency:percentile(99) / 1000, wrong, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
 

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/test/proctest"
 )
 
 // `node bench --url` runs the protocol echo over WebSocket against a node
@@ -62,6 +67,67 @@ name = "wsbenched"
 				}
 			}
 		})
+	}
+}
+
+// `node bench serve-http-baseline`, the plain net/http server that
+// test/bench_http.sh compares the node's HTTP API with, prints its URL on
+// the first line of its standard output, answers POST /api/echo as a
+// node's API does (proto/PROTOCOL.md §9), and stops at SIGTERM with
+// status 0.
+func TestBenchServeHTTPBaseline(t *testing.T) {
+	t.Parallel()
+	var stdout proctest.Buffer
+	p := startWith(t, func(cmd *exec.Cmd) { cmd.Stdout = &stdout }, "bench", "serve-http-baseline", "--addr", "127.0.0.1:0")
+	first := regexp.MustCompile(`^http://127\.0\.0\.1:\d+\n`)
+	var url string
+	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if p.exited() {
+			return fmt.Errorf("exited: %v", p.err)
+		}
+		if url = strings.TrimSpace(first.FindString(stdout.String())); url == "" {
+			return fmt.Errorf("no URL on the first line of stdout: %q", stdout.String())
+		}
+		return nil
+	})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, tc := range []struct {
+		method, body string
+		code         int
+		want         string
+	}{
+		{"POST", `{"text":"héllo"}`, 200, `{"echo":"héllo","status":"ok"}`},
+		{"POST", `[1]`, 400, "the body must be a JSON object\n"},
+		{"GET", ``, 405, ""},
+	} {
+		req, err := http.NewRequest(tc.method, url+"/api/echo", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.code || (tc.want != "" && string(b) != tc.want) {
+			t.Errorf("%s /api/echo %s: %d %q, want %d %q", tc.method, tc.body, resp.StatusCode, b, tc.code, tc.want)
+		}
+		if tc.code == 200 && resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("POST /api/echo: Content-Type %q, want application/json", resp.Header.Get("Content-Type"))
+		}
+	}
+	client.CloseIdleConnections()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, exitWait); err != nil {
+		t.Fatalf("after SIGTERM: %v, want status 0\n%s", err, p.out.String())
 	}
 }
 

@@ -100,11 +100,24 @@ func runClient(ctx context.Context, f clientFlags, in io.Reader, out, errOut io.
 		}
 	}()
 
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	stop := make(chan struct{})
+	defer close(stop)
+	lines, inputEnded := readLines(in, stop)
 	var next int64
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+input:
+	for {
+		var line string
+		select {
+		case line = <-lines:
+		case err := <-inputEnded:
+			if err != nil {
+				return err
+			}
+			break input
+		case <-ctx.Done():
+			return nil // a signal while waiting for input (Ctrl-C)
+		}
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -131,9 +144,6 @@ func runClient(ctx context.Context, f clientFlags, in io.Reader, out, errOut io.
 			return fmt.Errorf("send: %w", err)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
 	// The input ended: wait for what is due, the end of the connection,
 	// or --wait.
 	timer := time.NewTimer(f.wait)
@@ -158,6 +168,30 @@ func runClient(ctx context.Context, f clientFlags, in io.Reader, out, errOut io.
 			return nil
 		}
 	}
+}
+
+// readLines reads in line by line on a goroutine of its own, so that the
+// caller can wait for a line and for a signal at once: each line goes to
+// the first channel until stop is closed; the second gets how the input
+// ended (nil at its end). A read of standard input cannot be interrupted:
+// when stop closes before the end of the input, the goroutine is left
+// blocked in it until the process exits, which it is about to do.
+func readLines(in io.Reader, stop <-chan struct{}) (<-chan string, <-chan error) {
+	lines := make(chan string)
+	ended := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-stop:
+				return
+			}
+		}
+		ended <- sc.Err()
+	}()
+	return lines, ended
 }
 
 // parseRequest reads one input line: a JSON object, or a command name

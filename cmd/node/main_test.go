@@ -42,9 +42,17 @@ type proc struct {
 // test.
 func start(t *testing.T, stdin string, args ...string) *proc {
 	t.Helper()
+	return startWith(t, func(cmd *exec.Cmd) { cmd.Stdin = strings.NewReader(stdin) }, args...)
+}
+
+// startWith is start with the command's standard streams set up by
+// prepare before it starts (stdout and stderr go to out unless prepare
+// changes them).
+func startWith(t *testing.T, prepare func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(nodeBin, args...), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.Stdin = strings.NewReader(stdin)
+	prepare(p.cmd)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.WaitDelay = 5 * time.Second
 	gorace, err := ergotest.ChildGorace(t.TempDir())
