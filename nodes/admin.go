@@ -2,11 +2,14 @@ package nodes
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +25,10 @@ import (
 // /api/sessions, read from the node's state like the console: they never
 // wait on the node's processes. The dashboard at / (dashboard.go) and
 // /api/cluster show the whole cluster: they ask every node's observer
-// service over the cluster's links, each within a timeout.
+// service over the cluster's links, each within a timeout. GET /healthz
+// answers 200 while the node serves. With a token
+// (NodeConfig.AdminTokenFile), every request but GET /healthz must carry
+// it as a bearer token.
 
 // metricsCollector reads the node's figures at each scrape.
 type metricsCollector struct {
@@ -73,7 +79,7 @@ func newMetricsCollector(n *Node) *metricsCollector {
 		topicDropped:  d("topic_dropped_total", "Publications lost to a full queue or mailbox."),
 
 		accepted:      d("connections_accepted_total", "Client connections accepted, per listener.", "listener"),
-		refused:       d("connections_refused_total", "Client connections refused at accept by the listener's caps, per listener.", "listener"),
+		refused:       d("connections_refused_total", "Client connections refused at accept, per listener and reason: server_full (max_conns), too_many_from_ip (max_conns_per_ip), banned (ban_for).", "listener", "reason"),
 		rateLimited:   d("rate_limited_total", "Client requests over a rate limit (answered \"Rate limit exceeded\"), per listener.", "listener"),
 		notRequests:   d("not_requests_total", "Frames answered by the gate as not requests, before a client's first request (agent_on_request), per listener.", "listener"),
 		detached:      d("sessions_detached_total", "Sessions kept for a resume when their client's connection dropped, per listener.", "listener"),
@@ -116,7 +122,11 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.lostOutputs, float64(s.LostOutputs), name)
 		counter(c.lostFrames, float64(s.LostFrames), name)
 		counter(c.accepted, float64(s.Accepted), name)
-		counter(c.refused, float64(l.Refused()), name)
+		if r := n.refusals[name]; r != nil {
+			for reason, v := range r.counts() {
+				counter(c.refused, float64(v), name, reason.String())
+			}
+		}
 		counter(c.rateLimited, float64(s.RateLimited), name)
 		counter(c.notRequests, float64(s.NotRequests), name)
 		counter(c.detached, float64(s.Detached), name)
@@ -181,9 +191,45 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // adminHandler serves the admin address; its event streams end with ctx.
 func (n *Node) adminHandler(ctx context.Context) http.Handler {
+	mux := n.adminMux(ctx)
+	if n.adminToken == nil {
+		return mux
+	}
+	return requireToken(n.adminToken, mux)
+}
+
+// requireToken lets through to next the requests that carry token as
+// "Authorization: Bearer TOKEN", and GET (or HEAD) /healthz without; it
+// answers any other 401. The token is compared in constant time: its
+// SHA-256 hash with the request's, so that neither its bytes nor its
+// length show in the time taken.
+func requireToken(token []byte, next http.Handler) http.Handler {
+	want := sha256.Sum256(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		scheme, given, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(given)))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="skynode admin"`)
+			http.Error(w, "401 unauthorized: this admin address wants its bearer token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// adminMux routes the admin address's requests.
+func (n *Node) adminMux(ctx context.Context) *http.ServeMux {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newMetricsCollector(n), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

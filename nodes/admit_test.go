@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,8 +79,10 @@ func TestListenerConnectionCaps(t *testing.T) {
 		return nil
 	})
 	f := scrape(t, n.AdminAddr().String())
-	if got, want := value(f, "skynode_connections_refused_total", "listener", "demo"), float64(2+attempts-1); got != want {
-		t.Fatalf("refused connections: %v, want %v", got, want)
+	for reason, want := range map[string]float64{"server_full": float64(1 + attempts - 1), "too_many_from_ip": 1, "banned": 0} {
+		if got := value(f, "skynode_connections_refused_total", "listener", "demo", "reason", reason); got != want {
+			t.Errorf("connections refused as %s: %v, want %v", reason, got, want)
+		}
 	}
 }
 
@@ -123,7 +127,7 @@ func TestListenerRateLimitAndBan(t *testing.T) {
 		t.Fatalf("another address: %v", m)
 	}
 	f := scrape(t, n.AdminAddr().String())
-	if l, r := value(f, "skynode_rate_limited_total", "listener", "demo"), value(f, "skynode_connections_refused_total", "listener", "demo"); l != 2 || r != 1 {
+	if l, r := value(f, "skynode_rate_limited_total", "listener", "demo"), value(f, "skynode_connections_refused_total", "listener", "demo", "reason", "banned"); l != 2 || r != 1 {
 		t.Fatalf("rate limited %v, refused %v; want 2 and 1", l, r)
 	}
 }
@@ -257,5 +261,130 @@ name = "lazy"
 	}
 	if got := n.Sessions().Len(); got != 2 {
 		t.Fatalf("%d sessions, want 2", got)
+	}
+}
+
+// Each cause of a refusal at accept has its reason, in the metric
+// (skynode_connections_refused_total's reason label) and in the log line
+// about it: the per-address cap (too_many_from_ip), the total cap
+// (server_full) and a ban (banned). A flood of refusals of one reason
+// logs a line now and then, not one each.
+func TestRefusalReasons(t *testing.T) {
+	t.Parallel()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name: "refusing",
+		Listeners: []nodes.ListenerConfig{{
+			Name: "demo", Addr: "127.0.0.1:0", Agent: "post", MaxConns: 2, MaxConnsPerIP: 1,
+			RateLimit: 0.001, RateBurst: 1, MaxExcess: 1, BanFor: time.Minute,
+		}},
+	}}}
+	var logs syncBuffer
+	n, err := nodes.Start(context.Background(), cfg, "refusing", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.Addr("demo").String()
+	refused := func(from, message string) {
+		t.Helper()
+		c := wire.DialFrom(t, from, addr)
+		defer c.Close()
+		if m := c.Next(); m["status"] != "error" || m["message"] != message {
+			t.Fatalf("client from %s: %v, want the error %q", from, m, message)
+		}
+		if m, err := c.NextErr(5 * time.Second); !errors.Is(err, io.EOF) {
+			t.Fatalf("client from %s after its refusal: %v, %v; want the close", from, m, err)
+		}
+	}
+	if m := wire.DialFrom(t, "127.0.0.1", addr).Call("address", nil); m["status"] != "ok" {
+		t.Fatalf("first client: %v", m)
+	}
+	const flood = 20
+	for range flood {
+		refused("127.0.0.1", "Too many connections from your IP")
+	}
+	abuser := wire.DialFrom(t, "127.0.0.2", addr)
+	if m := abuser.Call("address", nil); m["status"] != "ok" {
+		t.Fatalf("second client: %v", m)
+	}
+	refused("127.0.0.3", "Server full")
+	abuser.Send("address", nil) // over the rate: closed, its address banned
+	if m, err := abuser.NextErr(5 * time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("a request over the rate with max_excess 1: %v, %v; want the close", m, err)
+	}
+	refused("127.0.0.2", "Too many requests from your IP; try again later")
+
+	f := scrape(t, n.AdminAddr().String())
+	for reason, want := range map[string]float64{"too_many_from_ip": flood, "server_full": 1, "banned": 1} {
+		if got := value(f, "skynode_connections_refused_total", "listener", "demo", "reason", reason); got != want {
+			t.Errorf("skynode_connections_refused_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	lines := map[string]int{}
+	for line := range strings.Lines(logs.String()) {
+		if !strings.Contains(line, `msg="connection refused"`) || !strings.Contains(line, "listener=demo") {
+			continue
+		}
+		for _, reason := range []string{"too_many_from_ip", "server_full", "banned"} {
+			if strings.Contains(line, "reason="+reason+" ") {
+				lines[reason]++
+			}
+		}
+	}
+	for _, reason := range []string{"server_full", "banned"} {
+		if lines[reason] != 1 {
+			t.Errorf("%d log lines about a refusal as %s, want 1:\n%s", lines[reason], reason, logs.String())
+		}
+	}
+	// One line, then one every 10 s at most: this test takes far less
+	// than the 30 s that would allow 4.
+	if got := lines["too_many_from_ip"]; got < 1 || got > 3 {
+		t.Errorf("%d log lines about %d refusals as too_many_from_ip, want 1 to 3:\n%s", got, flood, logs.String())
+	}
+}
+
+// IPv6 clients are keyed end to end: a listener bound on [::1] with
+// max_conns_per_ip = 1 refuses a second connection from ::1.
+func TestListenerIPv6PerAddressCap(t *testing.T) {
+	t.Parallel()
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback on this machine (listen on [::1]: %v)", err)
+	}
+	probe.Close()
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
+		Name: "six",
+		Listeners: []nodes.ListenerConfig{{
+			Name: "demo", Addr: "[::1]:0", Agent: "post", MaxConnsPerIP: 1,
+		}},
+	}}}
+	n, err := nodes.Start(context.Background(), cfg, "six", nodes.Options{
+		Agents: map[string]*agent.Agent{"post": postKind()}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	addr := n.Addr("demo").String()
+	if !strings.HasPrefix(addr, "[::1]:") {
+		t.Fatalf("listener bound on %s, want [::1]", addr)
+	}
+	first := wire.Dial(t, addr)
+	if m := first.Call("address", nil); m["status"] != "ok" {
+		t.Fatalf("first client from ::1: %v", m)
+	}
+	second := wire.Dial(t, addr)
+	if m := second.Next(); m["status"] != "error" || m["message"] != "Too many connections from your IP" {
+		t.Fatalf("second client from ::1: %v, want the per-address refusal", m)
+	}
+	if m, err := second.NextErr(5 * time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("second client after its refusal: %v, %v; want the close", m, err)
+	}
+	f := scrape(t, n.AdminAddr().String())
+	if got := value(f, "skynode_connections_refused_total", "listener", "demo", "reason", "too_many_from_ip"); got != 1 {
+		t.Fatalf("refused as too_many_from_ip: %v, want 1", got)
 	}
 }

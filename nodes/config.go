@@ -111,8 +111,17 @@ type NodeConfig struct {
 	Console string `toml:"console"`
 	// Admin is the host:port of the node's admin HTTP address (metrics,
 	// profiler, JSON API): "" means 127.0.0.1 on a free port, "off" none.
-	Admin     string           `toml:"admin"`
-	Listeners []ListenerConfig `toml:"listener"`
+	// A host that is not a loopback address (or none, as in ":9090")
+	// needs AdminTokenFile: Start refuses it without ([ErrExposed]).
+	Admin string `toml:"admin"`
+	// AdminTokenFile names a file holding the admin address's bearer
+	// token (the whole file, surrounding whitespace trimmed, at least
+	// MinAdminToken bytes). With it, every request to the admin address
+	// but GET /healthz must carry "Authorization: Bearer TOKEN" and is
+	// answered 401 otherwise. "" means no token: the address must then be
+	// a loopback one.
+	AdminTokenFile string           `toml:"admin_token_file"`
+	Listeners      []ListenerConfig `toml:"listener"`
 }
 
 // ListenerConfig describes one client-facing listener of a gate node.
@@ -209,6 +218,9 @@ type ListenerConfig struct {
 	Commands map[string]CommandLimit `toml:"commands"`
 
 	twinOf string // the WebSocket listener whose twin this is
+	// unavailable is its agent's retry for a raw protocol
+	// (agent.Agent.Unavailable), set when the node starts.
+	unavailable []byte
 }
 
 // CommandLimit is the limit of one command's requests (ListenerConfig's
@@ -689,8 +701,9 @@ const (
 )
 
 // ErrExposed is the error of Start for a node that would listen for its
-// peers beyond loopback without secrets of its own.
-var ErrExposed = errors.New("nodes: a node reachable from other hosts needs a cookie and a gossip key of its own")
+// peers beyond loopback without secrets of its own, or serve its admin
+// address beyond loopback without a token (NodeConfig.AdminTokenFile).
+var ErrExposed = errors.New("nodes: a node reachable from other hosts needs secrets of its own")
 
 // exposedSecrets refuses a node whose host (where its node links and its
 // gossip listen) is not a loopback address while the cluster's cookie is
@@ -715,6 +728,43 @@ func exposedSecrets(cfg *Config, nc NodeConfig, cookie string) error {
 		}
 	}
 	return nil
+}
+
+// MinAdminToken is the least length in bytes of an admin token
+// (NodeConfig.AdminTokenFile): 16 random bytes, base64 or hex encoded,
+// are well over it.
+const MinAdminToken = 16
+
+// adminToken returns the admin address's bearer token, read from
+// AdminTokenFile; nil without one.
+func (nc NodeConfig) adminToken() ([]byte, error) {
+	if nc.AdminTokenFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(nc.AdminTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read admin token file: %w", err)
+	}
+	token := bytes.TrimSpace(b)
+	if len(token) < MinAdminToken {
+		return nil, fmt.Errorf("%w: node %q: admin_token_file holds %d bytes, want at least %d", ErrConfig, nc.Name, len(token), MinAdminToken)
+	}
+	return token, nil
+}
+
+// exposedAdmin refuses a node whose admin address (metrics, the profiler,
+// the JSON API and gossip key rotation) is bound beyond loopback without
+// a token to guard it: anyone who could reach it could read the node's
+// state and install a gossip key of their own.
+func exposedAdmin(nc NodeConfig, token []byte) error {
+	if nc.Admin == "off" || token != nil {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(nc.Admin)
+	if err == nil && loopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("%w: node %q serves its admin address on %s: set admin_token_file, or bind it to a loopback address", ErrExposed, nc.Name, nc.Admin)
 }
 
 // loopbackHost reports whether host names the loopback interface only.

@@ -67,6 +67,27 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	if got := cfg.Sections(); !slices.Equal(got, []string{"auth", "chat"}) {
 		t.Fatalf("sections %v, want [auth chat]", got)
 	}
+	// Every door of the example closes an idle client in the end (an HTTP
+	// API's twin has no connections of its own to idle); a chat client
+	// may only listen, so no chat listener wants its first frame soon.
+	doors := 0
+	for _, node := range cfg.Nodes {
+		for _, l := range node.Listeners {
+			if l.TwinOf() != "" {
+				continue
+			}
+			doors++
+			if l.ReadTimeout <= 0 {
+				t.Errorf("node %q listener %q (%s): no read_timeout", node.Name, l.Name, l.Framing)
+			}
+			if l.Agent == "chat" && l.FirstFrameTimeout != 0 && l.FirstFrameTimeout < l.ReadTimeout {
+				t.Errorf("node %q listener %q: a chat listener with first_frame_timeout %v, shorter than its read_timeout %v", node.Name, l.Name, l.FirstFrameTimeout, l.ReadTimeout)
+			}
+		}
+	}
+	if doors < 7 {
+		t.Errorf("%d listeners in the example, want its 7 at least", doors)
+	}
 }
 
 func TestParseConfigRejects(t *testing.T) {

@@ -26,6 +26,11 @@
 // Listeners are bound before the tree starts, so a port in use is a clear
 // start-up error; they accept clients only once the tree is up.
 //
+// A node reachable beyond loopback refuses to start ([ErrExposed]) with
+// the published secrets of the repository's cluster.toml or none, and
+// with an admin address beyond loopback that has no bearer token
+// ([NodeConfig].AdminTokenFile).
+//
 // The Ergo node uses no EPMD: a node that gossips resolves its peers'
 // names through memberlist (package cluster), one that runs alone knows no
 // peers. Every operation of the node's processes on another node goes
@@ -33,7 +38,9 @@
 //
 // Where things are: node.go (Start, Run, accessors), call.go (Cast and
 // Call from code outside processes), listeners.go (client
-// sockets), gossip.go (membership, placement candidates, load), ergo.go
+// sockets), refusals.go (connections refused at accept: counted and
+// logged by reason), admin.go (the admin HTTP address, its metrics and
+// its bearer token), gossip.go (membership, placement candidates, load), ergo.go
 // (the Ergo node's options), tree.go (the supervision tree and agent
 // pools), types.go (the messages that cross node links), stop.go (the
 // bounded stop and drain).

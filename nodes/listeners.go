@@ -15,8 +15,9 @@ import (
 )
 
 // listen binds the listener lc, with the limits lim; broadcast carries
-// its agents' broadcasts (nil: to its own clients).
-func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *atomic.Uint64, resumeKey []byte, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
+// its agents' broadcasts (nil: to its own clients); refused counts and
+// logs the connections it refuses at accept.
+func listen(lc ListenerConfig, lim limits, refused *refusals, broadcast func([]byte), sessions *atomic.Uint64, resumeKey []byte, r sup.Remote, log *slog.Logger) (*gate.Listener, error) {
 	fo, err := lc.frameOptions()
 	if err != nil {
 		return nil, err
@@ -41,6 +42,7 @@ func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *ato
 			QueueLimit:        lc.QueueLimit,
 			Admit:             lim.admit,
 			Refusal:           refusal(codec),
+			Refused:           refused.refused,
 		},
 		Rate:           lc.RateLimit, // 0 on an HTTP API's twin (apiTwin)
 		Burst:          lc.RateBurst,
@@ -50,6 +52,7 @@ func listen(lc ListenerConfig, lim limits, broadcast func([]byte), sessions *ato
 		Commands:       lim.commands,
 		AllowCommand:   lim.allowCommand,
 		Codec:          codec,
+		Unavailable:    lc.unavailable,
 		AgentOnRequest: lc.AgentOnRequest,
 		ResumeWindow:   lc.resumeWindow(),
 		ResumeKey:      resumeKey,
@@ -107,12 +110,16 @@ func newLimits(lc ListenerConfig) limits {
 	if conns != nil || bans != nil {
 		l.admit = func(remote net.Addr) (func(), error) {
 			if bans != nil && bans.Banned(key(remote), time.Now()) {
-				return nil, limit.ErrBanned
+				return nil, typedRefusal(limit.ErrBanned)
 			}
 			if conns == nil {
 				return func() {}, nil
 			}
-			return conns.Admit(key(remote))
+			release, err := conns.Admit(key(remote))
+			if err != nil {
+				return nil, typedRefusal(err)
+			}
+			return release, nil
 		}
 	}
 	if lc.IPRateLimit > 0 {

@@ -77,8 +77,12 @@ type Node struct {
 	// doorLimits are the limits of each listener that is not a twin, by
 	// name (its msgpack twin shares them).
 	doorLimits map[string]limits
+	// refusals counts and logs each listener's refused connections, by
+	// listener name (refusals.go).
+	refusals   map[string]*refusals
 	console    net.Listener // the debug console's; nil when off
 	admin      net.Listener // the admin HTTP address's; nil when off
+	adminToken []byte       // its bearer token (NodeConfig.AdminTokenFile); nil: none
 	store      *watchdog.Store
 	agentDir   *sup.Sessions // the agents this node runs, by session (sup.Spawner)
 	topics     *topics.Stats
@@ -132,6 +136,13 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if err := exposedSecrets(cfg, nc, cookie); err != nil {
 		return nil, err
 	}
+	adminToken, err := nc.adminToken()
+	if err != nil {
+		return nil, err
+	}
+	if err := exposedAdmin(nc, adminToken); err != nil {
+		return nil, err
+	}
 	linkTLS, err := cfg.Cluster.TLS()
 	if err != nil {
 		return nil, err
@@ -142,6 +153,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	}
 	n := &Node{cfg: nc, store: watchdog.NewStore(), agentDir: sup.NewSessions(), topics: &topics.Stats{}, agentStats: &agent.Stats{}, watchdogStats: &watchdog.Stats{}, census: sup.NewCensus(), remote: &remote{}, done: make(chan struct{})}
 	n.linkTLS = linkTLS != nil
+	n.adminToken = adminToken
 	n.callers.waiting = map[uint64]chan proto.ServiceReply{}
 	n.draining = make(chan struct{})
 	n.log = o.Logger.With("node", nc.Name+"@"+nc.Host)
@@ -166,6 +178,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		}
 	}()
 	n.doorLimits = map[string]limits{}
+	n.refusals = map[string]*refusals{}
 	for _, lc := range nc.Listeners {
 		// A WebSocket listener's msgpack connections count against the
 		// same limits as its JSON ones; its HTTP API's sessions against
@@ -186,7 +199,12 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 			}
 			broadcast = func(payload []byte) { n.broadcastDoor(door, codec, payload) }
 		}
-		l, err := listen(lc, lim, broadcast, sessions, resumeKey, n.remote, n.log)
+		refused := newRefusals(lc.Name, n.log)
+		n.refusals[lc.Name] = refused
+		if a := o.Agents[lc.Agent]; a != nil {
+			lc.unavailable = a.UnavailablePayload() // a raw protocol's retry
+		}
+		l, err := listen(lc, lim, refused, broadcast, sessions, resumeKey, n.remote, n.log)
 		if err != nil {
 			return nil, err
 		}

@@ -31,7 +31,18 @@ type lineClient struct {
 
 func dialLine(t *testing.T, addr string) *lineClient {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return dialLineFrom(t, "", addr)
+}
+
+// dialLineFrom is dialLine from the local address from (a loopback
+// address such as 127.0.0.2; "": any).
+func dialLineFrom(t *testing.T, from, addr string) *lineClient {
+	t.Helper()
+	var d net.Dialer
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +133,60 @@ name = "throttle"
 	}
 	if m := a.login("admin", "guess"); m["message"] != "Invalid credentials" {
 		t.Fatalf("after a success the count starts again: %v", m)
+	}
+}
+
+// One address trying many accounts, none past its own free tries, is
+// throttled by its address's count: after free_tries*4 failures its next
+// login waits, whatever the account, the right password included; a
+// client at another address is not held back.
+func TestLoginThrottlePerAddress(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startTOML(t, `
+[[node]]
+name = "sprayed"
+  [[node.listener]]
+  name = "line"
+  addr = "127.0.0.1:0"
+  framing = "line"
+  codec = "json"
+  agent = "demo"
+`, "sprayed", nodes.Options{
+		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash)})},
+		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{FreeTries: 2, Base: time.Minute, Max: time.Minute})},
+	})
+	addr := n.Addr("line").String()
+	// A login answered ok from a third address: the service answers.
+	if m := dialLineFrom(t, "127.0.0.3", addr).login("admin", "secret"); m["status"] != "ok" {
+		t.Fatalf("first login: %v", m)
+	}
+	guesser := dialLineFrom(t, "127.0.0.1", addr)
+	const free = 2 * 4 // an address's free tries: 4 times an account's
+	for i := range free {
+		if m := guesser.login(fmt.Sprintf("user%d", i), "guess"); m["message"] != "Invalid credentials" {
+			t.Fatalf("guess %d from one address, a fresh account each time: %v", i+1, m)
+		}
+	}
+	for _, user := range []string{"user-next", "admin"} {
+		m := guesser.login(user, "secret")
+		if m["message"] != demo.MsgThrottled || m["retry_after_ms"] == nil {
+			t.Fatalf("%s from the address after %d failures: %v, want it throttled", user, free, m)
+		}
+	}
+	again := dialLineFrom(t, "127.0.0.1", addr) // a new connection from it
+	if m := again.login("user-other", "guess"); m["message"] != demo.MsgThrottled {
+		t.Fatalf("a new connection from the same address: %v, want it throttled", m)
+	}
+	other := dialLineFrom(t, "127.0.0.2", addr)
+	if m := other.login("user-next", "guess"); m["message"] != "Invalid credentials" {
+		t.Fatalf("another address, a wrong password: %v, want it tried", m)
+	}
+	if m := other.login("admin", "secret"); m["status"] != "ok" {
+		t.Fatalf("another address, the right password: %v", m)
 	}
 }
 

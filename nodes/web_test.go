@@ -3,6 +3,7 @@ package nodes_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -315,8 +316,9 @@ func TestWebSocketLimits(t *testing.T) {
 	if m := next(t, third, ws.Text, json.Unmarshal); m["message"] != "Too many connections from your IP" {
 		t.Fatalf("a third connection from one address: %v", m)
 	}
-	if _, err := third.Read(10 * time.Second); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
-		t.Fatalf("a third connection: %v, want close 1013", err)
+	_, err = third.Read(10 * time.Second)
+	if ce, ok := errors.AsType[websocket.CloseError](err); !ok || ce.Code != websocket.StatusTryAgainLater || ce.Reason != "too many connections from your IP" {
+		t.Fatalf("a third connection: %v, want close 1013 for too many connections from the IP", err)
 	}
 	if len(open) != 2 {
 		t.Fatal("unreachable")

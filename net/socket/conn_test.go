@@ -537,6 +537,8 @@ func TestCloseReasonString(t *testing.T) {
 		socket.ReasonReadError:     "read_error",
 		socket.ReasonWriteError:    "write_error",
 		socket.ReasonServerFull:    "server_full",
+		socket.ReasonTooManyFromIP: "too_many_from_ip",
+		socket.ReasonBanned:        "banned",
 		0:                          "CloseReason(0)",
 		99:                         "CloseReason(99)",
 	}

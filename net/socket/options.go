@@ -54,6 +54,13 @@ type Options struct {
 	// Refusal returns what a connection refused by Admit with err is
 	// told before it is closed (one frame); nil says nothing.
 	Refusal func(err error) []byte
+	// Refused, if set, is told of every connection refused by Admit or
+	// MaxConns, with the reason it is closed with: the Reason of a
+	// [CloseError] that Admit's error wraps, otherwise ReasonServerFull.
+	// It is called on the accepting goroutine (or Adopt's caller's),
+	// possibly concurrently: it must be safe for concurrent use, quick,
+	// and must not block.
+	Refused func(remote net.Addr, reason CloseReason)
 }
 
 // withDefaults returns a copy of o with zero fields set to their defaults.

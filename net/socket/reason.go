@@ -51,8 +51,15 @@ const (
 	ReasonReadError
 	// ReasonWriteError: writing failed for another reason.
 	ReasonWriteError
-	// ReasonServerFull: the server was at its connection limit.
+	// ReasonServerFull: the server was at its connection limit (in
+	// total), or Options.Admit refused the connection without saying why.
 	ReasonServerFull
+	// ReasonTooManyFromIP: Options.Admit refused the connection because
+	// its address was at its own connection limit.
+	ReasonTooManyFromIP
+	// ReasonBanned: Options.Admit refused the connection because its
+	// address was banned for a while.
+	ReasonBanned
 )
 
 var reasonNames = [...]string{
@@ -67,6 +74,8 @@ var reasonNames = [...]string{
 	ReasonReadError:     "read_error",
 	ReasonWriteError:    "write_error",
 	ReasonServerFull:    "server_full",
+	ReasonTooManyFromIP: "too_many_from_ip",
+	ReasonBanned:        "banned",
 }
 
 // String returns the reason's name in snake case, such as "client" or
@@ -80,7 +89,9 @@ func (r CloseReason) String() string {
 
 // CloseError carries the reason a connection should be closed with. A
 // [Handler.Frame] error that wraps a *CloseError closes the connection with
-// its Reason instead of [ReasonProtocol].
+// its Reason instead of [ReasonProtocol]; an [Options.Admit] error that
+// wraps one refuses the connection with its Reason instead of
+// [ReasonServerFull].
 type CloseError struct {
 	Reason CloseReason
 	Err    error // may be nil

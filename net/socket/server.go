@@ -277,12 +277,16 @@ func (s *Server) Adopt(t Transport) error {
 	if s.opts.Admit != nil {
 		var err error
 		if release, err = s.opts.Admit(t.RemoteAddr()); err != nil {
+			reason := refusalReason(err)
 			s.rejected.Add(1)
+			if s.opts.Refused != nil {
+				s.opts.Refused(t.RemoteAddr(), reason)
+			}
 			var payload []byte
 			if s.opts.Refusal != nil {
 				payload = s.opts.Refusal(err)
 			}
-			s.refuse(t, payload)
+			s.refuse(t, payload, reason)
 			return err
 		}
 	}
@@ -296,7 +300,10 @@ func (s *Server) Adopt(t Transport) error {
 			t.Wait()
 			return err
 		}
-		s.refuse(t, nil)
+		if s.opts.Refused != nil {
+			s.opts.Refused(t.RemoteAddr(), ReasonServerFull)
+		}
+		s.refuse(t, nil, ReasonServerFull)
 		return err
 	}
 	if err := s.h.Open(c); err != nil {
@@ -340,15 +347,24 @@ func (s *Server) unregister(c *Conn) {
 // refuseTime bounds how long a refused connection is kept to be told why.
 const refuseTime = 500 * time.Millisecond
 
+// refusalReason is the reason a connection Options.Admit refused with err
+// is closed with.
+func refusalReason(err error) CloseReason {
+	if ce, ok := errors.AsType[*CloseError](err); ok && ce.Reason > 0 {
+		return ce.Reason
+	}
+	return ReasonServerFull
+}
+
 // refuse tells a refused connection why (payload, one frame; nil says
 // nothing), on a goroutine of its own so that a client that does not read
-// cannot slow the accept loop, then ends it in order and closes it after
-// its input, if any, so that the kernel does not reset it before the
-// answer is read. A TCP connection told nothing is closed at once: a
-// connect flood costs no goroutine.
-func (s *Server) refuse(t Transport, payload []byte) {
+// cannot slow the accept loop, then ends it in order, with reason, and
+// closes it after its input, if any, so that the kernel does not reset it
+// before the answer is read. A TCP connection told nothing is closed at
+// once: a connect flood costs no goroutine.
+func (s *Server) refuse(t Transport, payload []byte, reason CloseReason) {
 	end := func() {
-		t.Close(ReasonServerFull)
+		t.Close(reason)
 		t.Wait()
 	}
 	var b []byte
@@ -367,7 +383,7 @@ func (s *Server) refuse(t Transport, payload []byte) {
 		if len(b) > 0 && t.WriteBatch(b, time.Now().Add(refuseTime)) != nil {
 			return
 		}
-		if t.CloseWrite(ReasonServerFull) != nil {
+		if t.CloseWrite(reason) != nil {
 			return
 		}
 		t.SetReadDeadline(time.Now().Add(refuseTime))

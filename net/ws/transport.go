@@ -262,6 +262,10 @@ func closeCode(reason socket.CloseReason) (websocket.StatusCode, string) {
 		return websocket.StatusNormalClosure, "idle timeout"
 	case socket.ReasonServerFull:
 		return websocket.StatusTryAgainLater, "server full"
+	case socket.ReasonTooManyFromIP:
+		return websocket.StatusTryAgainLater, "too many connections from your IP"
+	case socket.ReasonBanned:
+		return websocket.StatusTryAgainLater, "address banned; try again later"
 	case socket.ReasonRateLimited:
 		return websocket.StatusPolicyViolation, "rate limit exceeded"
 	case socket.ReasonSlowConsumer:

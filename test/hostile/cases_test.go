@@ -764,6 +764,7 @@ func httpAPIFlood(t *testing.T, s *target) {
 // 50 connections from one address: 40 (max_conns_per_ip) are welcomed,
 // the rest told "Too many connections from your IP" and closed.
 func connectionsPerAddress(t *testing.T, s *target) {
+	counted := s.refusedAs(t, "agent", "too_many_from_ip")
 	var kept []*wire.Client
 	refused := 0
 	for range 50 {
@@ -782,6 +783,9 @@ func connectionsPerAddress(t *testing.T, s *target) {
 	if len(kept) != 40 || refused != 10 {
 		t.Fatalf("%d welcomed, %d refused; want 40 and 10", len(kept), refused)
 	}
+	if got := s.refusedAs(t, "agent", "too_many_from_ip") - counted; got != 10 {
+		t.Fatalf("%v refusals counted as too_many_from_ip, want 10", got)
+	}
 	for _, c := range kept {
 		c.Close()
 	}
@@ -796,6 +800,7 @@ func connectionsInTotal(t *testing.T, s *target) {
 		}
 		return nil
 	})
+	counted := s.refusedAs(t, "agent", "server_full")
 	var kept []*wire.Client
 	full := 0
 	for i := range 320 {
@@ -814,6 +819,9 @@ func connectionsInTotal(t *testing.T, s *target) {
 	if len(kept) != 299 || full != 21 {
 		t.Fatalf("%d welcomed, %d told the server is full; want 299 and 21", len(kept), full)
 	}
+	if got := s.refusedAs(t, "agent", "server_full") - counted; got != 21 {
+		t.Fatalf("%v refusals counted as server_full, want 21", got)
+	}
 	s.served(t) // while the listener is full
 	for _, c := range kept {
 		c.Close()
@@ -824,6 +832,7 @@ func connectionsInTotal(t *testing.T, s *target) {
 // a row close the connection and ban the address for 5 s: "Too many
 // requests from your IP; try again later" at connect, welcome after.
 func requestFloodAndBan(t *testing.T, s *target) {
+	counted := s.refusedAs(t, "agent", "banned")
 	c := welcomed(t, "127.0.0.6", s.agent)
 	for range 300 {
 		c.Send("echo", map[string]any{"text": "f"})
@@ -846,6 +855,9 @@ func requestFloodAndBan(t *testing.T, s *target) {
 	}
 	banned := wire.DialFrom(t, "127.0.0.6", s.agent)
 	answered(t, banned.Next(), "error", "Too many requests from your IP; try again later")
+	if got := s.refusedAs(t, "agent", "banned") - counted; got != 1 {
+		t.Fatalf("%v refusals counted as banned, want 1", got)
+	}
 	ergotest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		c := wire.DialFrom(t, "127.0.0.6", s.agent)
 		defer c.Close()
@@ -862,8 +874,11 @@ func requestFloodAndBan(t *testing.T, s *target) {
 func connectFlood(t *testing.T, s *target) {
 	sessions := s.metric(t, "skynode_sessions")
 	admitted := func() float64 {
-		return s.metric(t, "skynode_connections_accepted_total", "listener", "lazy") +
-			max(s.metric(t, "skynode_connections_refused_total", "listener", "lazy"), 0)
+		n := s.metric(t, "skynode_connections_accepted_total", "listener", "lazy")
+		for _, reason := range []string{"server_full", "too_many_from_ip", "banned"} {
+			n += s.refusedAs(t, "lazy", reason)
+		}
+		return n
 	}
 	before := admitted()
 	start := time.Now()

@@ -301,6 +301,17 @@ func (s *target) metric(t *testing.T, name string, labels ...string) float64 {
 	return -1
 }
 
+// refusedAs returns how many connections the listener refused at accept
+// for reason (skynode_connections_refused_total).
+func (s *target) refusedAs(t *testing.T, listener, reason string) float64 {
+	t.Helper()
+	n := s.metric(t, "skynode_connections_refused_total", "listener", listener, "reason", reason)
+	if n < 0 {
+		t.Fatalf("no skynode_connections_refused_total{listener=%q,reason=%q}", listener, reason)
+	}
+	return n
+}
+
 func hasLabels(m *dto.Metric, labels []string) bool {
 	for i := 0; i+1 < len(labels); i += 2 {
 		found := false

@@ -58,9 +58,31 @@ func Program(decode func(section string, v any) error) (*agent.Agent, []service.
 // UserKey is the session value holding the logged-in user's name.
 const UserKey = "user"
 
-// dummyHash makes a login for an unknown user cost as much as one for a
-// known user, so timing does not reveal which names exist.
-const dummyHash = "$2a$10$WWTdQ3d9HPLSycP9AxJeAeH7IBLyMp0OA5btnmiZUa36I3oHpCrO."
+// defaultDummyHash is a bcrypt hash at bcrypt.DefaultCost (10), the cost
+// of `node hash-password`'s hashes: dummyHash's answer for those.
+const defaultDummyHash = "$2a$10$WWTdQ3d9HPLSycP9AxJeAeH7IBLyMp0OA5btnmiZUa36I3oHpCrO."
+
+// dummyHash returns the hash a login for an unknown user is checked
+// against, so that it costs as much as one for a known user and timing
+// does not reveal which names exist: a hash at the highest cost among
+// creds' hashes (bcrypt.DefaultCost without any), made once, when the
+// agent is built (a hash that is not bcrypt's counts for nothing).
+func dummyHash(creds Credentials) string {
+	cost := 0
+	for _, h := range creds {
+		if c, err := bcrypt.Cost([]byte(h)); err == nil {
+			cost = max(cost, c)
+		}
+	}
+	if cost == 0 || cost == bcrypt.DefaultCost {
+		return defaultDummyHash
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("no user has this password"), cost)
+	if err != nil {
+		return defaultDummyHash // unreachable: the cost came from a valid hash
+	}
+	return string(h)
+}
 
 // New returns the demo agent checking logins against creds, with no
 // throttle.
@@ -92,12 +114,13 @@ func build(login agent.HandlerFunc) *agent.Agent {
 }
 
 func login(creds Credentials) agent.HandlerFunc {
+	dummy := dummyHash(creds)
 	return func(s *agent.Session, req proto.Request) (agent.Reply, error) {
 		user, _ := proto.String(req.Data["username"])
 		pass, _ := proto.String(req.Data["password"])
 		hash, known := creds[user]
 		if !known {
-			hash = dummyHash
+			hash = dummy
 		}
 		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass))
 		if err != nil && !errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {

@@ -2,8 +2,10 @@ package demo
 
 import (
 	"container/list"
+	"net/netip"
 	"time"
 
+	"github.com/skynode/skynode/net/limit"
 	"github.com/skynode/skynode/sup/service"
 )
 
@@ -14,7 +16,10 @@ const ThrottleService = "demo.logins"
 // a row for one account, or FreeTries*4 from one client address, the next
 // attempt for it must wait Base, then twice as long after each further
 // failure, up to Max. A successful login clears its account's and its
-// address's count. The throttle remembers at most MaxKeys accounts and
+// address's count. Addresses are keyed as the listeners' limits key them
+// (net/limit's Key): an IPv4-mapped IPv6 address as its IPv4 address, an
+// IPv6 one by its first IPv6Prefix bits, so that one client cannot pass
+// for many. The throttle remembers at most MaxKeys accounts and
 // addresses (the least recently failed are forgotten first), so a flood
 // of names or addresses costs bounded memory. It runs on every node, and
 // an agent asks its own node's: a login never waits on another node (a
@@ -27,6 +32,9 @@ type Throttle struct {
 	Base      time.Duration `toml:"base"`       // 0: 1s
 	Max       time.Duration `toml:"max"`        // 0: 5m
 	MaxKeys   int           `toml:"max_keys"`   // 0: 100,000
+	// IPv6Prefix is the prefix length by which IPv6 client addresses
+	// count as one (0: limit.DefaultV6Prefix, a /64).
+	IPv6Prefix int `toml:"ipv6_prefix"`
 }
 
 func (t Throttle) withDefaults() Throttle {
@@ -41,6 +49,9 @@ func (t Throttle) withDefaults() Throttle {
 	}
 	if t.MaxKeys <= 0 {
 		t.MaxKeys = 100_000
+	}
+	if t.IPv6Prefix <= 0 || t.IPv6Prefix > 128 {
+		t.IPv6Prefix = limit.DefaultV6Prefix
 	}
 	return t
 }
@@ -88,22 +99,46 @@ func LoginThrottle(o Throttle) service.Definition {
 			return nil
 		})
 	service.Handle(s, func(c *service.Context[*throttle], q loginCheck) (loginWait, error) {
-		now := time.Now()
-		wait := max(c.State.wait("u:"+q.User, now), c.State.wait("a:"+q.Addr, now))
-		return loginWait{WaitMs: wait.Milliseconds()}, nil
+		return loginWait{WaitMs: c.State.check(q, time.Now()).Milliseconds()}, nil
 	})
 	service.Receive(s, func(c *service.Context[*throttle], r loginResult) error {
-		now := time.Now()
-		if r.OK {
-			c.State.clear("u:" + r.User)
-			c.State.clear("a:" + r.Addr)
-			return nil
-		}
-		c.State.fail("u:"+r.User, o.FreeTries, now)
-		c.State.fail("a:"+r.Addr, o.FreeTries*4, now)
+		c.State.result(r, time.Now())
 		return nil
 	})
 	return s
+}
+
+// check returns how long the login q must wait before it is tried.
+func (t *throttle) check(q loginCheck, now time.Time) time.Duration {
+	return max(t.wait(userKey(q.User), now), t.wait(t.addrKey(q.Addr), now))
+}
+
+// result counts how the login r went: a success clears its account and
+// its address, a failure counts against both.
+func (t *throttle) result(r loginResult, now time.Time) {
+	user, addr := userKey(r.User), t.addrKey(r.Addr)
+	if r.OK {
+		t.clear(user)
+		t.clear(addr)
+		return
+	}
+	t.fail(user, t.o.FreeTries, now)
+	t.fail(addr, t.o.FreeTries*4, now)
+}
+
+// userKey is the throttle's key of an account.
+func userKey(user string) string { return "u:" + user }
+
+// addrKey is the throttle's key of a client address (a host, without a
+// port): limit.Key's, so that an IPv4-mapped address counts as its IPv4
+// one and the addresses of one IPv6 prefix as one. An address that does
+// not parse is keyed as it is.
+func (t *throttle) addrKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "a:" + addr
+	}
+	return "a:" + limit.Key(a, t.o.IPv6Prefix).String()
 }
 
 // wait returns how long key must wait before its next attempt.
