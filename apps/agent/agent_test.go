@@ -597,3 +597,39 @@ func TestPanicLoggedWithStackLines(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// WriteOnce's stream and id go with its output to the gate, which drops a
+// repeat (apps/gate TestWriteOnce); Scratch keeps what a handler leaves in
+// it for the session's next handlers, and is empty for a new agent of the
+// session.
+func TestWriteOnceAndScratch(t *testing.T) {
+	t.Parallel()
+	kind := agent.New().OnFrame(func(s *agent.Session, payload []byte) error {
+		n, _ := s.Scratch()["n"].(int)
+		n++
+		s.Scratch()["n"] = n
+		return s.WriteOnce("count", uint64(n), fmt.Appendf(nil, "%s %d", payload, n))
+	})
+	written := func(a *testAgent) proto.Output {
+		for {
+			if o := a.output(); o.Write {
+				return o
+			}
+		}
+	}
+	p := newPeers(t)
+	first := p.spawn(kind, proto.Raw(), 5, gen.ProcessOptions{})
+	first.ready(true, nil)
+	for i := uint64(1); i <= 2; i++ {
+		first.send([]byte("x"))
+		if o := written(first); string(o.Payload) != fmt.Sprintf("x %d", i) || o.Stream != "count" || o.Once != i {
+			t.Fatalf("output %d: %+v", i, o)
+		}
+	}
+	second := p.spawn(kind, proto.Raw(), 5, gen.ProcessOptions{})
+	second.ready(false, nil)
+	second.send([]byte("y"))
+	if o := written(second); string(o.Payload) != "y 1" || o.Once != 1 {
+		t.Fatalf("a new agent's first output %+v: its scratch should start empty", o)
+	}
+}

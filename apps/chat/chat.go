@@ -83,6 +83,13 @@ type savedRoom struct {
 
 // save saves every room.
 func (rs *Rooms) save(c *service.Context[*Rooms]) {
+	if err := c.Save(rs.snapshot()); err != nil {
+		c.Logger().Warn("chat could not save its rooms", "err", err)
+	}
+}
+
+// snapshot returns the rooms as they are saved.
+func (rs *Rooms) snapshot() map[string]savedRoom {
 	out := make(map[string]savedRoom, len(rs.rooms))
 	for name, r := range rs.rooms {
 		sr := savedRoom{Members: make([]proto.ChatMember, 0, len(r.members)), Last: r.last, Log: r.log}
@@ -91,9 +98,7 @@ func (rs *Rooms) save(c *service.Context[*Rooms]) {
 		}
 		out[name] = sr
 	}
-	if err := c.Save(out); err != nil {
-		c.Logger().Warn("chat could not save its rooms", "err", err)
-	}
+	return out
 }
 
 // room is one room: its members by session id, the id of its last
@@ -108,13 +113,20 @@ type room struct {
 // members'.
 func (r *room) size(name string) (logBytes, memberBytes int) {
 	for _, e := range r.log {
-		logBytes += len(e.JSON) + 24
+		logBytes += len(e.JSON) + logEntryCost
 	}
 	for _, mb := range r.members {
-		memberBytes += len(mb.Nick) + len(mb.Session.Gate) + len(mb.Session.Watchdog) + 64
+		memberBytes += len(mb.Nick) + len(mb.Session.Gate) + len(mb.Session.Watchdog) + len(mb.Session.Agent.Node) + memberCost
 	}
 	return logBytes, memberBytes + len(name) + 32
 }
+
+// What a log entry and a member cost in a snapshot besides their strings
+// (msgpack's keys and numbers, rounded up).
+const (
+	logEntryCost = 48
+	memberCost   = 96
+)
 
 // fit trims the logs of the shard's rooms, oldest messages of the longest
 // logs first, until the rooms fit SnapshotBudget, and reports whether
@@ -138,7 +150,7 @@ func (rs *Rooms) fit() bool {
 			return false
 		}
 		r := rs.rooms[longest]
-		cut := len(r.log[0].JSON) + 24
+		cut := len(r.log[0].JSON) + logEntryCost
 		r.log = r.log[1:]
 		logs[longest] -= cut
 		total -= cut

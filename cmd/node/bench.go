@@ -80,7 +80,7 @@ the flood.`,
 	for _, tcp := range []string{"addr", "mode", "framing", "churn", "idle"} {
 		c.MarkFlagsMutuallyExclusive("url", tcp)
 	}
-	c.AddCommand(serveBaselineCmd(), serveWSBaselineCmd(), serveHTTPBaselineCmd())
+	c.AddCommand(serveBaselineCmd(), serveWSBaselineCmd(), serveHTTPBaselineCmd(), benchChatCmd())
 	return c
 }
 

@@ -1,0 +1,142 @@
+package chat_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+
+	"github.com/skynode/skynode/apps/chat"
+	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup"
+	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/sup/service"
+)
+
+func TestMain(m *testing.M) { ergotest.Main(m) }
+
+// rooms is the room service alone on a node, called as agents call it.
+type rooms struct {
+	t   *testing.T
+	p   gen.Process
+	ch  <-chan etf.Term
+	ref uint64
+}
+
+func startRooms(t *testing.T) *rooms {
+	t.Helper()
+	n := ergotest.StartNode(t)
+	if _, err := n.Spawn(proto.ServicesName, gen.ProcessOptions{MailboxSize: service.HostMailbox},
+		service.Host(service.HostOptions{Services: []service.Definition{chat.Service("", 4)}})); err != nil {
+		t.Fatal(err)
+	}
+	p, ch := ergotest.Recorder(t, n, "")
+	r := &rooms{t: t, p: p, ch: ch}
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		var l proto.ChatRoomList
+		return r.call("any", proto.ChatRooms{All: true}, &l)
+	})
+	return r
+}
+
+// call calls the shard of room with req and decodes the answer into out.
+func (r *rooms) call(room string, req, out any) error {
+	r.t.Helper()
+	b, _ := proto.Msgpack().Marshal(req)
+	r.ref++
+	if err := r.p.Send(proto.ServicesName, proto.ServiceCall{
+		Service: proto.ChatService, Key: room, Kind: proto.KindOf(req), Payload: b, Ref: r.ref,
+		ReplyTo: sup.FromPid(r.p.Self()), Timeout: 5000,
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	for {
+		rep := ergotest.Next[proto.ServiceReply](r.t, r.ch, 10*time.Second, nil)
+		if rep.Ref != r.ref {
+			continue
+		}
+		if err := rep.Err(proto.ChatService); err != nil {
+			return err
+		}
+		return proto.Msgpack().Unmarshal(rep.Payload, out)
+	}
+}
+
+// member is a member of session id (its events go nowhere: no gate).
+func member(id uint64, nick string) proto.ChatMember {
+	return proto.ChatMember{Session: proto.Address{Gate: "nowhere@127.0.0.1", Watchdog: "watchdog", Session: id}, Nick: nick}
+}
+
+// A room keeps its last messages: a member asks for those after an id and
+// gets them in order, as far back as the log goes (its first id says
+// where it begins), and the room's last id.
+func TestRoomLog(t *testing.T) {
+	t.Parallel()
+	r := startRooms(t)
+	var j proto.ChatJoined
+	if err := r.call("lobby", proto.ChatJoin{Room: "lobby", Member: member(1, "ann")}, &j); err != nil || j.Last != 0 {
+		t.Fatalf("join: %+v, %v", j, err)
+	}
+	const sent = chat.MaxLog + 44
+	for i := 1; i <= sent; i++ {
+		var s proto.ChatSent
+		if err := r.call("lobby", proto.ChatSay{Room: "lobby", Session: 1, Text: fmt.Sprint("m", i)}, &s); err != nil || s.ID != uint64(i) {
+			t.Fatalf("say %d: %+v, %v", i, s, err)
+		}
+	}
+	var l proto.ChatLog
+	if err := r.call("lobby", proto.ChatSince{Room: "lobby", Session: 1, After: sent - 3}, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Last != sent || len(l.Messages) != 3 || l.Messages[0].ID != sent-2 || !strings.Contains(string(l.Messages[2].JSON), fmt.Sprintf(`"text":"m%d"`, sent)) {
+		t.Fatalf("since %d: %+v", sent-3, l)
+	}
+	if err := r.call("lobby", proto.ChatSince{Room: "lobby", Session: 1, After: 0}, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.First != sent-chat.MaxLog+1 || len(l.Messages) != chat.MaxLog || l.Messages[0].ID != l.First {
+		t.Fatalf("since 0: first %d, %d messages from %d; want the last %d from %d", l.First, len(l.Messages), l.Messages[0].ID, chat.MaxLog, sent-chat.MaxLog+1)
+	}
+	// A member that joins now gets the messages after the last one.
+	if err := r.call("lobby", proto.ChatJoin{Room: "lobby", Member: member(2, "bob")}, &j); err != nil || j.Last != sent {
+		t.Fatalf("join: %+v, %v; want last %d", j, err, sent)
+	}
+}
+
+// A room takes at most MaxChatMembers members; the shard's rooms stay
+// within what one node-link message carries, their logs trimmed first.
+func TestRoomBounds(t *testing.T) {
+	t.Parallel()
+	r := startRooms(t)
+	var j proto.ChatJoined
+	for i := 1; i <= proto.MaxChatMembers; i++ {
+		if err := r.call("big", proto.ChatJoin{Room: "big", Member: member(uint64(i), fmt.Sprint("n", i))}, &j); err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+	}
+	err := r.call("big", proto.ChatJoin{Room: "big", Member: member(1000, "late")}, &j)
+	if err == nil || !strings.Contains(err.Error(), "room full") {
+		t.Fatalf("join %d: %+v, %v; want room full", proto.MaxChatMembers+1, j, err)
+	}
+	long := strings.Repeat("x", proto.MaxChatText)
+	for i := 1; i <= 40; i++ {
+		var s proto.ChatSent
+		if err := r.call("big", proto.ChatSay{Room: "big", Session: 1, Text: long}, &s); err != nil {
+			t.Fatalf("say %d: %v", i, err)
+		}
+	}
+	var l proto.ChatLog
+	if err := r.call("big", proto.ChatSince{Room: "big", Session: 1}, &l); err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for _, m := range l.Messages {
+		size += len(m.JSON)
+	}
+	if l.Last != 40 || len(l.Messages) == 0 || len(l.Messages) >= 40 || size > chat.SnapshotBudget {
+		t.Fatalf("log of a full room: %d messages (%d bytes) up to %d; want the last few within %d bytes", len(l.Messages), size, l.Last, chat.SnapshotBudget)
+	}
+}
