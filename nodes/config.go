@@ -130,7 +130,7 @@ type ListenerConfig struct {
 	Addr        string        `toml:"addr"`         // host:port; port 0 picks a free one
 	Framing     string        `toml:"framing"`      // len16 (default), len32, line
 	MaxFrame    int           `toml:"max_frame"`    // bytes; 0 = the framing's default
-	Codec       string        `toml:"codec"`        // msgpack (default), json, raw
+	Codec       string        `toml:"codec"`        // msgpack (default), json, raw; websocket: json (default), raw
 	Agent       string        `toml:"agent"`        // agent kind: demo (default), echo, or one registered in Options.Agents
 	ReadTimeout time.Duration `toml:"read_timeout"` // idle limit per client; 0 = none
 	// FirstFrameTimeout closes a client whose first frame has not
@@ -174,7 +174,16 @@ type ListenerConfig struct {
 	// text messages carry JSON, binary messages msgpack (subprotocol
 	// "msgpack"). Validate gives it a twin listener, <Name>.msgpack, for
 	// its msgpack connections; the listener itself is the JSON one.
-	// MaxFrame bounds a message (default 1 MiB).
+	// MaxFrame bounds a message (default 1 MiB). With Codec "raw" its
+	// clients exchange text messages carried as they are, each one frame
+	// of its agent's raw protocol (the chat's, say): it has no twin, no
+	// HTTP API and no page at GET /.
+	//
+	// WebSocket listeners of a node may share an Addr when their Paths
+	// differ (and so do their API commands): one HTTP server then serves
+	// them all, on one free port for an Addr with port 0, with the http_*
+	// settings that any of them sets (two that set one must agree), and
+	// its page at GET / is the first one's that is not raw.
 	Path string `toml:"path"`
 	// Origins are the host patterns of the pages allowed to connect from
 	// a browser besides the address's own host ("*": any).
@@ -183,11 +192,12 @@ type ListenerConfig struct {
 	// (default 30s and 10s; a negative interval sends no pings).
 	PingInterval time.Duration `toml:"ping_interval"`
 	PongTimeout  time.Duration `toml:"pong_timeout"`
-	// API names the commands a WebSocket listener also serves over HTTP:
-	// POST /api/<cmd> with the request's data as a JSON object body,
-	// answered with the agent's answer (see proto/PROTOCOL.md). Validate
-	// gives such a listener a second twin, <Name>.http, whose
-	// APISessions sessions (default 4) carry the requests to agents.
+	// API names the commands a WebSocket listener (not a raw one) also
+	// serves over HTTP: POST /api/<cmd> with the request's data as a
+	// JSON object body, answered with the agent's answer (see
+	// proto/PROTOCOL.md). Validate gives such a listener a second twin,
+	// <Name>.http, whose APISessions sessions (default 4) carry the
+	// requests to agents.
 	API         []string `toml:"api"`
 	APISessions int      `toml:"api_sessions"`
 	// The HTTP server of a WebSocket listener (net/web's Options; 0 =
@@ -398,15 +408,8 @@ func validateListeners(n *NodeConfig) error {
 			return fmt.Errorf("%w: node %q listener %q: %v (or %s)", ErrConfig, n.Name, l.Name, err, WebSocket)
 		}
 		if l.Framing == WebSocket && l.twinOf == "" {
-			if l.Codec != "" && l.Codec != "json" {
-				return fmt.Errorf("%w: node %q listener %q: a %s listener carries JSON in text messages and msgpack in binary ones: leave codec out", ErrConfig, n.Name, l.Name, WebSocket)
-			}
-			l.Codec = "json"
-			if l.Path == "" {
-				l.Path = "/ws"
-			}
-			if !strings.HasPrefix(l.Path, "/") {
-				return fmt.Errorf("%w: node %q listener %q: path %q must begin with /", ErrConfig, n.Name, l.Name, l.Path)
+			if err := validateWebSocket(n, l); err != nil {
+				return err
 			}
 		}
 		if l.Codec == "" {
@@ -465,14 +468,41 @@ func validateListeners(n *NodeConfig) error {
 	return addTwins(n)
 }
 
-// addTwins gives each WebSocket listener of n its msgpack twin, once.
+// validateWebSocket checks the WebSocket listener l of n and fills in its
+// defaults: the agent protocol (JSON, with a msgpack twin) unless its
+// codec is raw, and its path.
+func validateWebSocket(n *NodeConfig, l *ListenerConfig) error {
+	switch l.Codec {
+	case "", "json":
+		l.Codec = "json"
+	case "raw":
+		if len(l.API) > 0 || l.APISessions != 0 {
+			return fmt.Errorf("%w: node %q listener %q: a raw %s listener has no HTTP API: leave api and api_sessions out", ErrConfig, n.Name, l.Name, WebSocket)
+		}
+	default:
+		return fmt.Errorf("%w: node %q listener %q: a %s listener carries JSON in text messages and msgpack in binary ones (leave codec out), or text messages as they are (codec = \"raw\")", ErrConfig, n.Name, l.Name, WebSocket)
+	}
+	if l.Path == "" {
+		l.Path = "/ws"
+	}
+	if !routable(l.Path) {
+		return fmt.Errorf("%w: node %q listener %q: path %q must begin with / and hold no spaces, braces or control characters", ErrConfig, n.Name, l.Name, l.Path)
+	}
+	if reservedPath(l.Path) {
+		return fmt.Errorf("%w: node %q listener %q: path %q is the HTTP server's own", ErrConfig, n.Name, l.Name, l.Path)
+	}
+	return nil
+}
+
+// addTwins gives each WebSocket listener of n that speaks the agent
+// protocol its msgpack twin, once, then checks the listeners' addresses.
 func addTwins(n *NodeConfig) error {
 	has := map[string]bool{}
 	for _, l := range n.Listeners {
 		has[l.Name] = true
 	}
 	for _, l := range n.Listeners {
-		if l.Framing != WebSocket || l.twinOf != "" || has[l.Name+".msgpack"] {
+		if l.Framing != WebSocket || l.twinOf != "" || l.Codec == "raw" || has[l.Name+".msgpack"] {
 			continue
 		}
 		twin := l
@@ -483,18 +513,7 @@ func addTwins(n *NodeConfig) error {
 			n.Listeners = append(n.Listeners, apiTwin(l))
 		}
 	}
-	addrs := map[string]string{}
-	for _, l := range n.Listeners {
-		owner := l.Name
-		if l.twinOf != "" {
-			owner = l.twinOf
-		}
-		if other, ok := addrs[l.Addr]; ok && other != owner && !strings.HasSuffix(l.Addr, ":0") {
-			return fmt.Errorf("%w: node %q: listeners %q and %q share the address %s", ErrConfig, n.Name, other, owner, l.Addr)
-		}
-		addrs[l.Addr] = owner
-	}
-	return nil
+	return checkAddrs(n)
 }
 
 // DefaultResumeWindow is ListenerConfig.ResumeWindow's default.

@@ -2,10 +2,13 @@ package nodes
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestRepositoryClusterTomlIsValid(t *testing.T) {
@@ -23,12 +26,21 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 		byName[l.Name] = l
 	}
 	agent, web, echo := byName["agent"], byName["web"], byName["echo"]
-	if len(n.Listeners) != 7 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
+	if len(n.Listeners) != 8 || agent.Addr != "127.0.0.1:8888" || echo.Addr != "127.0.0.1:8889" || web.Addr != "127.0.0.1:8080" {
 		t.Fatalf("listeners = %+v", n.Listeners)
 	}
 	if chat, line := byName["chat"], byName["chatline"]; chat.Addr != "127.0.0.1:8890" || chat.Framing != "len16" || chat.Agent != "chat" ||
 		line.Addr != "127.0.0.1:8891" || line.Framing != "line" || line.Codec != "raw" {
 		t.Fatalf("the chat listeners: %+v, %+v", chat, line)
+	}
+	// The chat for browsers shares the web listener's address, raw: no
+	// twin, and no first frame awaited from a client that only listens.
+	if ws := byName["chatws"]; ws.Addr != web.Addr || ws.Framing != WebSocket || ws.Path != "/chat" || ws.Codec != "raw" ||
+		ws.Agent != "chat" || ws.AgentsOn != "agent" || ws.ReadTimeout != 30*time.Minute || ws.FirstFrameTimeout != 0 {
+		t.Fatalf("the chat's WebSocket listener: %+v", ws)
+	}
+	if _, ok := byName["chatws.msgpack"]; ok {
+		t.Fatal("a raw WebSocket listener has no msgpack twin")
 	}
 	if echo.Codec != "raw" || agent.Framing != "len16" || agent.Codec != "msgpack" {
 		t.Fatalf("listeners = %+v", n.Listeners)
@@ -45,11 +57,15 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 	}
 	ports := map[string]bool{}
 	for _, node := range []NodeConfig{n, g2} {
+		mine := map[string]bool{}
 		for _, l := range node.Listeners {
-			if l.TwinOf() == "" && ports[l.Addr] {
-				t.Fatalf("two gates listen on %s", l.Addr)
+			mine[l.Addr] = true
+		}
+		for addr := range mine {
+			if ports[addr] {
+				t.Fatalf("two gates listen on %s", addr)
 			}
-			ports[l.Addr] = true
+			ports[addr] = true
 		}
 	}
 	if !ports["127.0.0.1:8898"] || !ports["127.0.0.1:8081"] {
@@ -85,8 +101,8 @@ func TestRepositoryClusterTomlIsValid(t *testing.T) {
 			}
 		}
 	}
-	if doors < 7 {
-		t.Errorf("%d listeners in the example, want its 7 at least", doors)
+	if doors < 8 {
+		t.Errorf("%d listeners in the example, want its 8 at least", doors)
 	}
 }
 
@@ -110,6 +126,10 @@ func TestParseConfigRejects(t *testing.T) {
 		"ws path":           "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\npath = \"ws\"",
 		"path on tcp":       "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\npath = \"/ws\"",
 		"shared addr":       "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\n[[node.listener]]\nname = \"m\"\naddr = \":1\"",
+		"raw ws api":        "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\ncodec = \"raw\"\napi = [\"echo\"]",
+		"raw ws sessions":   "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\ncodec = \"raw\"\napi_sessions = 2",
+		"ws path healthz":   "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\npath = \"/healthz\"",
+		"ws path wildcard":  "[[node]]\nname = \"a\"\n[[node.listener]]\nname = \"l\"\naddr = \":1\"\nframing = \"websocket\"\npath = \"/{room}\"",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -231,5 +251,68 @@ roles = ["agent"]
 	}
 	if len(pools) != 2 || pools[0] != "agents.demo.json" || pools[1] != "agents.demo.msgpack" {
 		t.Fatalf("worker pools %v", pools)
+	}
+}
+
+// WebSocket listeners may share an address when their paths differ; a
+// raw one has no twin. Anything else on a shared address is refused with
+// an error that names both listeners.
+func TestSharedAddressConfig(t *testing.T) {
+	t.Parallel()
+	const head = "[[node]]\nname = \"gate\"\n"
+	listener := func(name, extra string) string {
+		return fmt.Sprintf("  [[node.listener]]\n  name = %q\n  addr = \"127.0.0.1:8080\"\n%s\n", name, extra)
+	}
+	ws := "  framing = \"websocket\"\n"
+	raw := ws + "  codec = \"raw\"\n  path = \"/chat\"\n"
+	cfg, err := ParseConfig([]byte(head + listener("web", ws+"  http_read_timeout = \"20s\"\n  api = [\"echo\"]") +
+		listener("chatws", raw+"  http_read_timeout = \"20s\"\n  http_idle_timeout = \"2m\"")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, _ := cfg.Node("gate")
+	var names []string
+	for _, l := range gate.Listeners {
+		names = append(names, l.Name)
+	}
+	if !slices.Equal(names, []string{"web", "chatws", "web.msgpack", "web.http"}) {
+		t.Fatalf("listeners %v, want web with its twins and chatws without", names)
+	}
+	if o := webOptions(doorGroups(gate.Listeners)[0]); o.ReadTimeout != 20*time.Second || o.IdleTimeout != 2*time.Minute || o.WriteTimeout != 0 {
+		t.Fatalf("the address's HTTP options %+v: want each as a listener sets it", o)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("validated twice: %v", err)
+	}
+
+	for name, tc := range map[string]struct{ a, b string }{
+		"same path":      {ws, ws},
+		"default paths":  {ws, ws + "  codec = \"raw\"\n"},
+		"tcp and ws":     {"  framing = \"len16\"", raw},
+		"http conflict":  {ws + "  http_max_body = 1000", raw + "  http_max_body = 2000"},
+		"same api":       {ws + "  api = [\"echo\"]", ws + "  path = \"/other\"\n  api = [\"echo\", \"data\"]"},
+		"raw with api":   {ws, raw + "  api = [\"echo\"]"},
+		"ws with codec":  {ws, ws + "  path = \"/x\"\n  codec = \"msgpack\""},
+		"two tcp":        {"  framing = \"len16\"", "  framing = \"line\""},
+		"ws port 0 same": {"", ""}, // below: both on port 0
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			src := head + listener("first", tc.a) + listener("second", tc.b)
+			if name == "ws port 0 same" {
+				src = strings.ReplaceAll(head+listener("first", ws)+listener("second", ws), "8080", "0")
+			}
+			_, err := ParseConfig([]byte(src))
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+			if msg := err.Error(); name != "raw with api" && name != "ws with codec" && (!strings.Contains(msg, `"first"`) || !strings.Contains(msg, `"second"`)) {
+				t.Fatalf("%q: want both listeners named", msg)
+			}
+		})
+	}
+	// Socket listeners on port 0 each get a port of their own.
+	if _, err := ParseConfig([]byte(strings.ReplaceAll(head+listener("a", "")+listener("b", "  framing = \"line\""), "8080", "0"))); err != nil {
+		t.Fatalf("two socket listeners on port 0: %v", err)
 	}
 }

@@ -38,7 +38,9 @@
 //
 // Where things are: node.go (Start, Run, accessors), call.go (Cast and
 // Call from code outside processes), listeners.go (client
-// sockets), refusals.go (connections refused at accept: counted and
+// sockets), web.go (the HTTP server of each address of WebSocket
+// listeners: their paths, HTTP APIs and pages), addrs.go (listeners
+// sharing an address, and the checks of [Options].Pages), refusals.go (connections refused at accept: counted and
 // logged by reason), admin.go (the admin HTTP address, its metrics and
 // its bearer token), gossip.go (membership, placement candidates, load), ergo.go
 // (the Ergo node's options), tree.go (the supervision tree and agent

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -59,6 +60,16 @@ type Options struct {
 	// trace them, or to inject faults in tests. The wrapper must keep
 	// sup.Remote's contract: never block (but SendWait).
 	WrapRemote func(sup.Remote) sup.Remote
+	// Pages are served, to GET and HEAD requests at exactly their paths,
+	// by the HTTP server of every address of the node's WebSocket
+	// listeners (not by its admin address): pages of the program's own,
+	// such as the chat's at "/chat.html" (apps/agent/chat's Page), which
+	// the node command gives the nodes with a raw WebSocket listener of
+	// the chat agent. A path begins with "/" and is neither "/" (the
+	// agent protocol's page), "/healthz", "/readyz" nor a WebSocket
+	// listener's path: Start refuses it otherwise ([ErrConfig]). Handlers
+	// are called concurrently, each request on its own goroutine.
+	Pages map[string]http.Handler
 	// Started, if set, is called by Run in a goroutine of its own once the
 	// node has started (to report it, say); its ctx ends when the node
 	// begins to stop, and Run returns only after Started has.
@@ -129,6 +140,9 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	if err := checkPages(nc, o.Pages); err != nil {
+		return nil, err
+	}
 	cookie, err := cfg.Cluster.CookieValue()
 	if err != nil {
 		return nil, err
@@ -191,8 +205,8 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		case strings.HasSuffix(lc.Name, ".msgpack"):
 			lim = n.doorLimits[lc.TwinOf()]
 		}
-		var broadcast func([]byte)
-		if lc.Framing == WebSocket {
+		var broadcast func([]byte) // a raw WebSocket listener's: to its own clients
+		if lc.Framing == WebSocket && lc.Codec != "raw" {
 			door, codec := lc.Name, lc.Codec
 			if lc.TwinOf() != "" {
 				door = lc.TwinOf()
@@ -210,7 +224,7 @@ func Start(ctx context.Context, cfg *Config, name string, o Options) (_ *Node, e
 		}
 		n.listeners = append(n.listeners, l)
 	}
-	if err := n.openDoors(cfg); err != nil {
+	if err := n.openDoors(cfg, o.Pages); err != nil {
 		return nil, err
 	}
 	if nc.Console != "" {

@@ -200,6 +200,14 @@ type shardAdd struct {
 // durable: every answer follows a Save, and comes back only once the
 // other node has confirmed holding it (service.Service.Durable).
 func TestShardsMoveWithTheirState(t *testing.T) {
+	t.Run("sharded", func(t *testing.T) { testInstancesMove(t, 8) })
+	// A keyed service: an instance per key, started by its first call.
+	t.Run("keyed", func(t *testing.T) { testInstancesMove(t, 0) })
+}
+
+// testInstancesMove is TestShardsMoveWithTheirState for a service of n
+// shards, or keyed for n = 0.
+func testInstancesMove(t *testing.T, n int) {
 	port := freePort(t)
 	cfg, err := nodes.ParseConfig([]byte(fmt.Sprintf(`
 [cluster]
@@ -216,7 +224,15 @@ roles = ["svc"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	counters := service.New[*int]("counters").On("svc").Sharded(8).Durable().
+	counters := service.New[*int]("counters").On("svc").Durable()
+	shards := n
+	if n == 0 {
+		counters.Keyed()
+		shards = counters.Shards()
+	} else {
+		counters.Sharded(n)
+	}
+	counters.
 		OnStart(func(c *service.Context[*int]) error {
 			n := 0
 			_, err := c.Restore(&n)
@@ -241,6 +257,22 @@ roles = ["svc"]
 			_ = n.Stop(ctx)
 		})
 	}
+	// Both nodes see each other before the first call: a node alone
+	// would run every instance.
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range all {
+			alive := 0
+			for _, m := range n.Members() {
+				if m.Alive && m.ErgoPort > 0 {
+					alive++
+				}
+			}
+			if alive != 2 {
+				return fmt.Errorf("%s sees %d live members", n.Name(), alive)
+			}
+		}
+		return nil
+	})
 	// Calls come from a service instance's callers in production; here a
 	// stand-in process on h1 calls through h1's service host.
 	caller, replies := ergotest.Recorder(t, all[0].Ergo(), "")
@@ -279,8 +311,8 @@ roles = ["svc"]
 			if err != nil {
 				return err
 			}
-			if c.Shard != service.ShardOf(keys[i], 8) {
-				t.Fatalf("%s served by shard %d, want %d", keys[i], c.Shard, service.ShardOf(keys[i], 8))
+			if c.Shard != service.ShardOf(keys[i], shards) {
+				t.Fatalf("%s served by shard %d, want %d", keys[i], c.Shard, service.ShardOf(keys[i], shards))
 			}
 			where[keys[i]] = c.Node
 			return nil
@@ -296,7 +328,7 @@ roles = ["svc"]
 	// Counts per shard so far: every key's add counted on its shard.
 	counts := map[int]int{}
 	for _, k := range keys {
-		counts[service.ShardOf(k, 8)]++
+		counts[service.ShardOf(k, shards)]++
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -304,7 +336,7 @@ roles = ["svc"]
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		shard := service.ShardOf(k, 8)
+		shard := service.ShardOf(k, shards)
 		ergotest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 			c, err := add(k)
 			if err != nil {

@@ -20,14 +20,18 @@ import (
 	"github.com/skynode/skynode/proto"
 )
 
-// door is the HTTP server of a WebSocket listener: the agent protocol
-// over WebSocket at the listener's path, its JSON connections to the
-// listener and its msgpack ones to its twin.
+// door is the HTTP server of an address of WebSocket listeners: each
+// listener at its path (the agent protocol's JSON connections to the
+// listener and its msgpack ones to its twin; a raw one's text messages to
+// it), their HTTP APIs, the page and the node's Options.Pages.
 type door struct {
-	name   string // the WebSocket listener's
-	srv    *web.Server
-	bridge *web.Bridge // of its HTTP API; nil without one
+	names   []string // its WebSocket listeners', in the config's order
+	srv     *web.Server
+	bridges []*web.Bridge // of their HTTP APIs
 }
+
+// name names the door in logs and errors: its listeners' names.
+func (d door) name() string { return strings.Join(d.names, ",") }
 
 // page is the page of a WebSocket listener's address (GET /): the agent
 // protocol from a browser, no build step.
@@ -68,67 +72,108 @@ func (n *Node) otherGates(cfg *Config, name string) (hosts, urls []string) {
 	return hosts, urls
 }
 
-// openDoors binds the HTTP server of every WebSocket listener of the node;
-// the listeners exist already. A page of a listener may connect to the
+// openDoors binds the HTTP server of every address of the node's
+// WebSocket listeners, the listeners existing already, and routes pages
+// (Options.Pages) on each. A page of a listener may connect to the
 // listeners of the same name on the other nodes (their addresses join its
 // allowed origins), where it resumes its session when its own gate is
 // lost.
-func (n *Node) openDoors(cfg *Config) error {
-	for _, lc := range n.cfg.Listeners {
-		if lc.Framing != WebSocket || lc.TwinOf() != "" {
-			continue
+func (n *Node) openDoors(cfg *Config, pages map[string]http.Handler) error {
+	for _, group := range doorGroups(n.cfg.Listeners) {
+		o := webOptions(group)
+		o.Ready = n.ready
+		names := make([]string, 0, len(group))
+		for _, lc := range group {
+			names = append(names, lc.Name)
 		}
-		otherHosts, otherURLs := n.otherGates(cfg, lc.Name)
-		text, binary := n.listener(lc.Name), n.listener(lc.Name+".msgpack")
-		if text == nil || binary == nil {
-			return fmt.Errorf("%w: listener %q has no msgpack twin (validate the config)", ErrConfig, lc.Name)
-		}
-		srv, err := web.Listen(web.Options{
-			Addr: lc.Addr, Ready: n.ready, Logger: n.log.With("listener", lc.Name),
-			ReadHeaderTimeout: lc.HTTPHeaderTimeout, ReadTimeout: lc.HTTPReadTimeout,
-			WriteTimeout: lc.HTTPWriteTimeout, IdleTimeout: lc.HTTPIdleTimeout,
-			MaxHeaderBytes: lc.HTTPMaxHeaderBytes, MaxBody: lc.HTTPMaxBody,
-		})
+		o.Logger = n.log.With("listener", strings.Join(names, ","))
+		srv, err := web.Listen(o)
 		if err != nil {
-			return fmt.Errorf("listener %q: %w", lc.Name, err)
+			return fmt.Errorf("listeners %s: %w", strings.Join(names, ", "), err)
+		}
+		d := door{names: names, srv: srv}
+		err = n.route(cfg, &d, group)
+		n.doors = append(n.doors, d) // shut down with the others on an error
+		if err != nil {
+			return err
+		}
+		for p, h := range pages {
+			srv.Handle(exactGET(p), h)
+		}
+	}
+	return nil
+}
+
+// route routes the WebSocket listeners group, which share the address of
+// d, on d's server: each at its path, with its HTTP API; the page at GET
+// / is the first's that speaks the agent protocol (not raw).
+func (n *Node) route(cfg *Config, d *door, group []ListenerConfig) error {
+	paged := false
+	for _, lc := range group {
+		otherHosts, otherURLs := n.otherGates(cfg, lc.Name)
+		protocols, err := n.protocols(lc)
+		if err != nil {
+			return err
 		}
 		trusted, err := lc.trusted()
 		if err != nil {
 			return fmt.Errorf("%w: listener %q: %v", ErrConfig, lc.Name, err)
 		}
 		client := clientAddr(trusted)
-		srv.Handle("GET "+lc.Path, ws.NewHandler(ws.ServerOptions{
-			RemoteAddr: client,
-			Protocols: map[string]ws.Protocol{
-				"":        {Door: text, Type: ws.Text},
-				"json":    {Door: text, Type: ws.Text},
-				"msgpack": {Door: binary, Type: ws.Binary},
-			},
+		d.srv.Handle("GET "+lc.Path, ws.NewHandler(ws.ServerOptions{
+			RemoteAddr:   client,
+			Protocols:    protocols,
 			Origins:      append(slices.Clone(lc.Origins), otherHosts...),
 			MaxMessage:   maxFrame(lc),
 			PingInterval: lc.PingInterval,
 			PongTimeout:  lc.PongTimeout,
 			Logger:       n.log.With("listener", lc.Name),
 		}))
-		srv.Handle("GET /{$}", servePage(lc.Path, otherURLs))
-		d := door{name: lc.Name, srv: srv}
-		if len(lc.API) > 0 {
-			api := n.listener(lc.Name + ".http")
-			if api == nil {
-				return fmt.Errorf("%w: listener %q has no HTTP API twin (validate the config)", ErrConfig, lc.Name)
-			}
-			d.bridge = web.NewBridge(web.BridgeOptions{
-				Door: api, Sessions: lc.APISessions, Name: api.Name(),
-				Logger: n.log.With("listener", api.Name()),
-			})
-			lim := n.doorLimits[lc.Name]
-			for _, cmd := range lc.API {
-				srv.Handle("POST /api/"+cmd, limitRequests(lim, cmd, client, d.bridge.Handler(srv, cmd)))
-			}
+		if lc.Codec != "raw" && !paged {
+			d.srv.Handle("GET /{$}", servePage(lc.Path, otherURLs))
+			paged = true
 		}
-		n.doors = append(n.doors, d)
+		if len(lc.API) == 0 {
+			continue
+		}
+		api := n.listener(lc.Name + ".http")
+		if api == nil {
+			return fmt.Errorf("%w: listener %q has no HTTP API twin (validate the config)", ErrConfig, lc.Name)
+		}
+		bridge := web.NewBridge(web.BridgeOptions{
+			Door: api, Sessions: lc.APISessions, Name: api.Name(),
+			Logger: n.log.With("listener", api.Name()),
+		})
+		d.bridges = append(d.bridges, bridge)
+		lim := n.doorLimits[lc.Name]
+		for _, cmd := range lc.API {
+			d.srv.Handle("POST /api/"+cmd, limitRequests(lim, cmd, client, bridge.Handler(d.srv, cmd)))
+		}
 	}
 	return nil
+}
+
+// protocols returns what serves the subprotocols of the WebSocket
+// listener lc: JSON text messages the listener, msgpack binary ones its
+// twin; a raw listener takes text messages as they are, from clients
+// that ask for no subprotocol.
+func (n *Node) protocols(lc ListenerConfig) (map[string]ws.Protocol, error) {
+	text := n.listener(lc.Name)
+	if text == nil {
+		return nil, fmt.Errorf("%w: no listener %q", ErrConfig, lc.Name)
+	}
+	if lc.Codec == "raw" {
+		return map[string]ws.Protocol{"": {Door: text, Type: ws.Text}}, nil
+	}
+	binary := n.listener(lc.Name + ".msgpack")
+	if binary == nil {
+		return nil, fmt.Errorf("%w: listener %q has no msgpack twin (validate the config)", ErrConfig, lc.Name)
+	}
+	return map[string]ws.Protocol{
+		"":        {Door: text, Type: ws.Text},
+		"json":    {Door: text, Type: ws.Text},
+		"msgpack": {Door: binary, Type: ws.Binary},
+	}, nil
 }
 
 // listener returns the node's listener called name, or nil.
@@ -156,7 +201,7 @@ func (n *Node) listenerAddr(l *gate.Listener) net.Addr {
 			base = lc.TwinOf()
 		}
 		for _, d := range n.doors {
-			if d.name == base {
+			if slices.Contains(d.names, base) {
 				return d.srv.Addr()
 			}
 		}
@@ -184,7 +229,7 @@ func (n *Node) serveDoors(ctx context.Context) {
 	for _, d := range n.doors {
 		n.wg.Go(func() {
 			if err := d.srv.Serve(ctx); err != nil {
-				n.log.Error("HTTP server stopped", "listener", d.name, "err", err)
+				n.log.Error("HTTP server stopped", "listener", d.name(), "err", err)
 			}
 		})
 	}
@@ -196,13 +241,13 @@ func (n *Node) shutDoors(ctx context.Context) error {
 	var err error
 	for _, d := range n.doors {
 		if e := d.srv.Shutdown(ctx); e != nil {
-			err = errors.Join(err, fmt.Errorf("listener %s: HTTP: %w", d.name, e))
+			err = errors.Join(err, fmt.Errorf("listener %s: HTTP: %w", d.name(), e))
 		}
-		if d.bridge != nil {
-			// The requests under way are answered (Shutdown waited for
-			// their handlers); the sessions can go.
-			if e := d.bridge.Close(ctx); e != nil {
-				err = errors.Join(err, fmt.Errorf("listener %s: HTTP API sessions: %w", d.name, e))
+		// The requests under way are answered (Shutdown waited for their
+		// handlers); the sessions can go.
+		for _, b := range d.bridges {
+			if e := b.Close(ctx); e != nil {
+				err = errors.Join(err, fmt.Errorf("listener %s: HTTP API sessions: %w", d.name(), e))
 			}
 		}
 	}
@@ -235,7 +280,7 @@ func limitRequests(lim limits, cmd string, client func(*http.Request) net.Addr, 
 // Broadcast sends v to every client of the listener called name whose
 // session has started, encoded in its codec, and returns how many it was
 // queued for: Skynet's broadcast to all the clients of a gate. For a
-// WebSocket listener that is every WebSocket client of its address, JSON
+// WebSocket listener that is every WebSocket client of the listener, JSON
 // and msgpack alike. It fails for an unknown listener, a raw one, or a v
 // its codec cannot encode.
 func (n *Node) Broadcast(name string, v any) (int, error) {

@@ -4,8 +4,14 @@ package proto
 // service ChatService with these messages; the service sends every room
 // event to the members' sessions as a ChatEvent.
 
-// ChatService is the cluster-wide name of the chat's room service.
-const ChatService = "chat.rooms"
+// ChatService is the cluster-wide name of the chat's rooms, a keyed
+// service (an instance per room, by the room's name), and ChatDirectory
+// that of their directory, which the rooms tell their member counts
+// (ChatRoomCount) and ROOMS asks (ChatRooms).
+const (
+	ChatService   = "chat.rooms"
+	ChatDirectory = "chat.directory"
+)
 
 // Bounds of the chat.
 const (
@@ -103,7 +109,7 @@ type ChatWho struct {
 // A message's event carries its id: a member's agent writes each id once,
 // in order, and asks the room for those it missed (ChatSince). The sender
 // gets its own message's event with no JSON: it only moves its count on.
-// An event with Last set and no JSON is the room telling its members,
+// An event with no JSON and no ID is the room telling its members,
 // after it restarted or moved, the id of its last message: a member that
 // has not seen it asks for what it missed.
 type ChatEvent struct {

@@ -128,6 +128,16 @@ type StopAgent struct {
 	From    string
 }
 
+// StopAgent reasons that end an agent, not its session: another agent
+// serves it (StopReplaced), it moved to another gate (StopMoved), or the
+// watchdog has no such session (StopNoSession). Any other reason is the
+// session's end: its client is gone.
+const (
+	StopReplaced  = "replaced"
+	StopMoved     = "session moved"
+	StopNoSession = "no session"
+)
+
 // Frame carries one client frame from a gate to the session's agent. Seq
 // numbers frames of a session from 1 upwards.
 //

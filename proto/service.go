@@ -80,6 +80,10 @@ type ServiceSnapshot struct {
 	// receiving node answers it with a ServiceSnapshotHeld once it holds
 	// the snapshot.
 	From string
+	// Retired, with no Payload, tells the node that holds the snapshot of
+	// a keyed instance that the instance retired: the snapshot (if not
+	// newer than Seq) is dropped.
+	Retired bool
 }
 
 // ServiceSnapshotHeld tells the node that sent a durable instance's

@@ -335,6 +335,7 @@ type stopEvent struct {
 	reason   string
 	session  uint64
 	writeErr error
+	ended    bool
 }
 
 // nextStop returns the next OnStop call. The hook may run after
@@ -352,25 +353,31 @@ func nextStop(t *testing.T, stops <-chan stopEvent) stopEvent {
 
 func TestStop(t *testing.T) {
 	t.Parallel()
+	stopWith := func(reason string) func(t *testing.T, a *testAgent) {
+		return func(t *testing.T, a *testAgent) {
+			if err := a.watchdog.Send(a.proc.Self(), proto.StopAgent{Session: a.session, Reason: reason}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		stop   func(t *testing.T, a *testAgent)
 		reason string
+		ended  bool // Session.Ended in the hook
 	}{
 		// Not Exit: Ergo's Exit, called from another goroutine, can panic
 		// on a nil kill func if the process ends before Exit returns.
-		{"StopAgent", func(t *testing.T, a *testAgent) {
-			if err := a.watchdog.Send(a.proc.Self(), proto.StopAgent{Session: a.session, Reason: "client"}); err != nil {
-				t.Fatal(err)
-			}
-		}, "normal"},
-		{"kill", func(t *testing.T, a *testAgent) { sup.Kill(a.proc) }, "kill"},
+		{"StopAgent", stopWith("client"), "normal", true},
+		{"replaced", stopWith(proto.StopReplaced), "normal", false},
+		{"moved", stopWith(proto.StopMoved), "normal", false},
+		{"kill", func(t *testing.T, a *testAgent) { sup.Kill(a.proc) }, "kill", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			stops := make(chan stopEvent, 1)
 			kind := testKind().OnStop(func(s *agent.Session, reason string) {
-				stops <- stopEvent{reason: reason, session: s.ID()}
+				stops <- stopEvent{reason: reason, session: s.ID(), ended: s.Ended()}
 			})
 			a := newPeers(t).spawn(kind, proto.Msgpack(), 5, gen.ProcessOptions{})
 			a.ready(false, nil)
@@ -380,8 +387,8 @@ func TestStop(t *testing.T) {
 				t.Fatalf("agent still running: %v", err)
 			}
 			ev := nextStop(t, stops)
-			if ev.reason != tc.reason || ev.session != 5 {
-				t.Fatalf("OnStop(%d, %q), want (5, %q)", ev.session, ev.reason, tc.reason)
+			if ev.reason != tc.reason || ev.session != 5 || ev.ended != tc.ended {
+				t.Fatalf("OnStop(%d, %q) with Ended %v, want (5, %q) with Ended %v", ev.session, ev.reason, ev.ended, tc.reason, tc.ended)
 			}
 		})
 	}

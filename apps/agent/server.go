@@ -232,6 +232,9 @@ func (s *server) announce(p *gen.ServerProcess, st *state) {
 
 func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 	st := p.State.(*state)
+	if len(st.sess.calls.deadlines) > 0 {
+		s.expireCalls(p, st)
+	}
 	switch m := msg.(type) {
 	case proto.Frame:
 		var whole bool
@@ -259,11 +262,16 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 			s.moved(p, st, m.From)
 			return gen.ServerStatusOK
 		}
+		// Replaced by another agent, or the session moved to another
+		// gate: the session goes on without this agent. Else its client
+		// is gone.
+		st.sess.ended = m.Reason != proto.StopReplaced && m.Reason != proto.StopMoved && m.Reason != proto.StopNoSession
 		return gen.ServerStatusStop
 	case proto.Adopt:
 		s.adopt(p, st, m)
 	case orphanEnds:
 		if st.orphan && m.epoch == st.epoch {
+			st.sess.ended = true
 			st.log.Info("agent ends: the node of its session is gone, and its client did not resume within the window",
 				"peer", st.start.GateNode, "window", s.opts.ResumeWindow.String())
 			return gen.ServerStatusStop
@@ -301,6 +309,7 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		} else {
 			st.log.Info("agent ends: the node of its session is gone", "peer", node)
 		}
+		st.sess.ended = true // its gate's node, and the connection, are gone
 		return gen.ServerStatusStop
 	}
 	return gen.ServerStatusOK
@@ -504,6 +513,16 @@ func (s *server) answered(p *gen.ServerProcess, st *state, ref uint64, run func(
 	}
 	s.flush(p, st, ack)
 	s.release(p, st)
+}
+
+// expireCalls ends the calls past their deadline with a timeout, as
+// their callExpired would, which a full mailbox may have lost.
+func (s *server) expireCalls(p *gen.ServerProcess, st *state) {
+	for _, ref := range st.sess.calls.overdue(time.Now()) {
+		s.answered(p, st, ref, func(then func(*Session, proto.ServiceReply)) {
+			then(&st.sess, proto.ServiceReply{Ref: ref, Error: proto.ReasonTimeout})
+		})
+	}
 }
 
 // release handles the frames held for ordered calls, until one of them

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/skynode/skynode/proto"
@@ -99,7 +100,14 @@ func Call[Resp any](s *Session, to ServiceRef, req any, then func(s *Session, re
 		then(s, resp, err)
 	}
 	// The node's service host answers every call (with a timeout at
-	// worst); this guards against the host itself being lost meanwhile.
+	// worst); this guards against the host itself being lost meanwhile,
+	// and against its answer being lost to a full mailbox. The timer
+	// message can be lost that way too: every message the agent handles
+	// also ends the calls past their deadline (server.expireCalls).
+	if s.calls.deadlines == nil {
+		s.calls.deadlines = map[uint64]time.Time{}
+	}
+	s.calls.deadlines[ref] = time.Now().Add(timeout + time.Second)
 	if s.later != nil {
 		s.later(timeout+time.Second, callExpired{ref: ref, service: to.Name})
 	}
@@ -108,9 +116,22 @@ func Call[Resp any](s *Session, to ServiceRef, req any, then func(s *Session, re
 
 // calls are a session's pending service calls.
 type calls struct {
-	ref     uint64
-	pending map[uint64]func(*Session, proto.ServiceReply)
-	ordered int // pending calls made with an Ordered ref: requests wait
+	ref       uint64
+	pending   map[uint64]func(*Session, proto.ServiceReply)
+	deadlines map[uint64]time.Time // of the pending calls
+	ordered   int                  // pending calls made with an Ordered ref: requests wait
+}
+
+// overdue returns the pending calls past their deadline.
+func (c *calls) overdue(now time.Time) []uint64 {
+	var out []uint64
+	for ref, d := range c.deadlines {
+		if now.After(d) {
+			out = append(out, ref)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // callExpired is the agent's timer message for a call that got nothing.
@@ -121,6 +142,7 @@ type callExpired struct {
 
 // take returns the callback of a pending call, or nil.
 func (c *calls) take(ref uint64) func(*Session, proto.ServiceReply) {
+	delete(c.deadlines, ref)
 	then, ok := c.pending[ref]
 	if !ok {
 		return nil

@@ -43,7 +43,16 @@ type Session struct {
 	resume  bool     // AllowResume was called: the next output asks the gate for a token
 	closing bool     // Close was called: close once this handler's output is out
 	closed  bool     // the close was sent to the gate: no more output
+	ended   bool     // the session ended (Ended)
 }
+
+// Ended reports, in an OnStop hook, whether the session itself ended (its
+// client left, was closed, or its gate's node was lost for good), rather
+// than only this agent: an agent replaced by another (after a crash it
+// survived, or a node thought lost), or whose node stops or drains,
+// ends while the session goes on with another agent. Release there what
+// belongs to the session (a chat room's membership) only when it ended.
+func (s *Session) Ended() bool { return s.ended }
 
 // ID returns the session id (unique on the gate's node).
 func (s *Session) ID() uint64 { return s.id }

@@ -1,7 +1,10 @@
 // Package chat is the chat's room service (proto.ChatService): the rooms
-// of the whole cluster, their members and their messages, in a sharded
-// service placed by the service machinery (sup/service), a room in the
-// shard of its name. The clients' side is the chat agent, package
+// of the whole cluster, their members and their messages. Each room is a
+// process of its own, an instance of a keyed service (sup/service) found
+// by the room's name and placed on the nodes of the chat's role; it
+// starts with the room's first member and retires with its last. A
+// directory (proto.ChatDirectory, a singleton) keeps the rooms' member
+// counts for ROOMS. The clients' side is the chat agent, package
 // apps/agent/chat; the two speak the proto.Chat* messages.
 //
 // A room assigns its messages' ids, one after the other: one total order
@@ -9,15 +12,15 @@
 // joined, left, renamed itself, a message) goes to its members' sessions
 // as a proto.ChatEvent holding the JSON object the client gets
 // (PROTOCOL.md, "Chat"). A sender does not get its own message back: its
-// agent answers it {"type":"sent","id":N}. An empty room disappears.
+// agent answers it {"type":"sent","id":N}.
 //
-// The service is durable (service.Service.Durable): a message is
+// The rooms are durable (service.Service.Durable): a message is
 // acknowledged, and sent to the members, only once the node that would
-// run its shard next holds the shard's state with the message in it. A
-// room keeps its last messages (a log, bounded by MaxLog and the shard's
-// snapshot budget): a member's agent that missed some, because it was
-// replaced or the room moved, asks for them (proto.ChatSince). A shard
-// that restarts tells its members the id of each room's last message.
+// run the room next holds the room's state with the message in it. A
+// room keeps its last messages (a log, bounded by MaxLog and the snapshot
+// budget): a member's agent that missed some, because it was replaced or
+// the room moved, asks for them (proto.ChatSince). A room that restarts
+// tells its members the id of its last message.
 package chat
 
 import (
@@ -36,17 +39,12 @@ import (
 // chat ([chat]).
 const Section = "chat"
 
-// Config is the [chat] table: Role names the nodes that may run the room
-// service ("" for any node; a role whose nodes are few and stable keeps
-// it from moving as other nodes come and go); Shards is how many shards
-// the rooms are spread over (DefaultShards when 0).
+// Config is the [chat] table: Role names the nodes that may run the
+// rooms and the directory ("" for any node; a role whose nodes are few
+// and stable keeps them from moving as other nodes come and go).
 type Config struct {
-	Role   string `toml:"role"`
-	Shards int    `toml:"shards"`
+	Role string `toml:"role"`
 }
-
-// DefaultShards is how many shards the rooms are spread over by default.
-const DefaultShards = 16
 
 // Bounds of a shard's state, which crosses a node link whole after every
 // change (proto.MaxLinkPayload): each room keeps at most MaxLog messages,
@@ -57,14 +55,15 @@ const (
 	SnapshotBudget = 40 << 10
 )
 
-// Program returns the room service as a program configures it from its
-// cluster description (decode reads a section, as nodes.Config.DecodeSection).
-func Program(decode func(section string, v any) error) (service.Definition, error) {
+// Program returns the chat's services, the rooms and their directory, as
+// a program configures them from its cluster description (decode reads a
+// section, as nodes.Config.DecodeSection).
+func Program(decode func(section string, v any) error) ([]service.Definition, error) {
 	var c Config
 	if err := decode(Section, &c); err != nil {
 		return nil, err
 	}
-	return Service(c.Role, c.Shards), nil
+	return []service.Definition{Service(c.Role), Directory(c.Role)}, nil
 }
 
 // Rooms is the service's state: every room by name.
@@ -107,6 +106,40 @@ type room struct {
 	members map[uint64]proto.ChatMember
 	last    uint64
 	log     []proto.ChatLogEntry
+	synced  uint64 // the last id its members were told of (sync)
+	syncing bool   // a sync is due (SyncAfter)
+}
+
+// SyncAfter is how long after a message a room tells its members the id
+// of its last message (and again while messages come): a member whose
+// agent lost the last events (a full mailbox, an agent replaced) asks
+// for them, even when no message follows to show the gap.
+const SyncAfter = time.Second
+
+// sync tells the members of the room name its last id once SyncAfter has
+// passed, and goes on while messages come.
+func (rs *Rooms) sync(c *service.Context[*Rooms], name string) {
+	r := rs.rooms[name]
+	if r == nil || r.syncing {
+		return
+	}
+	r.syncing = true
+	c.After(SyncAfter, func(c *service.Context[*Rooms]) {
+		r := rs.rooms[name]
+		if r == nil {
+			return
+		}
+		r.syncing = false
+		for id, mb := range r.members {
+			if err := c.SendToSession(mb.Session, proto.ChatEvent{Room: name, Last: r.last}); err != nil {
+				c.Logger().Debug("chat could not reach a member", "room", name, "session", id, "err", err)
+			}
+		}
+		if r.synced != r.last {
+			r.synced = r.last
+			rs.sync(c, name) // once more after the last message
+		}
+	})
 }
 
 // size estimates the bytes of r in a snapshot: its log's, and its
@@ -158,14 +191,10 @@ func (rs *Rooms) fit() bool {
 	return true
 }
 
-// Service returns the room service, run on the nodes of role ("" for
-// every node), its rooms spread over shards shards (DefaultShards when
-// 0).
-func Service(role string, shards int) *service.Service[*Rooms] {
-	if shards <= 0 {
-		shards = DefaultShards
-	}
-	s := service.New[*Rooms](proto.ChatService).On(role).Sharded(shards).Durable().OnStart(func(c *service.Context[*Rooms]) error {
+// Service returns the rooms, run on the nodes of role ("" for every
+// node): an instance per room.
+func Service(role string) *service.Service[*Rooms] {
+	s := service.New[*Rooms](proto.ChatService).On(role).Keyed().Durable().OnStart(func(c *service.Context[*Rooms]) error {
 		c.State = &Rooms{rooms: map[string]*room{}}
 		var saved map[string]savedRoom
 		if _, err := c.Restore(&saved); err != nil {
@@ -196,18 +225,19 @@ func Service(role string, shards int) *service.Service[*Rooms] {
 		return nil
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSent, error) {
+		defer c.State.idle(c)
 		return c.State.say(c, m)
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatNicked, error) {
+		defer c.State.idle(c)
 		return c.State.nick(c, m)
 	})
-	service.Handle(s, func(c *service.Context[*Rooms], _ proto.ChatRooms) (proto.ChatRoomList, error) {
-		return c.State.list(), nil
-	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatSince) (proto.ChatLog, error) {
+		defer c.State.idle(c)
 		return c.State.since(m), nil
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatWho) (proto.ChatJoined, error) {
+		defer c.State.idle(c)
 		r := c.State.rooms[m.Room]
 		if r == nil {
 			return proto.ChatJoined{Room: m.Room, Users: []string{}}, nil
@@ -244,10 +274,14 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 		}
 		if len(r.members) == 0 {
 			delete(rs.rooms, m.Room)
+			if len(rs.rooms) == 0 {
+				c.Retire()
+			}
 		}
 		return proto.ChatJoined{}, ErrRoomFull
 	}
 	rs.save(c)
+	count(c, m.Room, len(r.members))
 	r.send(c, m.Room, id, map[string]any{"type": "join", "user": nick, "message": nick + " joined the room"})
 	return proto.ChatJoined{Room: m.Room, Nick: nick, Users: r.nicks(), Last: r.last}, nil
 }
@@ -262,13 +296,68 @@ func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) 
 		return
 	}
 	delete(r.members, session)
+	count(c, name, len(r.members))
 	if len(r.members) == 0 {
 		delete(rs.rooms, name)
 		rs.save(c)
+		if len(rs.rooms) == 0 {
+			c.Retire() // its last member left: the room is gone
+		}
 		return
 	}
 	rs.save(c)
 	r.send(c, name, 0, map[string]any{"type": "leave", "user": mb.Nick, "message": mb.Nick + " left the room"})
+}
+
+// idle retires an instance that holds no room (one started by a request
+// for a room that no longer exists).
+func (rs *Rooms) idle(c *service.Context[*Rooms]) {
+	if len(rs.rooms) == 0 {
+		c.Retire()
+	}
+}
+
+// count tells the directory how many members a room has.
+func count(c *service.Context[*Rooms], room string, users int) {
+	if err := c.Cast(proto.ChatDirectory, "", proto.ChatRoomCount{Room: room, Users: users}); err != nil {
+		c.Logger().Warn("chat could not update the directory", "room", room, "err", err)
+	}
+}
+
+// MaxListed bounds the rooms the directory lists: a room created while
+// it lists as many is listed once one of them is gone and it changes.
+const MaxListed = 1000
+
+// Directory returns the rooms' directory, a singleton on the nodes of
+// role ("" for every node): the member count of every room (up to
+// MaxListed), kept from what the rooms tell it, which ROOMS lists.
+func Directory(role string) *service.Service[map[string]int] {
+	s := service.New[map[string]int](proto.ChatDirectory).On(role).OnStart(func(c *service.Context[map[string]int]) error {
+		c.State = map[string]int{}
+		_, err := c.Restore(&c.State)
+		return err
+	})
+	service.Receive(s, func(c *service.Context[map[string]int], m proto.ChatRoomCount) error {
+		_, listed := c.State[m.Room]
+		switch {
+		case m.Users <= 0:
+			delete(c.State, m.Room)
+		case listed || len(c.State) < MaxListed:
+			c.State[m.Room] = m.Users
+		default:
+			return nil
+		}
+		return c.Save(c.State)
+	})
+	service.Handle(s, func(c *service.Context[map[string]int], _ proto.ChatRooms) (proto.ChatRoomList, error) {
+		out := proto.ChatRoomList{Rooms: make([]proto.ChatRoomCount, 0, len(c.State))}
+		for name, users := range c.State {
+			out.Rooms = append(out.Rooms, proto.ChatRoomCount{Room: name, Users: users})
+		}
+		sort.Slice(out.Rooms, func(i, j int) bool { return out.Rooms[i].Room < out.Rooms[j].Room })
+		return out, nil
+	})
+	return s
 }
 
 func (rs *Rooms) say(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSent, error) {
@@ -296,6 +385,7 @@ func (rs *Rooms) say(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSen
 	}
 	rs.fit()
 	rs.save(c)
+	rs.sync(c, m.Room)
 	for id, other := range r.members {
 		ev := proto.ChatEvent{Room: m.Room, JSON: b, ID: r.last}
 		if id == m.Session {
@@ -360,15 +450,6 @@ func encode(event map[string]any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}
-
-func (rs *Rooms) list() proto.ChatRoomList {
-	out := proto.ChatRoomList{Rooms: make([]proto.ChatRoomCount, 0, len(rs.rooms))}
-	for name, r := range rs.rooms {
-		out.Rooms = append(out.Rooms, proto.ChatRoomCount{Room: name, Users: len(r.members)})
-	}
-	sort.Slice(out.Rooms, func(i, j int) bool { return out.Rooms[i].Room < out.Rooms[j].Room })
-	return out
 }
 
 // unique returns nick, or nick with the first suffix "_2", "_3"… that no

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
 
 	"github.com/skynode/skynode/apps/chat"
 	"github.com/skynode/skynode/proto"
@@ -21,6 +22,7 @@ func TestMain(m *testing.M) { ergotest.Main(m) }
 // rooms is the room service alone on a node, called as agents call it.
 type rooms struct {
 	t   *testing.T
+	n   node.Node
 	p   gen.Process
 	ch  <-chan etf.Term
 	ref uint64
@@ -30,25 +32,30 @@ func startRooms(t *testing.T) *rooms {
 	t.Helper()
 	n := ergotest.StartNode(t)
 	if _, err := n.Spawn(proto.ServicesName, gen.ProcessOptions{MailboxSize: service.HostMailbox},
-		service.Host(service.HostOptions{Services: []service.Definition{chat.Service("", 4)}})); err != nil {
+		service.Host(service.HostOptions{Services: []service.Definition{chat.Service(""), chat.Directory("")}})); err != nil {
 		t.Fatal(err)
 	}
 	p, ch := ergotest.Recorder(t, n, "")
-	r := &rooms{t: t, p: p, ch: ch}
+	r := &rooms{t: t, n: n, p: p, ch: ch}
 	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		var l proto.ChatRoomList
-		return r.call("any", proto.ChatRooms{All: true}, &l)
+		var l proto.ChatLog
+		return r.call("any", proto.ChatSince{Room: "any"}, &l)
 	})
 	return r
 }
 
-// call calls the shard of room with req and decodes the answer into out.
+// call calls the instance of room with req (the directory with
+// ChatRooms) and decodes the answer into out.
 func (r *rooms) call(room string, req, out any) error {
 	r.t.Helper()
 	b, _ := proto.Msgpack().Marshal(req)
 	r.ref++
+	svc := proto.ChatService
+	if _, ok := req.(proto.ChatRooms); ok {
+		svc = proto.ChatDirectory
+	}
 	if err := r.p.Send(proto.ServicesName, proto.ServiceCall{
-		Service: proto.ChatService, Key: room, Kind: proto.KindOf(req), Payload: b, Ref: r.ref,
+		Service: svc, Key: room, Kind: proto.KindOf(req), Payload: b, Ref: r.ref,
 		ReplyTo: sup.FromPid(r.p.Self()), Timeout: 5000,
 	}); err != nil {
 		r.t.Fatal(err)
@@ -58,11 +65,17 @@ func (r *rooms) call(room string, req, out any) error {
 		if rep.Ref != r.ref {
 			continue
 		}
-		if err := rep.Err(proto.ChatService); err != nil {
+		if err := rep.Err(svc); err != nil {
 			return err
 		}
 		return proto.Msgpack().Unmarshal(rep.Payload, out)
 	}
+}
+
+// cast sends msg to the instance of room.
+func (r *rooms) cast(room string, msg any) error {
+	b, _ := proto.Msgpack().Marshal(msg)
+	return r.p.Send(proto.ServicesName, proto.ServiceCast{Service: proto.ChatService, Key: room, Kind: proto.KindOf(msg), Payload: b})
 }
 
 // member is a member of session id (its events go nowhere: no gate).
@@ -139,4 +152,62 @@ func TestRoomBounds(t *testing.T) {
 	if l.Last != 40 || len(l.Messages) == 0 || len(l.Messages) >= 40 || size > chat.SnapshotBudget {
 		t.Fatalf("log of a full room: %d messages (%d bytes) up to %d; want the last few within %d bytes", len(l.Messages), size, l.Last, chat.SnapshotBudget)
 	}
+}
+
+// Each room is a process of its own, from its first member to its last;
+// the directory lists the rooms with their member counts.
+func TestRoomProcesses(t *testing.T) {
+	t.Parallel()
+	r := startRooms(t)
+	process := func(room string) gen.Process {
+		return r.n.ProcessByName(fmt.Sprintf("svc.%s.%d", proto.ChatService, service.ShardOf(room, 1<<31)))
+	}
+	var j proto.ChatJoined
+	for i, room := range []string{"red", "blue", "red"} {
+		if err := r.call(room, proto.ChatJoin{Room: room, Member: member(uint64(i+1), "m")}, &j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if process("red") == nil || process("blue") == nil || process("red").Self() == process("blue").Self() {
+		t.Fatal("the rooms do not run as processes of their own")
+	}
+	listing := func() string {
+		var l proto.ChatRoomList
+		if err := r.call("", proto.ChatRooms{All: true}, &l); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(l.Rooms)
+	}
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := listing(); got != "[{blue 1} {red 2}]" {
+			return fmt.Errorf("ROOMS: %s", got)
+		}
+		return nil
+	})
+	// blue's only member leaves: its process ends, and the directory
+	// forgets it.
+	if err := r.cast("blue", proto.ChatLeave{Room: "blue", Session: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if process("blue") != nil {
+			return fmt.Errorf("blue's process runs on")
+		}
+		if got := listing(); got != "[{red 2}]" {
+			return fmt.Errorf("ROOMS: %s", got)
+		}
+		return nil
+	})
+	// A request for a room that does not exist ends the process it
+	// started.
+	var l proto.ChatLog
+	if err := r.call("gone", proto.ChatSince{Room: "gone"}, &l); err != nil || l.Last != 0 {
+		t.Fatalf("since of a room that does not exist: %+v, %v", l, err)
+	}
+	ergotest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if process("gone") != nil {
+			return fmt.Errorf("an empty room's process runs on")
+		}
+		return nil
+	})
 }

@@ -6,10 +6,11 @@ import (
 	"github.com/skynode/skynode/apps/chat"
 )
 
-// The room service as a program configures it from its cluster.toml, here
-// a [chat] table with role = "agent".
+// The chat's services as a program configures them from its
+// cluster.toml, here a [chat] table with role = "agent": the rooms, an
+// instance per room, and their directory.
 func ExampleProgram() {
-	rooms, err := chat.Program(func(section string, v any) error {
+	services, err := chat.Program(func(section string, v any) error {
 		if section == chat.Section {
 			v.(*chat.Config).Role = "agent"
 		}
@@ -19,6 +20,10 @@ func ExampleProgram() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(rooms.Name(), rooms.Kind(), "on", rooms.Role())
-	// Output: chat.rooms sharded on agent
+	for _, s := range services {
+		fmt.Println(s.Name(), s.Kind(), "on", s.Role())
+	}
+	// Output:
+	// chat.rooms keyed on agent
+	// chat.directory singleton on agent
 }

@@ -207,7 +207,7 @@ func (s *server) sessionMoved(p *gen.ServerProcess, st *state, m proto.SessionMo
 	s.opts.Logger.Info("session resumed on another gate node; its client here is closed", "session", m.Session, "to", m.Node)
 	if !r.Agent.IsZero() && r.Agent != m.Agent {
 		s.unwatch(st, sup.ToPid(r.Agent))
-		s.stopAgent(p, r.Agent, m.Session, "session moved", true)
+		s.stopAgent(p, r.Agent, m.Session, proto.StopMoved, true)
 	}
 	_ = sup.Send(p, s.opts.Remote, r.Gate, proto.Kick{Session: m.Session, Reason: "session resumed on another gate"})
 }

@@ -399,12 +399,12 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 	switch {
 	case !found:
 		// The client left before its agent came up (or came back).
-		s.stopAgent(p, m.Agent, m.Session, "no session", false)
+		s.stopAgent(p, m.Agent, m.Session, proto.StopNoSession, false)
 		return
 	case !current:
 		s.opts.Logger.Info("watchdog stops an agent of an earlier placement", "session", m.Session,
 			"pid", sup.ToPid(m.Agent).String(), "attempt", m.Attempt)
-		s.stopAgent(p, m.Agent, m.Session, "replaced", false)
+		s.stopAgent(p, m.Agent, m.Session, proto.StopReplaced, false)
 		return
 	case known:
 		return
@@ -413,7 +413,7 @@ func (s *server) agentUp(p *gen.ServerProcess, st *state, m proto.AgentUp) {
 		// Usually dead already; if not, two agents must not serve one
 		// session.
 		s.unwatch(st, sup.ToPid(replaced))
-		s.stopAgent(p, replaced, m.Session, "replaced", true)
+		s.stopAgent(p, replaced, m.Session, proto.StopReplaced, true)
 	}
 	s.watch(p, st, m.Agent, m.Session)
 	if restart {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	stdlog "log"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -61,7 +62,7 @@ func runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rooms, err := chat.Program(cfg.DecodeSection)
+			chatServices, err := chat.Program(cfg.DecodeSection)
 			if err != nil {
 				return err
 			}
@@ -73,11 +74,12 @@ func runCmd() *cobra.Command {
 			// (nothing more runs on the nodes of a cluster without one).
 			services := demoServices
 			if chatUsed(cfg) {
-				services = append(services, rooms)
+				services = append(services, chatServices...)
 			}
 			o := nodes.Options{Logger: log,
-				Agents:   map[string]*agent.Agent{"demo": demoAgent, "chat": chatagent.New(rooms.Shards())},
+				Agents:   map[string]*agent.Agent{"demo": demoAgent, "chat": chatagent.New()},
 				Services: services,
+				Pages:    chatPages(nc),
 			}
 			if statusFD > 0 {
 				status := os.NewFile(uintptr(statusFD), "status")
@@ -136,4 +138,23 @@ func chatUsed(cfg *nodes.Config) bool {
 		}
 	}
 	return false
+}
+
+// chatPages returns the chat's page for each raw WebSocket listener of
+// the chat agent on the node nc, at the listener's path with ".html"
+// ("/chat.html" for "/chat"), from where the page finds its WebSocket (a
+// path ending in "/" has no page); nil when there is none. Every HTTP
+// server of the node serves them (nodes.Options.Pages).
+func chatPages(nc nodes.NodeConfig) map[string]http.Handler {
+	var pages map[string]http.Handler
+	for _, l := range nc.Listeners {
+		if l.Framing != nodes.WebSocket || l.Codec != "raw" || l.Agent != "chat" || strings.HasSuffix(l.Path, "/") {
+			continue
+		}
+		if pages == nil {
+			pages = map[string]http.Handler{}
+		}
+		pages[l.Path+".html"] = chatagent.Page()
+	}
+	return pages
 }

@@ -191,6 +191,8 @@ func (h *host) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 		h.adopt(p, st, m)
 	case proto.ServiceSnapshotHeld:
 		h.confirmed(p, st, m)
+	case retired:
+		h.retire(p, st, m)
 	case gen.MessageDown, gen.MessageNodeDown:
 		if node, ok := sup.NodeDown(msg); ok {
 			delete(st.nodes, node)
@@ -328,6 +330,9 @@ func (h *host) dispatch(p *gen.ServerProcess, st *hostState, m proto.ServiceCall
 	if d.Kind() != KindPerNode {
 		shard = ShardOf(m.Key, d.Shards())
 	}
+	if d.Kind() == KindKeyed {
+		h.startKeyed(p, st, d, shard)
+	}
 	inst := p.ProcessByName(instanceName(m.Service, shard))
 	if inst == nil {
 		h.answer(p, st, m.ReplyTo, proto.ServiceReply{Ref: m.Ref, Error: proto.ReasonNotHere})
@@ -365,6 +370,9 @@ func (h *host) cast(p *gen.ServerProcess, st *hostState, m proto.ServiceCast) {
 	if m.Forwarded || node == p.NodeName() {
 		if m.Forwarded && d.Kind() != KindPerNode {
 			shard = ShardOf(m.Key, d.Shards())
+		}
+		if d.Kind() == KindKeyed {
+			h.startKeyed(p, st, d, shard)
 		}
 		if err := sup.Send(p, h.opts.Remote, instanceName(m.Service, shard), m); err != nil {
 			st.env.log.Debug("service: message dropped", "service", m.Service, "err", err)
@@ -477,6 +485,81 @@ func (h *host) down(p *gen.ServerProcess, st *hostState, m gen.MessageDown) {
 	}
 }
 
+// shards returns the instances of d that this node may have to run: all
+// of them, but for a keyed service only those it knows of, which run
+// here or whose saved state it holds (a keyed instance starts on demand,
+// in dispatch and cast, or here when its node was lost).
+func (h *host) shards(st *hostState, d Definition) []int {
+	if d.Kind() != KindKeyed {
+		out := make([]int, d.Shards())
+		for i := range out {
+			out[i] = i
+		}
+		return out
+	}
+	var out []int
+	for _, r := range st.running {
+		if r.def.Name() == d.Name() {
+			out = append(out, r.shard)
+		}
+	}
+	for _, shard := range st.env.snapshots.shards(d.Name()) {
+		if _, runs := st.running[supName(d.Name(), shard)]; !runs {
+			out = append(out, shard)
+		}
+	}
+	return out
+}
+
+// startKeyed starts the instance of a keyed service for shard on demand,
+// if this node should run it, and reports whether it runs.
+func (h *host) startKeyed(p *gen.ServerProcess, st *hostState, d Definition, shard int) bool {
+	name := supName(d.Name(), shard)
+	if _, ok := st.running[name]; ok {
+		return true
+	}
+	members := h.members(p, d.Role())
+	settle := h.opts.Settle
+	if settle == 0 {
+		settle = DefaultSettle
+	}
+	// As for a singleton: not before this node has joined and the role's
+	// nodes have settled, lest two views start two instances of a key.
+	if at, failed := st.failed[name]; (failed && time.Since(at) < RetryAfter) ||
+		(h.opts.Joined != nil && !h.opts.Joined()) || !h.settled(st, d.Role(), members, settle) ||
+		!slices.Contains(members, p.NodeName()) || rank(d.Name(), shard, members)[0] != p.NodeName() {
+		return false
+	}
+	delete(st.failed, name)
+	h.start(p, st, name, &running{def: d, shard: shard})
+	_, ok := st.running[name]
+	return ok
+}
+
+// retire ends a keyed instance that asked to (Context.Retire): its
+// supervisor is stopped, and its saved state dropped here and on the
+// node that holds a copy.
+func (h *host) retire(p *gen.ServerProcess, st *hostState, m retired) {
+	name := supName(m.service, m.shard)
+	if _, ok := st.running[name]; ok {
+		delete(st.running, name)
+		if proc := p.ProcessByName(name); proc != nil {
+			sup.Kill(proc)
+		}
+	}
+	k := snapshotKey(m.service, m.shard)
+	st.env.snapshots.drop(m.service, m.shard)
+	if last, ok := st.shipped[k]; ok && last.node != "" {
+		snap := proto.ServiceSnapshot{Service: m.service, Shard: m.shard, Seq: m.seq, Retired: true}
+		if err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: last.node}, snap); err != nil {
+			st.env.log.Debug("service retirement not sent", "service", m.service, "peer", last.node, "err", err)
+		}
+	}
+	delete(st.shipped, k)
+	delete(st.held, k)
+	delete(st.unsent, k)
+}
+
 // reconcile starts the instances this node should run and stops the
 // others.
 func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
@@ -489,8 +572,9 @@ func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
 	for _, d := range h.opts.Services {
 		members := h.members(p, d.Role())
 		settled := h.settled(st, d.Role(), members, settle)
+		shards := h.shards(st, d)
 		if !slices.Contains(members, p.NodeName()) || (d.Kind() != KindPerNode && (!joined || !settled)) {
-			for shard := range d.Shards() {
+			for _, shard := range shards {
 				// Keep what runs while the view settles: stop only what
 				// another node should run.
 				if r, ok := st.running[supName(d.Name(), shard)]; ok && slices.Contains(members, p.NodeName()) &&
@@ -500,7 +584,7 @@ func (h *host) reconcile(p *gen.ServerProcess, st *hostState) {
 			}
 			continue
 		}
-		for shard := range d.Shards() {
+		for _, shard := range shards {
 			if d.Kind() == KindPerNode || rank(d.Name(), shard, members)[0] == p.NodeName() {
 				want[supName(d.Name(), shard)] = &running{def: d, shard: shard}
 			}
@@ -676,6 +760,12 @@ func (h *host) handOver(p *gen.ServerProcess, st *hostState, r *running) {
 // of two histories, the one with more saved changes wins, and the other's
 // changes since they split are lost.
 func (h *host) adopt(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnapshot) {
+	if snap.Retired {
+		if own, had := st.env.snapshots.get(snap.Service, snap.Shard); had && own.Seq <= snap.Seq {
+			st.env.snapshots.drop(snap.Service, snap.Shard)
+		}
+		return
+	}
 	own, had := st.env.snapshots.get(snap.Service, snap.Shard)
 	st.env.snapshots.put(snap)
 	if snap.From != "" && snap.From != p.NodeName() {

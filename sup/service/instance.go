@@ -41,6 +41,26 @@ func (s *snapshots) get(service string, shard int) (proto.ServiceSnapshot, bool)
 	return snap, ok
 }
 
+// drop forgets the saved state of an instance.
+func (s *snapshots) drop(service string, shard int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, snapshotKey(service, shard))
+}
+
+// shards returns the shards of service whose saved state is held.
+func (s *snapshots) shards(service string) []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for _, snap := range s.m {
+		if snap.Service == service {
+			out = append(out, snap.Shard)
+		}
+	}
+	return out
+}
+
 // put keeps snap unless a later one (by Seq) is held.
 func (s *snapshots) put(snap proto.ServiceSnapshot) {
 	s.mu.Lock()
@@ -71,6 +91,23 @@ type Context[S any] struct {
 	// until it holds the one saved before them.
 	held    uint64
 	waiting []heldSend
+
+	retiring bool // Retire was called
+
+	timers map[uint64]func(c *Context[S]) // After's, by id
+	timer  uint64                         // last id
+}
+
+// After runs f in the instance's process once d has passed, unless the
+// instance ended first (a restarted instance has no timers: set them
+// again in OnStart).
+func (c *Context[S]) After(d time.Duration, f func(c *Context[S])) {
+	if c.timers == nil {
+		c.timers = map[uint64]func(*Context[S]){}
+	}
+	c.timer++
+	c.timers[c.timer] = f
+	c.p.SendAfter(c.p.Self(), timerFired{id: c.timer}, d)
 }
 
 // heldSend is a message of a durable instance waiting for the snapshot
@@ -156,6 +193,23 @@ func (c *Context[S]) Save(v any) error {
 		return fmt.Errorf("service %s: snapshot kept on this node only: %w", c.svc.name, err)
 	}
 	return nil
+}
+
+// Retire ends an instance of a keyed service (Service.Keyed) for good:
+// its saved state is dropped on every node, and a message for its key
+// after that starts a new instance with no state. Until its host has
+// ended it, calls that reach it are answered with an error (the caller
+// retries) and messages are dropped. A chat room retires when its last
+// member leaves. For other kinds of service it does nothing.
+func (c *Context[S]) Retire() {
+	if c.svc.kind != keyed || c.retiring {
+		return
+	}
+	c.retiring = true
+	m := retired{service: c.svc.name, shard: c.shard, seq: c.seq + 1}
+	if err := c.out(func() error { return sup.Send(c.p, c.env.remote, proto.ServicesName, m) }); err != nil {
+		c.log.Warn("service instance could not retire", "err", err)
+	}
 }
 
 // Restore decodes the state last saved by an instance of this service and
@@ -288,6 +342,15 @@ type (
 	// snapshotHeld tells a durable instance that another node holds its
 	// snapshot seq (or that none is there to hold it).
 	snapshotHeld struct{ seq uint64 }
+	// timerFired runs a Context.After callback.
+	timerFired struct{ id uint64 }
+	// retired tells the host that a keyed instance retired
+	// (Context.Retire) after its snapshot seq.
+	retired struct {
+		service string
+		shard   int
+		seq     uint64
+	}
 	// stopInstance ends an instance whose start hook failed.
 	stopInstance struct{ err error }
 )
@@ -322,7 +385,11 @@ func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.Server
 	case hostCall:
 		reply := proto.ServiceReply{Ref: m.call.Ref}
 		h, ok := in.svc.calls[m.call.Kind]
-		if !ok {
+		if c.retiring {
+			// It is ending: the caller retries, and reaches the instance
+			// its host starts next.
+			reply.Error = proto.ReasonNotHere
+		} else if !ok {
 			reply.Error = proto.ReasonNoHandler
 		} else {
 			var resp any
@@ -341,8 +408,19 @@ func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.Server
 		}
 	case snapshotHeld:
 		c.release(m.seq)
+	case timerFired:
+		if f, ok := c.timers[m.id]; ok {
+			delete(c.timers, m.id)
+			if err := safe(c.log, func() error { f(c); return nil }); err != nil {
+				c.log.Error("service timer failed", "err", err)
+			}
+		}
 	case proto.ServiceCast:
 		h, ok := in.svc.casts[m.Kind]
+		if c.retiring {
+			c.log.Debug("service instance retiring drops a message", "kind", m.Kind)
+			break
+		}
 		if !ok {
 			c.log.Warn("service has no handler for a message", "kind", m.Kind)
 			break

@@ -14,7 +14,13 @@
 //     the instance on the sender's node when there is one, else to the
 //     first node of the role by rank;
 //   - sharded: n instances (shards), each placed like a singleton; a
-//     message goes to the shard of its key.
+//     message goes to the shard of its key;
+//   - keyed: an instance per key (a chat room, a game match), placed like
+//     a singleton by its key, started by the first message for its key,
+//     and ended when it retires ([Context.Retire]). After its node is
+//     lost, the node that ranks next for the key starts it from its saved
+//     state at once. Keys are hashed to 31 bits: two keys that collide
+//     share an instance, whose state must therefore be keyed too.
 //
 // Each instance runs under a supervisor of its own with an OTP-like restart
 // intensity ([Service.Restart]): a crashed instance is restarted, from its
@@ -55,13 +61,19 @@ const (
 	singleton placement = iota
 	perNode
 	sharded
+	keyed
 )
+
+// keyedShards is the number of virtual shards of a keyed service: an
+// instance per key, but for keys whose 31-bit hashes collide.
+const keyedShards = 1 << 31
 
 // The kinds of services (Definition.Kind).
 const (
 	KindSingleton = "singleton"
 	KindPerNode   = "per node"
 	KindSharded   = "sharded"
+	KindKeyed     = "keyed"
 )
 
 // Default restart intensity of an instance: at most DefaultIntensity
@@ -81,7 +93,7 @@ type Definition interface {
 	// Shards is how many instances of it run in the cluster: 1 for a
 	// singleton and a per-node service, n for Sharded(n).
 	Shards() int
-	// Kind is "singleton", "per node" or "sharded".
+	// Kind is "singleton", "per node", "sharded" or "keyed".
 	Kind() string
 	// instance returns the behavior of one instance.
 	instance(shard int, env *env) gen.ServerBehavior
@@ -122,6 +134,15 @@ func New[S any](name string) *Service[S] {
 // On runs the service on the nodes of role only.
 func (s *Service[S]) On(role string) *Service[S] {
 	s.role = role
+	return s
+}
+
+// Keyed makes the service an instance per key: the first message for a
+// key starts its instance on the node that ranks first for the key, and
+// the instance ends when it calls Context.Retire (its saved state is then
+// dropped everywhere). Shard returns the instance's 31-bit key hash.
+func (s *Service[S]) Keyed() *Service[S] {
+	s.kind, s.shards = keyed, keyedShards
 	return s
 }
 
@@ -220,16 +241,18 @@ func (s *Service[S]) Name() string { return s.name }
 func (s *Service[S]) Role() string { return s.role }
 
 // Shards returns how many instances the service has in the cluster (1
-// unless Sharded).
+// unless Sharded; for Keyed, the 2^31 possible ones).
 func (s *Service[S]) Shards() int { return s.shards }
 
-// Kind is "singleton", "per node" or "sharded".
+// Kind is "singleton", "per node", "sharded" or "keyed".
 func (s *Service[S]) Kind() string {
 	switch s.kind {
 	case perNode:
 		return KindPerNode
 	case sharded:
 		return KindSharded
+	case keyed:
+		return KindKeyed
 	}
 	return KindSingleton
 }

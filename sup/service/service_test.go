@@ -376,3 +376,86 @@ func TestDurableAnswersWaitForTheNextNode(t *testing.T) {
 		t.Fatalf("add alone: %+v, %v; want 5 at once", got, err)
 	}
 }
+
+// retire asks the keyed counter to retire.
+type retire struct{}
+
+// A keyed service runs an instance per key, started by the key's first
+// message, each with its own state; one that retires loses its state, and
+// the next message for its key starts it afresh.
+func TestKeyedInstances(t *testing.T) {
+	t.Parallel()
+	s := service.New[*int]("keyed").Keyed().OnStart(func(c *service.Context[*int]) error {
+		c.State = new(int)
+		_, err := c.Restore(c.State)
+		return err
+	})
+	service.Handle(s, func(c *service.Context[*int], m addNow) (count, error) {
+		*c.State += m.N
+		return count{N: *c.State}, c.Save(*c.State)
+	})
+	service.Handle(s, func(c *service.Context[*int], _ retire) (count, error) {
+		c.Retire()
+		return count{N: *c.State}, nil
+	})
+	n := startHost(t, s)
+	c := newCaller(t, n)
+	call := func(key string, req any) (count, error) {
+		t.Helper()
+		b, _ := proto.Msgpack().Marshal(req)
+		c.ref++
+		if err := c.p.Send(proto.ServicesName, proto.ServiceCall{
+			Service: "keyed", Key: key, Kind: proto.KindOf(req), Payload: b, Ref: c.ref,
+			ReplyTo: sup.FromPid(c.p.Self()), Timeout: 5000,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r := ergotest.Next[proto.ServiceReply](t, c.ch, waitTime, nil)
+		if err := r.Err("keyed"); err != nil {
+			return count{}, err
+		}
+		var out count
+		err := proto.Msgpack().Unmarshal(r.Payload, &out)
+		return out, err
+	}
+	running := func() int {
+		k := 0
+		for _, name := range []string{"a", "b"} {
+			if n.ProcessByName(fmt.Sprintf("svc.keyed.%d", service.ShardOf(name, 1<<31))) != nil {
+				k++
+			}
+		}
+		return k
+	}
+	if running() != 0 {
+		t.Fatal("a keyed instance runs before any message for its key")
+	}
+	for _, step := range []struct {
+		key       string
+		add, want int
+	}{{"a", 1, 1}, {"b", 10, 10}, {"a", 1, 2}, {"b", 10, 20}} {
+		got, err := call(step.key, addNow{N: step.add})
+		if err != nil || got.N != step.want {
+			t.Fatalf("add %d to %s: %+v, %v; want %d", step.add, step.key, got, err, step.want)
+		}
+	}
+	if running() != 2 {
+		t.Fatalf("%d instances run, want one per key", running())
+	}
+	if _, err := call("a", retire{}); err != nil {
+		t.Fatal(err)
+	}
+	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+		got, err := call("a", addNow{N: 5})
+		if err != nil {
+			return err // answered by the retiring instance: retried
+		}
+		if got.N != 5 {
+			t.Fatalf("a after it retired: %d, want a fresh 5", got.N)
+		}
+		return nil
+	})
+	if got, err := call("b", addNow{N: 1}); err != nil || got.N != 21 {
+		t.Fatalf("b: %+v, %v; want 21, untouched by a's retirement", got, err)
+	}
+}

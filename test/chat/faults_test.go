@@ -125,7 +125,6 @@ cookie = "chat-faults"
 seeds = ["127.0.0.1:%d"]
 [chat]
 role = "agent"
-shards = 8
 [[node]]
 name = "gate1"
 roles = ["gate"]
@@ -338,7 +337,7 @@ admin = "off"
 		c.mu.Lock()
 		retries += c.retries
 		if len(c.odd) > 0 {
-			t.Fatalf("client %d got %v", c.id, c.odd)
+			t.Fatalf("client %d got %q", c.id, c.odd)
 		}
 		for i := 1; i < len(c.got); i++ {
 			if c.got[i].id <= c.got[i-1].id {

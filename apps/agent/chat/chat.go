@@ -18,7 +18,6 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +25,6 @@ import (
 
 	"github.com/skynode/skynode/apps/agent"
 	"github.com/skynode/skynode/proto"
-	"github.com/skynode/skynode/sup/service"
 )
 
 // Session values of a chat session: its nickname, its room, and the id of
@@ -44,7 +42,6 @@ const (
 	joiningKey  = "chat.joining"
 	fetchingKey = "chat.fetching"
 	heldKey     = "chat.held"
-	listKey     = "chat.list"
 )
 
 // maxHeld bounds the events a session holds while it waits for the room:
@@ -61,10 +58,8 @@ func room(name string) agent.ServiceRef {
 	return agent.Service(proto.ChatService).WithKey(name).Ordered()
 }
 
-// New returns the chat agent; shards is the number of shards of the room
-// service (apps/chat Service), which ROOMS asks.
-func New(shards int) *agent.Agent {
-	shards = max(shards, 1)
+// New returns the chat agent.
+func New() *agent.Agent {
 	a := agent.New().
 		Unavailable([]byte(`{"type":"error","message":"` + MsgChatError + `"}`)).
 		OnStart(func(s *agent.Session) error {
@@ -82,8 +77,11 @@ func New(shards int) *agent.Agent {
 			}
 			return nil
 		}).
-		OnFrame(func(s *agent.Session, payload []byte) error { return frame(s, payload, shards) }).
+		OnFrame(frame).
 		OnStop(func(s *agent.Session, reason string) {
+			if !s.Ended() {
+				return // another agent goes on with the session, in its room
+			}
 			if r := s.String(RoomKey); r != "" {
 				_ = s.Cast(room(r), proto.ChatLeave{Room: r, Session: s.ID()})
 			}
@@ -104,6 +102,11 @@ func event(s *agent.Session, e proto.ChatEvent) error {
 	switch {
 	case e.Room == joining || (e.Room == s.String(RoomKey) && sc[fetchingKey] == true):
 		hold(s, e)
+	case e.Room == s.String(RoomKey) && sc[heldKey] != nil:
+		// Events wait from a fetch that failed (and its retry was lost):
+		// ask again, behind them.
+		hold(s, e)
+		fetch(s, e.Room)
 	case e.Room == s.String(RoomKey):
 		deliver(s, e)
 	}
@@ -150,12 +153,12 @@ func release(s *agent.Session) {
 func deliver(s *agent.Session, e proto.ChatEvent) {
 	r := s.String(RoomKey)
 	switch seen := last(s); {
-	case e.ID == 0 && e.Last == 0:
-		_ = s.Write(e.JSON) // joins, leaves, renames: not numbered
-	case e.ID == 0: // the room restarted: its last message is e.Last
+	case e.ID == 0 && len(e.JSON) == 0: // the room restarted: its last message is e.Last
 		if e.Last > seen {
 			fetch(s, r)
 		}
+	case e.ID == 0:
+		_ = s.Write(e.JSON) // joins, leaves, renames: not numbered
 	case e.ID <= seen:
 	case e.ID == seen+1:
 		if len(e.JSON) > 0 { // else the client's own: only counted
@@ -214,51 +217,8 @@ func fetch(s *agent.Session, r string) {
 	}
 }
 
-// listRooms asks every shard of the room service for its rooms, and
-// answers once all have answered.
-func listRooms(s *agent.Session, shards int) error {
-	type listing struct {
-		rooms []map[string]any
-		left  int
-		err   bool
-	}
-	sc := s.Scratch()
-	if _, busy := sc[listKey]; busy {
-		return fail(s, MsgChatError) // one at a time
-	}
-	l := &listing{rooms: []map[string]any{}, left: shards}
-	sc[listKey] = l
-	done := func(s *agent.Session) {
-		if l.left--; l.left > 0 {
-			return
-		}
-		delete(s.Scratch(), listKey)
-		if l.err {
-			_ = fail(s, MsgChatError)
-			return
-		}
-		sort.Slice(l.rooms, func(i, j int) bool { return l.rooms[i]["room"].(string) < l.rooms[j]["room"].(string) })
-		_ = send(s, map[string]any{"type": "rooms", "rooms": l.rooms})
-	}
-	for i := range shards {
-		ref := agent.Service(proto.ChatService).WithKey(service.ShardKey(i, shards))
-		err := agent.Call(s, ref, proto.ChatRooms{All: true}, func(s *agent.Session, got proto.ChatRoomList, err error) {
-			l.err = l.err || err != nil
-			for _, r := range got.Rooms {
-				l.rooms = append(l.rooms, map[string]any{"room": r.Room, "users": r.Users})
-			}
-			done(s)
-		})
-		if err != nil {
-			l.err = true
-			done(s)
-		}
-	}
-	return nil
-}
-
 // frame handles one command.
-func frame(s *agent.Session, payload []byte, shards int) error {
+func frame(s *agent.Session, payload []byte) error {
 	cmd, body := parse(payload)
 	switch strings.ToUpper(cmd) {
 	case "JOIN":
@@ -270,7 +230,17 @@ func frame(s *agent.Session, payload []byte, shards int) error {
 	case "NICK":
 		return nick(s, strings.TrimSpace(body))
 	case "ROOMS":
-		return listRooms(s, shards)
+		return agent.Call(s, agent.Service(proto.ChatDirectory).Ordered(), proto.ChatRooms{All: true}, func(s *agent.Session, l proto.ChatRoomList, err error) {
+			if err != nil {
+				_ = fail(s, MsgChatError)
+				return
+			}
+			list := make([]map[string]any, 0, len(l.Rooms))
+			for _, r := range l.Rooms {
+				list = append(list, map[string]any{"room": r.Room, "users": r.Users})
+			}
+			_ = send(s, map[string]any{"type": "rooms", "rooms": list})
+		})
 	case "WHO":
 		r := s.String(RoomKey)
 		if r == "" {

@@ -27,8 +27,8 @@ func ExampleNew() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n, err := nodes.Start(ctx, cfg, "chat", nodes.Options{
-		Agents:   map[string]*agent.Agent{"chat": chatagent.New(4)},
-		Services: []service.Definition{chat.Service("", 4)},
+		Agents:   map[string]*agent.Agent{"chat": chatagent.New()},
+		Services: []service.Definition{chat.Service(""), chat.Directory("")},
 		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
