@@ -167,6 +167,11 @@ type Listener struct {
 	lost     []proto.Disconnect // disconnects the watchdog did not take yet
 	retry    *time.Timer        // sends lost again; nil when none is parked
 	shut     bool               // Shutdown ran: no more retries
+
+	// stopping ends when Shutdown begins: what a connection waits for
+	// (a raw client's next rate token) stops waiting.
+	stopping       context.Context
+	cancelStopping context.CancelFunc
 }
 
 type procRef struct{ p gen.Process }
@@ -206,6 +211,7 @@ func Listen(o Options) (*Listener, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	l := &Listener{opts: o, clients: map[uint64]*client{}, adopting: map[uint64]*adoption{}}
+	l.stopping, l.cancelStopping = context.WithCancel(context.Background())
 	l.log = o.Logger.With("listener", o.Name)
 	if l.opts.NextSession == nil {
 		l.opts.NextSession = func() uint64 { return l.counter.Add(1) }
@@ -283,6 +289,7 @@ func (l *Listener) Codec() proto.Codec { return l.opts.Codec }
 // until ctx ends, and ends the sessions waiting for a resume. Disconnects the watchdog has not taken by then are
 // retried no more.
 func (l *Listener) Shutdown(ctx context.Context) error {
+	l.cancelStopping()
 	err := l.srv.Shutdown(ctx)
 	// Sessions waiting for a resume end too: no client will come back.
 	l.mu.Lock()

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -613,7 +614,7 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 	if cl.limiter != nil {
 		if raw {
 			// Nothing to answer with: the client is read later.
-			if cl.limiter.Wait(connContext{c}) != nil {
+			if !cl.limiter.Allow() && l.waitToken(c, cl.limiter) != nil {
 				return false, socket.ErrClosed
 			}
 		} else {
@@ -650,6 +651,16 @@ func (l *Listener) limit(c *socket.Conn, cl *client, payload []byte) (pass bool,
 	}
 	l.reject(cl, payload, MsgRateLimited)
 	return false, nil
+}
+
+// waitToken waits for lim's next token, until the connection closes or
+// the listener shuts down.
+func (l *Listener) waitToken(c *socket.Conn, lim *rate.Limiter) error {
+	ctx, cancel := context.WithCancel(l.stopping)
+	defer cancel()
+	stop := context.AfterFunc(connContext{c}, cancel)
+	defer stop()
+	return lim.Wait(ctx)
 }
 
 // allowCommand applies the limits of the command cmd (Options.Commands

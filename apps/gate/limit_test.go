@@ -78,6 +78,24 @@ func TestRateLimitRawClosed(t *testing.T) {
 	}
 }
 
+// A raw listener has no way to answer a client over its connection's
+// rate: it reads the client later instead (back-pressure), neither
+// answering nor closing it.
+func TestRateLimitRawReadsLater(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{Codec: proto.Raw(), Rate: 0.001, Burst: 2})
+	c, a := h.dialForward()
+	c.send([]byte("one"), []byte("two"), []byte("three"))
+	a.frame(c.session, 1)
+	a.frame(c.session, 2)
+	quiet(t, a.ch) // the third waits for its token
+	c.nothing()    // nothing answered, and not closed
+	a.output(proto.Output{Session: c.session, Ack: 2, Payload: []byte("still here"), Write: true})
+	if got := c.recv(); string(got) != "still here" {
+		t.Fatalf("client got %q", got)
+	}
+}
+
 // A command's own limit (Options.Commands) counts only its requests: the
 // client's other commands go on; AllowCommand is asked with the command.
 func TestRateLimitPerCommand(t *testing.T) {
