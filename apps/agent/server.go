@@ -271,7 +271,6 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		s.adopt(p, st, m)
 	case orphanEnds:
 		if st.orphan && m.epoch == st.epoch {
-			st.sess.ended = true
 			st.log.Info("agent ends: the node of its session is gone, and its client did not resume within the window",
 				"peer", st.start.GateNode, "window", s.opts.ResumeWindow.String())
 			return gen.ServerStatusStop
@@ -309,7 +308,8 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		} else {
 			st.log.Info("agent ends: the node of its session is gone", "peer", node)
 		}
-		st.sess.ended = true // its gate's node, and the connection, are gone
+		// Not Ended: this node may only have been cut off from, or frozen
+		// apart from, a gate that goes on with the session.
 		return gen.ServerStatusStop
 	}
 	return gen.ServerStatusOK

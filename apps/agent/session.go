@@ -46,11 +46,12 @@ type Session struct {
 	ended   bool     // the session ended (Ended)
 }
 
-// Ended reports, in an OnStop hook, whether the session itself ended (its
-// client left, was closed, or its gate's node was lost for good), rather
-// than only this agent: an agent replaced by another (after a crash it
-// survived, or a node thought lost), or whose node stops or drains,
-// ends while the session goes on with another agent. Release there what
+// Ended reports, in an OnStop hook, whether the session itself ended: its
+// watchdog stopped the agent because the client left or was closed.
+// Otherwise only this agent ends, and the session may go on with another:
+// an agent replaced by another (after a crash, or its node thought lost),
+// whose node stops or drains, or that lost sight of its gate's node (which
+// may only have been cut off or frozen apart from it). Release there what
 // belongs to the session (a chat room's membership) only when it ended.
 func (s *Session) Ended() bool { return s.ended }
 

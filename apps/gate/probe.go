@@ -64,11 +64,13 @@ func (l *Listener) due(cl *client, now time.Time) (probe proto.Probe, silent boo
 	if len(cl.flight) == 0 || cl.agent.IsZero() || cl.queued < cl.flight[0].seq {
 		return proto.Probe{}, false, proto.PID{} // idle, between agents, or held back by a full queue
 	}
-	waited := now.Sub(later(cl.flight[0].sent, cl.heard))
-	if waited >= l.opts.AnswerTimeout {
+	if now.Sub(later(cl.flight[0].sent, cl.heard)) >= l.opts.AnswerTimeout {
 		return proto.Probe{}, true, proto.PID{}
 	}
-	if waited < l.opts.ProbeAfter || now.Sub(cl.probed) < l.opts.ProbeAfter {
+	// The oldest request's own age, not the agent's silence: an agent
+	// that pushes (a chat member's) is heard from all the time, while a
+	// frame of its client lost on the way (a full mailbox) waits.
+	if now.Sub(cl.flight[0].sent) < l.opts.ProbeAfter || now.Sub(cl.probed) < l.opts.ProbeAfter {
 		return proto.Probe{}, false, proto.PID{}
 	}
 	cl.probed = now

@@ -54,6 +54,40 @@ func TestProbeFindsLostFrame(t *testing.T) {
 	unavailable(t, codec, c.recv(), 7)
 }
 
+// An agent that pushes (outputs that answer nothing, as a chat member's
+// events) is probed all the same when a request of its client waits: the
+// request was lost on the way, and is answered with the retryable error.
+func TestProbeWhilePushing(t *testing.T) {
+	t.Parallel()
+	h := startGate(t, gate.Options{ProbeAfter: 100 * time.Millisecond})
+	c, a := h.dialForward()
+	codec := proto.Msgpack()
+	c.send(request(t, codec, 7))
+	a.frame(c.session, 1) // the agent "loses" it, and pushes on
+	n := uint64(0)
+	deadline := time.Now().Add(waitTime)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe while the agent pushes")
+		}
+		n++
+		a.output(proto.Output{Session: c.session, Payload: []byte("event"), Write: true, From: a.pid, N: n})
+		if got := c.recv(); string(got) != "event" {
+			t.Fatalf("client got %q", got)
+		}
+		select {
+		case m := <-a.ch:
+			if pr, ok := m.(proto.Probe); !ok || pr.Seq != 1 {
+				t.Fatalf("agent got %#v, want a Probe of frame 1", m)
+			}
+			a.output(proto.Output{Session: c.session, Ack: 1, LostFrom: 1, From: a.pid, N: n + 1})
+			unavailable(t, codec, c.recv(), 7)
+			return
+		case <-time.After(20 * time.Millisecond): // a push every 20 ms, as a chat room's
+		}
+	}
+}
+
 // An agent that says nothing for AnswerTimeout while a request waits
 // (probes unanswered) has its client closed: no client waits forever.
 func TestSilentAgentClosesClient(t *testing.T) {

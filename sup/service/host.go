@@ -767,19 +767,32 @@ func (h *host) adopt(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnap
 		return
 	}
 	own, had := st.env.snapshots.get(snap.Service, snap.Shard)
+	_, runs := st.running[supName(snap.Service, snap.Shard)]
+	d, known := h.defs[snap.Service]
+	k := snapshotKey(snap.Service, snap.Shard)
+	if runs && snap.Handover && known && d.isDurable() && had && own.Seq >= snap.Seq && st.held[k].seq < snap.Seq {
+		// Both ran it, and this node's state has saves no other node
+		// confirmed beyond the other's (it was cut off or frozen while
+		// the other took over): what this one said since went nowhere,
+		// what the other said was heard. The other's state wins, as the
+		// newest from now on.
+		snap.Seq = own.Seq + 1
+		st.env.snapshots.drop(snap.Service, snap.Shard)
+		had = false
+	}
 	st.env.snapshots.put(snap)
-	if snap.From != "" && snap.From != p.NodeName() {
-		held := snap.Seq
-		if had {
-			held = max(held, own.Seq)
-		}
+	if snap.From != "" && snap.From != p.NodeName() && (!had || own.Seq <= snap.Seq) && known &&
+		h.owner(p, d, snap.Shard) == snap.From {
+		// Confirmed only to the node this one sees running the instance:
+		// one cut off or frozen while another took over gets no word, and
+		// what it would say after a save is held back.
 		err := sup.Send(p, h.opts.Remote, gen.ProcessID{Name: proto.ServicesName, Node: snap.From},
-			proto.ServiceSnapshotHeld{Service: snap.Service, Shard: snap.Shard, Seq: held, Node: p.NodeName()})
+			proto.ServiceSnapshotHeld{Service: snap.Service, Shard: snap.Shard, Seq: snap.Seq, Node: p.NodeName()})
 		if err != nil {
 			st.env.log.Debug("service snapshot confirmation not sent", "service", snap.Service, "peer", snap.From, "err", err)
 		}
 	}
-	if _, runs := st.running[supName(snap.Service, snap.Shard)]; !runs || !snap.Handover || (had && own.Seq >= snap.Seq) {
+	if !runs || !snap.Handover || (had && own.Seq >= snap.Seq) {
 		return
 	}
 	if inst := p.ProcessByName(instanceName(snap.Service, snap.Shard)); inst != nil {
@@ -787,6 +800,15 @@ func (h *host) adopt(p *gen.ServerProcess, st *hostState, snap proto.ServiceSnap
 			"service", snap.Service, "shard", snap.Shard, "seq", snap.Seq)
 		_ = sup.Exit(inst, "newer state")
 	}
+}
+
+// owner returns the node that runs shard of d in this node's view, or "".
+func (h *host) owner(p *gen.ServerProcess, d Definition, shard int) string {
+	members := h.members(p, d.Role())
+	if len(members) == 0 {
+		return ""
+	}
+	return rank(d.Name(), shard, members)[0]
 }
 
 // settled reports whether no node has joined role's members for settle,

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skynode/skynode/apps/observer"
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/sup/ergotest"
+	"github.com/skynode/skynode/sup/service"
 	"github.com/skynode/skynode/test/proctest"
 )
 
@@ -39,6 +41,7 @@ type chatter struct {
 	odd      []string            // events the promise forbids (missed)
 	closed   error               // why its connection ended, if it did
 	retries  int                 // "Chat unavailable, retry" answers
+	guest    string              // its name at the welcome: Guest<its session's low 32 bits>
 	lastSeen time.Time
 }
 
@@ -86,6 +89,8 @@ func (c *chatter) read() {
 			c.odd = append(c.odd, string(b))
 		case "sent", "error", "room_joined":
 			c.answers <- m
+		case "welcome":
+			c.guest, _ = m["user"].(string)
 		}
 		c.mu.Unlock()
 	}
@@ -100,7 +105,9 @@ func (c *chatter) answer(timeout time.Duration) (map[string]any, error) {
 		}
 		return m, nil
 	case <-time.After(timeout):
-		return nil, fmt.Errorf("client %d: no answer in %v", c.id, timeout)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return nil, fmt.Errorf("client %d (%s): no answer in %v", c.id, c.guest, timeout)
 	}
 }
 
@@ -109,8 +116,10 @@ func (c *chatter) answer(timeout time.Duration) (map[string]any, error) {
 // exactly once, in the room's order — while the workers that run the
 // agents and the rooms are killed with kill -9 and frozen. Clients in two
 // rooms chat without pause over gate1; each round of faults kills a
-// worker (with the agents and room shards it runs), then freezes another
-// for two seconds, then starts the killed one again. At the end the
+// worker (with the agents and rooms it runs), then freezes another
+// for two seconds, then starts the killed one again; before that, it
+// crashes the process of a room and the agent of a client (node observe
+// --kill), which their supervisors restart. At the end the
 // checker compares what every client received with what every sender was
 // told: ids without repeat or gap, the same text for an id everywhere,
 // each member missing none but its own messages, and no client closed.
@@ -247,9 +256,63 @@ admin = "off"
 		case <-time.After(d):
 		}
 	}
+	// observe runs node observe on the cluster (as an operator would).
+	gorace, err := ergotest.ChildGorace(t.TempDir()) // Ergo's known races, as for the nodes
+	if err != nil {
+		t.Fatal(err)
+	}
+	observe := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(nodeBin, append([]string{"observe", "--config", cfg}, args...)...)
+		cmd.Env = append(os.Environ(), gorace)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node observe %v: %v\n%s", args, err, stderr.String())
+		}
+		return out
+	}
+	// crash kills, through node observe, the process of room's instance
+	// and the agent of one client: their supervisors restart them.
+	crash := func(room string, live []string) {
+		t.Helper()
+		name := fmt.Sprintf("svc.%s.%d", "chat.rooms", service.ShardOf(room, 1<<31))
+		killed := ""
+		for _, w := range live {
+			var detail struct {
+				Processes []observer.Process `json:"processes"`
+			}
+			if err := json.Unmarshal(observe("--json", w), &detail); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range detail.Processes {
+				if p.Name == name {
+					observe(w, "--kill", p.PID)
+					killed = w
+				}
+			}
+		}
+		var gate struct {
+			Sessions []observer.Session `json:"sessions"`
+		}
+		if err := json.Unmarshal(observe("--json", "gate1"), &gate); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range gate.Sessions {
+			if s.AgentPID != "" && slices.Contains(live, strings.TrimSuffix(s.AgentNode, "@127.0.0.1")) {
+				observe(strings.TrimSuffix(s.AgentNode, "@127.0.0.1"), "--kill", s.AgentPID)
+				t.Logf("crashed the process of room %s (on %s) and the agent of session %d (on %s)", room, killed, s.ID, s.AgentNode)
+				return
+			}
+		}
+		t.Fatal("no agent to crash")
+	}
 	pause(time.Second)
 	for round := range *faultRounds {
 		victim, frozen := workers[round%3], workers[(round+1)%3]
+		crash(rooms[round%2], workers)
+		pause(time.Second)
 		t.Logf("round %d: kill -9 %s, freeze %s", round+1, victim, frozen)
 		procs[victim].Kill(t)
 		procs["gate1"].WaitLog(t, "member left or dead\" node=gate1@127.0.0.1 peer="+victim+"@", 30*time.Second)

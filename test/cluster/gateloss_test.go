@@ -205,7 +205,14 @@ func TestGateLossResume(t *testing.T) {
 func nodeInfo(admin string) (observer.NodeInfo, error) {
 	var info observer.NodeInfo
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + admin + "/api/node")
+	req, err := http.NewRequest("GET", "http://"+admin+"/api/node", nil)
+	if err != nil {
+		return info, err
+	}
+	// The lab's nodes serve their admin address beyond loopback, guarded
+	// by a token (twoGatesLab); the others ignore it.
+	req.Header.Set("Authorization", "Bearer "+labAdminToken)
+	resp, err := c.Do(req)
 	if err != nil {
 		return info, err
 	}
@@ -329,9 +336,14 @@ func TestGateLossFigures(t *testing.T) {
 		median[len(median)/2].Round(time.Millisecond), median[len(median)-1].Round(time.Millisecond))
 }
 
+// labAdminToken guards the admin addresses of twoGatesLab's nodes, bound
+// beyond loopback.
+const labAdminToken = "skynode-lab-admin-token"
+
 // twoGatesLab is twoGates in a netLab: gate1 and gate2 (listener "agent",
 // resumable for window, on port 8888 of their own addresses), w1 and w2,
-// each node's admin address on port 9090 of its own.
+// each node's admin address on port 9090 of its own, guarded by
+// labAdminToken.
 func twoGatesLab(t *testing.T, l *netLab, window string) (path string, addrs []string, admin map[string]string) {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
@@ -340,6 +352,10 @@ func twoGatesLab(t *testing.T, l *netLab, window string) (path string, addrs []s
 	}
 	const gossipPort = 7946
 	admin = map[string]string{}
+	token := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(token, []byte(labAdminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `
 [cluster]
@@ -361,15 +377,17 @@ host = %q
 roles = ["gate"]
 gossip_port = %d
 admin = %q
+admin_token_file = %q
   [[node.listener]]
   name = "agent"
   addr = %q
   agents_on = "agent"
   resume_window = %q
-`, name, host, gossipPort, admin[name], host+":8888", window)
+`, name, host, gossipPort, admin[name], token, host+":8888", window)
 			continue
 		}
-		fmt.Fprintf(&b, "[[node]]\nname = %q\nhost = %q\nroles = [\"agent\"]\ngossip_port = %d\nadmin = %q\n", name, host, gossipPort, admin[name])
+		fmt.Fprintf(&b, "[[node]]\nname = %q\nhost = %q\nroles = [\"agent\"]\ngossip_port = %d\nadmin = %q\nadmin_token_file = %q\n",
+			name, host, gossipPort, admin[name], token)
 	}
 	path = filepath.Join(t.TempDir(), "cluster.toml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
