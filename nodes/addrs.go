@@ -1,12 +1,16 @@
 package nodes
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/skynode/skynode/net/limit"
 	"github.com/skynode/skynode/net/web"
 )
 
@@ -70,6 +74,7 @@ func httpSettings(l ListenerConfig) []setting {
 		{"http_header_timeout", int64(l.HTTPHeaderTimeout)}, {"http_read_timeout", int64(l.HTTPReadTimeout)},
 		{"http_write_timeout", int64(l.HTTPWriteTimeout)}, {"http_idle_timeout", int64(l.HTTPIdleTimeout)},
 		{"http_max_header_bytes", int64(l.HTTPMaxHeaderBytes)}, {"http_max_body", l.HTTPMaxBody},
+		{"http_max_conns", int64(l.HTTPMaxConns)}, {"http_max_conns_per_ip", int64(l.HTTPMaxConnsPerIP)},
 	}
 }
 
@@ -77,7 +82,7 @@ func httpSettings(l ListenerConfig) []setting {
 // which share an address: each setting as any of them sets it (checkAddrs
 // made sure they agree); 0 leaves net/web's default.
 func webOptions(group []ListenerConfig) web.Options {
-	var v [6]int64 // in httpSettings' order
+	var v [8]int64 // in httpSettings' order
 	for _, l := range group {
 		for i, s := range httpSettings(l) {
 			if v[i] == 0 {
@@ -85,12 +90,28 @@ func webOptions(group []ListenerConfig) web.Options {
 			}
 		}
 	}
-	return web.Options{
+	o := web.Options{
 		Addr:              group[0].Addr,
 		ReadHeaderTimeout: time.Duration(v[0]), ReadTimeout: time.Duration(v[1]),
 		WriteTimeout: time.Duration(v[2]), IdleTimeout: time.Duration(v[3]),
 		MaxHeaderBytes: int(v[4]), MaxBody: v[5],
 	}
+	if v[6] > 0 || v[7] > 0 {
+		prefix := group[0].IPv6Prefix
+		conns := limit.NewConns(limit.ConnOptions{MaxTotal: int(v[6]), MaxPerAddr: int(v[7]), V6Prefix: prefix})
+		o.Admit = func(remote net.Addr) (func(), error) {
+			var ip netip.Addr
+			if a, ok := remote.(*net.TCPAddr); ok {
+				ip, _ = netip.AddrFromSlice(a.IP)
+			}
+			release, err := conns.Admit(limit.Key(ip, prefix))
+			if err != nil {
+				return nil, errors.New(limit.Message(err))
+			}
+			return release, nil
+		}
+	}
+	return o
 }
 
 // doorGroups returns the WebSocket listeners of ls (not their twins) by

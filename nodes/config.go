@@ -213,6 +213,16 @@ type ListenerConfig struct {
 	HTTPIdleTimeout    time.Duration `toml:"http_idle_timeout"`
 	HTTPMaxHeaderBytes int           `toml:"http_max_header_bytes"`
 	HTTPMaxBody        int64         `toml:"http_max_body"`
+	// HTTPMaxConns and HTTPMaxConnsPerIP cap the TCP connections of the
+	// HTTP server, in all and per client address (by the TCP peer: a
+	// proxy's connections count as the proxy's; IPv6 by IPv6Prefix),
+	// checked as each is accepted, before anything is read: a refused one
+	// gets a 503 ("Server full", "Too many connections from your IP") and
+	// is closed. Every connection counts, plain requests' and WebSocket
+	// ones alike; a WebSocket session counts against max_conns too. 0 =
+	// no cap.
+	HTTPMaxConns      int `toml:"http_max_conns"`
+	HTTPMaxConnsPerIP int `toml:"http_max_conns_per_ip"`
 	// TrustedProxies are the addresses (or prefixes, "10.0.0.0/8") of the
 	// proxies in front of a WebSocket listener: a connection or HTTP
 	// request from one of them counts as the client that X-Forwarded-For
@@ -435,6 +445,7 @@ func validateListeners(n *NodeConfig) error {
 			{"http_header_timeout", int64(l.HTTPHeaderTimeout)}, {"http_read_timeout", int64(l.HTTPReadTimeout)},
 			{"http_write_timeout", int64(l.HTTPWriteTimeout)}, {"http_idle_timeout", int64(l.HTTPIdleTimeout)},
 			{"http_max_header_bytes", int64(l.HTTPMaxHeaderBytes)}, {"http_max_body", l.HTTPMaxBody},
+			{"http_max_conns", int64(l.HTTPMaxConns)}, {"http_max_conns_per_ip", int64(l.HTTPMaxConnsPerIP)},
 		} {
 			if f.v < 0 {
 				return fmt.Errorf("%w: node %q listener %q: %s is negative", ErrConfig, n.Name, l.Name, f.key)
@@ -546,7 +557,7 @@ func apiTwin(l ListenerConfig) ListenerConfig {
 // httpSet reports whether any http_* key is set.
 func (l ListenerConfig) httpSet() bool {
 	return l.HTTPHeaderTimeout != 0 || l.HTTPReadTimeout != 0 || l.HTTPWriteTimeout != 0 || l.HTTPIdleTimeout != 0 ||
-		l.HTTPMaxHeaderBytes != 0 || l.HTTPMaxBody != 0
+		l.HTTPMaxHeaderBytes != 0 || l.HTTPMaxBody != 0 || l.HTTPMaxConns != 0 || l.HTTPMaxConnsPerIP != 0
 }
 
 // trusted returns the prefixes of TrustedProxies (an address alone is a

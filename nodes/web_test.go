@@ -1,12 +1,14 @@
 package nodes_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/skynode/skynode/net/ws"
 	"github.com/skynode/skynode/nodes"
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
 )
 
 // startTOML starts the node called name of the cluster description src,
@@ -323,4 +326,54 @@ func TestWebSocketLimits(t *testing.T) {
 	if len(open) != 2 {
 		t.Fatal("unreachable")
 	}
+}
+
+// A WebSocket listener's HTTP server caps its connections per client
+// address (http_max_conns_per_ip) as they are accepted: a WebSocket
+// connection and a kept-alive HTTP one fill the cap, a third connection
+// is answered 503 "Too many connections from your IP" and closed, and a
+// closed connection makes room again.
+func TestHTTPConnectionCaps(t *testing.T) {
+	t.Parallel()
+	n := webNode(t, "  http_max_conns_per_ip = 2\n")
+	c, err := ws.Dial(context.Background(), wsURL(n, "/ws"), ws.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next(t, c, ws.Text, json.Unmarshal) // welcome
+	get := func() (*http.Response, string, net.Conn) {
+		t.Helper()
+		nc, err := net.DialTimeout("tcp", n.Addr("web").String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprint(nc, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			nc.Close()
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+		return resp, strings.TrimSpace(string(body)), nc
+	}
+	resp, _, kept := get()
+	if resp.StatusCode != 200 {
+		t.Fatalf("second connection: %d", resp.StatusCode)
+	}
+	resp, body, refused := get()
+	refused.Close()
+	if resp.StatusCode != 503 || body != "Too many connections from your IP" {
+		t.Fatalf("third connection: %d %q, want 503 and the reason", resp.StatusCode, body)
+	}
+	kept.Close()
+	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		resp, _, nc := get()
+		nc.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("after one closed: %d", resp.StatusCode)
+		}
+		return nil
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,5 +172,62 @@ func TestWriteTimeoutCutsOffNonReader(t *testing.T) {
 	}
 	if code, body := get(t, "GET", base+"/healthz", "", nil); code != 200 || !strings.Contains(body, "ok") {
 		t.Errorf("another client meanwhile: %d %q", code, body)
+	}
+}
+
+// Admit is asked about every connection as it is accepted: a refused one
+// gets a 503 with the refusal's text and is closed; an admitted one is
+// released when it closes, which lets the next one in.
+func TestAdmit(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	open := 0
+	s, err := web.Listen(web.Options{Addr: "127.0.0.1:0", Admit: func(net.Addr) (func(), error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if open >= 1 {
+			return nil, errors.New("Server full")
+		}
+		open++
+		return func() { mu.Lock(); open--; mu.Unlock() }, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, s)
+	first, fbr := rawConn(t, s)
+	if resp, _ := roundTrip(t, first, fbr, "/healthz"); resp.StatusCode != 200 {
+		t.Fatalf("first connection: %d", resp.StatusCode)
+	}
+	second, sbr := rawConn(t, s)
+	second.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(sbr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 503 || strings.TrimSpace(string(body)) != "Server full" {
+		t.Fatalf("second connection: %d %q, want 503 Server full", resp.StatusCode, body)
+	}
+	if _, err := sbr.ReadByte(); err != io.EOF {
+		t.Fatalf("refused connection not closed: %v", err)
+	}
+	first.Close()
+	// The server sees the close a moment later: poll until a new
+	// connection is admitted.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _ := roundTrip(t, c, bufio.NewReader(c), "/healthz")
+		c.Close()
+		if resp.StatusCode == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the first connection closed: %d, want it released", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond) // polling
 	}
 }

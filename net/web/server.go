@@ -44,7 +44,14 @@ type Options struct {
 	// Ready reports whether the server should receive traffic: nil for
 	// ready, or why not (GET /readyz answers 503 with it). nil: always
 	// ready while serving.
-	Ready  func() error
+	Ready func() error
+	// Admit, if set, is asked about every connection as it is accepted,
+	// before anything is read from it (connection caps, package
+	// net/limit): an error refuses it with a 503 whose body is the
+	// error's text, and closes it; release is called once the admitted
+	// connection closes (a WebSocket connection taken over from the
+	// server too).
+	Admit  func(remote net.Addr) (release func(), err error)
 	Logger *slog.Logger // nil discards
 }
 
@@ -88,6 +95,9 @@ func Listen(o Options) (*Server, error) {
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("web: listen: %w", err)
+	}
+	if o.Admit != nil {
+		ln = &admitListener{Listener: ln, admit: o.Admit, log: o.Logger}
 	}
 	s := &Server{opts: o, ln: ln, mux: http.NewServeMux(), log: o.Logger, fresh: map[net.Conn]struct{}{}}
 	s.srv = &http.Server{
@@ -189,4 +199,49 @@ func (s *Server) ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, err
 	}
 	return b, nil
+}
+
+// admitListener asks Options.Admit about each connection it accepts.
+type admitListener struct {
+	net.Listener
+	admit func(remote net.Addr) (release func(), err error)
+	log   *slog.Logger
+}
+
+// refusalWait bounds writing a refused connection its 503: a fresh
+// socket's buffer takes it at once, unless the client sends nothing
+// and reads nothing, which costs it its answer.
+const refusalWait = 100 * time.Millisecond
+
+func (l *admitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		release, err := l.admit(c.RemoteAddr())
+		if err != nil {
+			msg := err.Error()
+			_ = c.SetWriteDeadline(time.Now().Add(refusalWait))
+			_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+				"Connection: close\r\nContent-Length: %d\r\n\r\n%s\n", len(msg)+1, msg)
+			_ = c.Close()
+			l.log.Debug("web: connection refused", "remote", c.RemoteAddr().String(), "err", err)
+			continue
+		}
+		return &admittedConn{Conn: c, release: release}, nil
+	}
+}
+
+// admittedConn releases its admission once closed.
+type admittedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *admittedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

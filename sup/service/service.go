@@ -155,7 +155,12 @@ func (s *Service[S]) Keyed() *Service[S] {
 // round trip to that node before each answer that follows a Save. With no
 // other live node of its role, there is nothing to wait for. A node that
 // does not answer (frozen) holds them until gossip declares it lost and
-// the next node confirms instead; MaxHeld bounds them meanwhile.
+// the next node confirms instead; MaxHeld bounds them meanwhile. A node
+// confirms only the snapshots of the node it sees running the instance:
+// a former owner cut off or frozen while another took over says nothing
+// more after a save, and when the two meet again, the state with the
+// newer confirmed saves wins (the other's unconfirmed ones, which no one
+// heard of, are dropped).
 func (s *Service[S]) Durable() *Service[S] {
 	s.durable = true
 	return s
