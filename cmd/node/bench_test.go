@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/skynode/skynode/proto"
+	"github.com/skynode/skynode/sup/ergotest"
 	"github.com/skynode/skynode/test/proctest"
 )
 
@@ -209,4 +210,44 @@ func serveWrongEcho(t *testing.T) string {
 		wg.Wait()
 	})
 	return "ws://" + ln.Addr().String() + "/ws"
+}
+
+// node bench chat against a node with the chat: its clients join their
+// rooms, chat, and every message reaches every other member of its room
+// (none missing nor repeated, the exit status 0).
+func TestBenchChat(t *testing.T) {
+	t.Parallel()
+	addr := freeAddrs(t, 1)[0]
+	config := writeFile(t, fmt.Sprintf(`[cluster]
+cookie = "test-cookie"
+[[node]]
+name = "chatbenched"
+  [[node.listener]]
+  name = "chat"
+  addr = %q
+  codec = "raw"
+  agent = "chat"
+`, addr))
+	srv := start(t, "", "run", "--config", config, "--node", "chatbenched")
+	if err := waitServing(srv, addr, 60*time.Second); err != nil {
+		t.Fatalf("node not serving: %v\n%s", err, srv.out.String())
+	}
+	var out string
+	ergotest.CheckFor(t, 60*time.Second, 500*time.Millisecond, func() error {
+		p := start(t, "", "bench", "chat", "--addr", addr, "--clients", "12", "--rooms", "3",
+			"--rate", "5", "--duration", "1s", "--warmup", "200ms")
+		err := p.wait(t, 60*time.Second)
+		out = p.out.String()
+		if err != nil && strings.Contains(out, "JOIN") {
+			return fmt.Errorf("the rooms are not up yet: %s", out) // a node settles its services first
+		}
+		if err != nil {
+			t.Fatalf("bench chat: %v\n%s", err, out)
+		}
+		return nil
+	})
+	re := `chat: 12 clients in 3 rooms: [1-9]\d* messages, [1-9]\d* deliveries \(\d+/s\), delivery latency p50 \S+ p99 \S+ max \S+\n`
+	if !regexp.MustCompile(re).MatchString(out) || strings.Contains(out, "missing") {
+		t.Fatalf("no match for %s in:\n%s", re, out)
+	}
 }
