@@ -264,45 +264,7 @@ func TestChatAcrossGates(t *testing.T) {
 // in their room without joining again, and the room's ids go on where they
 // were.
 func TestChatRoomsSurviveTheirNode(t *testing.T) {
-	ports := proctest.FreePorts(t, 2)
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	cfg := filepath.Join(t.TempDir(), "cluster.toml")
-	src := fmt.Sprintf(`[cluster]
-cookie = "chat-test"
-seeds = ["127.0.0.1:%d"]
-[chat]
-role = "agent"
-[[node]]
-name = "gate1"
-roles = ["gate"]
-admin = "off"
-gossip_port = %d
-  [[node.listener]]
-  name = "chat"
-  addr = %q
-  codec = "raw"
-  agent = "chat"
-  agents_on = "agent"
-[[node]]
-name = "w1"
-roles = ["agent"]
-admin = "off"
-[[node]]
-name = "w2"
-roles = ["agent"]
-admin = "off"
-`, ports[0], ports[0], addr)
-	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	procs := map[string]*proctest.Proc{}
-	for _, name := range []string{"gate1", "w1", "w2"} {
-		procs[name] = proctest.Start(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name))
-		procs[name].WaitLog(t, "node started", 60*time.Second)
-	}
-	for _, w := range []string{"w1", "w2"} {
-		procs["gate1"].WaitLog(t, "peer="+w+"@", 60*time.Second)
-	}
+	addr, procs, _ := chatCluster(t, "", "w1", "w2")
 	ann, bob := dial(t, addr, false), dial(t, addr, false)
 	for _, c := range []*client{ann, bob} {
 		ergotest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
@@ -356,4 +318,49 @@ admin = "off"
 		}
 	}
 	t.Logf("the room service's node (%s) killed: the room went on with id 4", host)
+}
+
+// chatCluster starts, as node processes, gate1 with a raw chat listener
+// (len16 frames; listener adds keys to it) whose agents run on the
+// workers, and the workers, which also run the rooms ([chat] role =
+// "agent"); it waits until gate1 sees every worker. It returns the chat
+// listener's address, the processes by node name, and the cluster file.
+func chatCluster(t *testing.T, listener string, workers ...string) (addr string, procs map[string]*proctest.Proc, cfg string) {
+	t.Helper()
+	ports := proctest.FreePorts(t, 2)
+	addr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	var b strings.Builder
+	fmt.Fprintf(&b, `[cluster]
+cookie = "chat-test"
+seeds = ["127.0.0.1:%d"]
+[chat]
+role = "agent"
+[[node]]
+name = "gate1"
+roles = ["gate"]
+admin = "off"
+gossip_port = %d
+  [[node.listener]]
+  name = "chat"
+  addr = %q
+  codec = "raw"
+  agent = "chat"
+  agents_on = "agent"
+%s`, ports[0], ports[0], addr, listener)
+	for _, w := range workers {
+		fmt.Fprintf(&b, "[[node]]\nname = %q\nroles = [\"agent\"]\nadmin = \"off\"\n", w)
+	}
+	cfg = filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	procs = map[string]*proctest.Proc{}
+	for _, name := range append([]string{"gate1"}, workers...) {
+		procs[name] = proctest.Start(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name))
+		procs[name].WaitLog(t, "node started", 60*time.Second)
+	}
+	for _, w := range workers {
+		procs["gate1"].WaitLog(t, "peer="+w+"@", 60*time.Second)
+	}
+	return addr, procs, cfg
 }

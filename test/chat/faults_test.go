@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -126,52 +125,11 @@ func (c *chatter) answer(timeout time.Duration) (map[string]any, error) {
 func TestChatExactlyOnceUnderFaults(t *testing.T) {
 	const perRoom = 6
 	rooms := []string{"red", "blue"}
-	ports := proctest.FreePorts(t, 2)
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	cfg := filepath.Join(t.TempDir(), "cluster.toml")
-	src := fmt.Sprintf(`[cluster]
-cookie = "chat-faults"
-seeds = ["127.0.0.1:%d"]
-[chat]
-role = "agent"
-[[node]]
-name = "gate1"
-roles = ["gate"]
-admin = "off"
-gossip_port = %d
-  [[node.listener]]
-  name = "chat"
-  addr = %q
-  codec = "raw"
-  agent = "chat"
-  agents_on = "agent"
-[[node]]
-name = "w1"
-roles = ["agent"]
-admin = "off"
-[[node]]
-name = "w2"
-roles = ["agent"]
-admin = "off"
-[[node]]
-name = "w3"
-roles = ["agent"]
-admin = "off"
-`, ports[0], ports[0], addr)
-	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	workers := []string{"w1", "w2", "w3"}
-	procs := map[string]*proctest.Proc{}
+	addr, procs, cfg := chatCluster(t, "", workers...)
 	start := func(name string) {
 		procs[name] = proctest.Start(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name))
 		procs[name].WaitLog(t, "node started", 60*time.Second)
-	}
-	for _, name := range append([]string{"gate1"}, workers...) {
-		start(name)
-	}
-	for _, w := range workers {
-		procs["gate1"].WaitLog(t, "peer="+w+"@", 60*time.Second)
 	}
 
 	var clients []*chatter

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/skynode/skynode/net/frame"
 	"github.com/skynode/skynode/sup/ergotest"
-	"github.com/skynode/skynode/test/proctest"
 )
 
 // A member that does not read its events is closed once its queue at the
@@ -23,42 +19,7 @@ import (
 // others meanwhile: every message is acknowledged to its sender and
 // reaches the member that reads.
 func TestSlowMemberIsClosed(t *testing.T) {
-	ports := proctest.FreePorts(t, 2)
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[1])
-	cfg := filepath.Join(t.TempDir(), "cluster.toml")
-	src := fmt.Sprintf(`[cluster]
-cookie = "chat-slow"
-seeds = ["127.0.0.1:%d"]
-[chat]
-role = "agent"
-[[node]]
-name = "gate1"
-roles = ["gate"]
-admin = "off"
-gossip_port = %d
-  [[node.listener]]
-  name = "chat"
-  addr = %q
-  codec = "raw"
-  agent = "chat"
-  agents_on = "agent"
-  queue_warn = 32768
-  queue_limit = 65536
-[[node]]
-name = "w1"
-roles = ["agent"]
-admin = "off"
-`, ports[0], ports[0], addr)
-	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	procs := map[string]*proctest.Proc{}
-	for _, name := range []string{"gate1", "w1"} {
-		procs[name] = proctest.Start(t, name, exec.Command(nodeBin, "run", "--config", cfg, "--node", name))
-		procs[name].WaitLog(t, "node started", 60*time.Second)
-	}
-	procs["gate1"].WaitLog(t, "peer=w1@", 60*time.Second)
-
+	addr, procs, _ := chatCluster(t, "  queue_warn = 32768\n  queue_limit = 65536\n", "w1")
 	sender, reader := dial(t, addr, false), dial(t, addr, false)
 	// The slow member's socket buffers are small, so that what it does not
 	// read stays queued at the gate.
