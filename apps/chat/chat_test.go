@@ -211,3 +211,76 @@ func TestRoomProcesses(t *testing.T) {
 		return nil
 	})
 }
+
+// The directory lists at most MaxListed rooms: a room told of beyond them
+// is left out until one of them is gone and it changes again.
+func TestDirectoryBound(t *testing.T) {
+	t.Parallel()
+	r := startRooms(t)
+	tell := func(room string, users int) {
+		b, _ := proto.Msgpack().Marshal(proto.ChatRoomCount{Room: room, Users: users})
+		if err := r.p.Send(proto.ServicesName, proto.ServiceCast{Service: proto.ChatDirectory,
+			Kind: proto.KindOf(proto.ChatRoomCount{}), Payload: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range chat.MaxListed + 1 {
+		tell(fmt.Sprintf("room%04d", i), 1)
+	}
+	listed := func() []proto.ChatRoomCount {
+		var l proto.ChatRoomList
+		if err := r.call("", proto.ChatRooms{All: true}, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l.Rooms
+	}
+	// Casts and calls take one path to the directory, in order: the
+	// listing follows every count.
+	if got := listed(); len(got) != chat.MaxListed || got[len(got)-1].Room != fmt.Sprintf("room%04d", chat.MaxListed-1) {
+		t.Fatalf("%d rooms listed (last %v), want the first %d", len(got), got[len(got)-1], chat.MaxListed)
+	}
+	tell("room0000", 0) // gone
+	tell(fmt.Sprintf("room%04d", chat.MaxListed), 2)
+	if got := listed(); len(got) != chat.MaxListed || got[len(got)-1] != (proto.ChatRoomCount{Room: fmt.Sprintf("room%04d", chat.MaxListed), Users: 2}) {
+		t.Fatalf("after one room went: %d listed, last %v", len(got), got[len(got)-1])
+	}
+}
+
+// A room tells its members the id of its last message a moment
+// (SyncAfter) after a message: a member whose agent lost the message's
+// event learns it missed one even when no message follows.
+func TestRoomSyncsAfterMessages(t *testing.T) {
+	t.Parallel()
+	r := startRooms(t)
+	_, events := ergotest.Recorder(t, r.n, "member.watchdog")
+	listener := proto.ChatMember{Nick: "ann", Session: proto.Address{Gate: string(r.n.Name()), Watchdog: "member.watchdog", Session: 1}}
+	var j proto.ChatJoined
+	if err := r.call("lobby", proto.ChatJoin{Room: "lobby", Member: listener}, &j); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.call("lobby", proto.ChatJoin{Room: "lobby", Member: member(2, "bob")}, &j); err != nil {
+		t.Fatal(err)
+	}
+	var sent proto.ChatSent
+	if err := r.call("lobby", proto.ChatSay{Room: "lobby", Session: 2, Text: "hi"}, &sent); err != nil {
+		t.Fatal(err)
+	}
+	event := func() proto.ChatEvent {
+		t.Helper()
+		m := ergotest.Next[proto.AgentMessage](t, events, 10*time.Second, nil)
+		var e proto.ChatEvent
+		if err := proto.Msgpack().Unmarshal(m.Payload, &e); err != nil || m.Session != 1 {
+			t.Fatalf("message %+v: %v", m, err)
+		}
+		return e
+	}
+	if e := event(); e.ID != 0 || !strings.Contains(string(e.JSON), `"type":"join"`) {
+		t.Fatalf("first event %+v, want bob's join", e)
+	}
+	if e := event(); e.ID != sent.ID || !strings.Contains(string(e.JSON), `"text":"hi"`) {
+		t.Fatalf("second event %+v, want message %d", e, sent.ID)
+	}
+	if e := event(); e.ID != 0 || len(e.JSON) != 0 || e.Last != sent.ID {
+		t.Fatalf("third event %+v, want the room's last id %d", e, sent.ID)
+	}
+}
