@@ -92,3 +92,69 @@ func ExampleHandle() {
 	// map[count:1 id:0 message:Hello, Ann status:ok] <nil>
 	// map[count:2 id:1 message:Hello, Bob status:ok] <nil>
 }
+
+// Match and its answer, the messages of the matches service.
+type (
+	Score struct {
+		Points int  `msgpack:"points"`
+		Over   bool `msgpack:"over"`
+	}
+	Total struct {
+		Points int `msgpack:"points"`
+	}
+)
+
+// A keyed service: an instance per match, found by the match's name,
+// started by its first message and retired when the match is over (its
+// state goes with it). Durable: a total is answered only once the node
+// that would run the match next holds it (here the node is alone, so at
+// once). Called from code outside any process with nodes.Call.
+func ExampleService_Keyed() {
+	matches := service.New[*int]("matches").Keyed().Durable().
+		OnStart(func(c *service.Context[*int]) error {
+			c.State = new(int)
+			_, err := c.Restore(c.State)
+			return err
+		})
+	service.Handle(matches, func(c *service.Context[*int], s Score) (Total, error) {
+		*c.State += s.Points
+		if s.Over {
+			c.Retire()
+			return Total{Points: *c.State}, nil
+		}
+		return Total{Points: *c.State}, c.Save(*c.State)
+	})
+
+	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{Name: "example"}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := nodes.Start(ctx, cfg, "example", nodes.Options{
+		Services: []service.Definition{matches},
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer n.Stop(ctx)
+	for _, s := range []struct {
+		match string
+		score Score
+	}{{"final", Score{Points: 3}}, {"semi", Score{Points: 1}}, {"final", Score{Points: 2, Over: true}}, {"final", Score{Points: 1}}} {
+		var t Total
+		for {
+			// A retired match answers "not running" until its node has
+			// ended it; the next call starts a new one.
+			if t, err = nodes.Call[Total](ctx, n, "matches", s.match, s.score); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // a client's pause before it retries
+		}
+		fmt.Println(s.match, t.Points, err)
+	}
+	// Output:
+	// final 3 <nil>
+	// semi 1 <nil>
+	// final 5 <nil>
+	// final 1 <nil>
+}
