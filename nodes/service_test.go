@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -124,20 +126,7 @@ roles = ["svc"]
 		})
 	}
 	front := started["front@127.0.0.1"]
-	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		for _, n := range started {
-			alive := 0
-			for _, m := range n.Members() {
-				if m.Alive && m.ErgoPort > 0 {
-					alive++
-				}
-			}
-			if alive != 3 {
-				return fmt.Errorf("%s sees %d live members", n.Name(), alive)
-			}
-		}
-		return nil
-	})
+	waitAlive(t, 3, slices.Collect(maps.Values(started))...)
 	c := wire.Dial(t, front.Addr("tally").String())
 	var owner string
 	ergotest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
@@ -259,20 +248,7 @@ roles = ["svc"]
 	}
 	// Both nodes see each other before the first call: a node alone
 	// would run every instance.
-	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		for _, n := range all {
-			alive := 0
-			for _, m := range n.Members() {
-				if m.Alive && m.ErgoPort > 0 {
-					alive++
-				}
-			}
-			if alive != 2 {
-				return fmt.Errorf("%s sees %d live members", n.Name(), alive)
-			}
-		}
-		return nil
-	})
+	waitAlive(t, 2, all...)
 	// Calls come from a service instance's callers in production; here a
 	// stand-in process on h1 calls through h1's service host.
 	caller, replies := ergotest.Recorder(t, all[0].Ergo(), "")
@@ -387,4 +363,24 @@ func TestCallFromOutsideProcesses(t *testing.T) {
 	if _, err := nodes.Call[tallyCount](done, n, "tally", "", tallyGet{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: %v", err)
 	}
+}
+
+// waitAlive waits until each of ns sees want live members, every one with
+// its Ergo port known.
+func waitAlive(t *testing.T, want int, ns ...*nodes.Node) {
+	t.Helper()
+	ergotest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		for _, n := range ns {
+			alive := 0
+			for _, m := range n.Members() {
+				if m.Alive && m.ErgoPort > 0 {
+					alive++
+				}
+			}
+			if alive != want {
+				return fmt.Errorf("%s sees %d live members", n.Name(), alive)
+			}
+		}
+		return nil
+	})
 }

@@ -82,23 +82,7 @@ func (lc *lineClient) login(user, pass string) map[string]any {
 // good login goes through and clears the count.
 func TestLoginThrottle(t *testing.T) {
 	t.Parallel()
-	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startTOML(t, `
-[[node]]
-name = "throttle"
-  [[node.listener]]
-  name = "line"
-  addr = "127.0.0.1:0"
-  framing = "line"
-  codec = "json"
-  agent = "demo"
-`, "throttle", nodes.Options{
-		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash), "bob": string(hash)})},
-		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{FreeTries: 2, Base: 3 * time.Second, Max: time.Minute})},
-	})
+	n := throttledNode(t, "throttle", demo.Throttle{FreeTries: 2, Base: 3 * time.Second, Max: time.Minute}, []string{"admin", "bob"})
 	addr := n.Addr("line").String()
 	a, b := dialLine(t, addr), dialLine(t, addr)
 
@@ -142,23 +126,7 @@ name = "throttle"
 // client at another address is not held back.
 func TestLoginThrottlePerAddress(t *testing.T) {
 	t.Parallel()
-	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startTOML(t, `
-[[node]]
-name = "sprayed"
-  [[node.listener]]
-  name = "line"
-  addr = "127.0.0.1:0"
-  framing = "line"
-  codec = "json"
-  agent = "demo"
-`, "sprayed", nodes.Options{
-		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash)})},
-		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{FreeTries: 2, Base: time.Minute, Max: time.Minute})},
-	})
+	n := throttledNode(t, "sprayed", demo.Throttle{FreeTries: 2, Base: time.Minute, Max: time.Minute}, []string{"admin"})
 	addr := n.Addr("line").String()
 	// A login answered ok from a third address: the service answers.
 	if m := dialLineFrom(t, "127.0.0.3", addr).login("admin", "secret"); m["status"] != "ok" {
@@ -195,23 +163,7 @@ name = "sprayed"
 // behind a login, in one write, names the user.
 func TestThrottledLoginKeepsOrder(t *testing.T) {
 	t.Parallel()
-	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startTOML(t, `
-[[node]]
-name = "ordered"
-  [[node.listener]]
-  name = "line"
-  addr = "127.0.0.1:0"
-  framing = "line"
-  codec = "json"
-  agent = "demo"
-`, "ordered", nodes.Options{
-		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(demo.Credentials{"admin": string(hash)})},
-		Services: []service.Definition{demo.LoginThrottle(demo.Throttle{})},
-	})
+	n := throttledNode(t, "ordered", demo.Throttle{}, []string{"admin"})
 	const requests = `{"cmd":"login","id":1,"data":{"username":"admin","password":"secret"}}` + "\n" +
 		`{"cmd":"whoami","id":2}` + "\n" + `{"cmd":"echo","id":3,"data":{"text":"x"}}` + "\n"
 	check := func(c *lineClient) {
@@ -315,4 +267,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// throttledNode starts a node whose line listener (JSON) serves the demo
+// agent with its login throttle th, users logging in with "secret".
+func throttledNode(t *testing.T, name string, th demo.Throttle, users []string) *nodes.Node {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := demo.Credentials{}
+	for _, u := range users {
+		creds[u] = string(hash)
+	}
+	return startTOML(t, fmt.Sprintf(`
+[[node]]
+name = %q
+  [[node.listener]]
+  name = "line"
+  addr = "127.0.0.1:0"
+  framing = "line"
+  codec = "json"
+  agent = "demo"
+`, name), name, nodes.Options{
+		Agents:   map[string]*agent.Agent{"demo": demo.NewThrottled(creds)},
+		Services: []service.Definition{demo.LoginThrottle(th)},
+	})
 }
