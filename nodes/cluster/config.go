@@ -19,6 +19,12 @@ const (
 	// 15 s) with a probe every 500 ms instead of 1 s: a silent member is
 	// declared dead in about 2.5 s (suspicion 1.5 s once a second member
 	// confirms it), where the skynode target for moving its agents is 4 s.
+	// It retransmits each change as often as PresetLAN (RetransmitMult 4,
+	// not memberlist's local 2): with 2, a member that learns of a join
+	// passes it to only two others, so in a cluster of four one member
+	// missed a new node now and then until its next push/pull, 15 to 30 s
+	// later. With 4, the first member to learn of a change tells every
+	// other member of a cluster of up to four itself.
 	PresetLocal = "local"
 	// PresetLAN uses memberlist.DefaultLANConfig timings (probe timeout
 	// 500 ms, gossip 200 ms, GossipToTheDeadTime 30 s): about 7 s.
@@ -42,6 +48,8 @@ const (
 	deadNodeReclaimTime = time.Millisecond
 	// localProbeInterval is PresetLocal's probe interval.
 	localProbeInterval = 500 * time.Millisecond
+	// localRetransmitMult is PresetLocal's retransmit multiplier.
+	localRetransmitMult = 4
 )
 
 // Errors returned by this package.
@@ -135,6 +143,7 @@ func (c Config) cloneWithDefaults() (Config, error) {
 func (c Config) memberlistConfig() *memberlist.Config {
 	mc := memberlist.DefaultLocalConfig()
 	mc.ProbeInterval = localProbeInterval
+	mc.RetransmitMult = localRetransmitMult
 	if c.Preset == PresetLAN {
 		mc = memberlist.DefaultLANConfig()
 	}

@@ -337,6 +337,40 @@ func TestRestartOnNewPort(t *testing.T) {
 	t.Logf("restart on a new port accepted after %v", time.Since(begin))
 }
 
+// A join is told by gossip alone to every member of a cluster of four:
+// with push/pull off, a member that missed it would never learn of the new
+// node. Twenty clusters of three each take a fourth member through one of
+// them (not the seed); with memberlist's local RetransmitMult of 2 some
+// member of some cluster usually misses it.
+func TestJoinReachesEveryMember(t *testing.T) {
+	t.Parallel()
+	noPushPull := func(mc *memberlist.Config) { mc.PushPullInterval = 0 }
+	type group struct{ old []*Membership }
+	groups := make([]group, 20)
+	for i := range groups {
+		a := startM(t, Config{}, testHooks{tune: noPushPull})
+		b := startM(t, Config{Seeds: []string{a.Addr()}}, testHooks{tune: noPushPull})
+		c := startM(t, Config{Seeds: []string{a.Addr()}}, testHooks{tune: noPushPull})
+		groups[i].old = []*Membership{a, b, c}
+	}
+	for _, g := range groups {
+		for _, m := range g.old {
+			checkFor(t, gossipWait, 10*time.Millisecond, func() error {
+				return seesAlive(m, g.old[0].cfg.Name, g.old[1].cfg.Name, g.old[2].cfg.Name)
+			})
+		}
+	}
+	joined := make([]string, len(groups))
+	for i, g := range groups {
+		joined[i] = startM(t, Config{Seeds: []string{g.old[1].Addr()}}, testHooks{tune: noPushPull}).cfg.Name
+	}
+	for i, g := range groups {
+		for _, m := range g.old {
+			checkFor(t, 10*time.Second, 10*time.Millisecond, func() error { return seesAlive(m, joined[i]) })
+		}
+	}
+}
+
 func TestLoggerLevels(t *testing.T) {
 	t.Parallel()
 	var buf strings.Builder
