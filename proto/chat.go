@@ -46,6 +46,8 @@ type ChatJoined struct {
 	// Last is the id of the room's last message when the member joined:
 	// it gets every message after it.
 	Last uint64 `msgpack:"last"`
+	// Lease is the room's member lease in milliseconds (ChatEvent).
+	Lease int64 `msgpack:"lease,omitempty"`
 }
 
 // ChatLeave removes the member of session from Room (a cast).
@@ -111,20 +113,30 @@ type ChatWho struct {
 // gets its own message's event with no JSON: it only moves its count on.
 // An event with no JSON and no ID is the room telling its members,
 // after it restarted or moved, the id of its last message: a member that
-// has not seen it asks for what it missed.
+// has not seen it asks for what it missed. With Check, the room asks
+// every member to answer (a ChatSince) whatever it has seen: a member not
+// heard from for the room's lease (Lease, in milliseconds) is dropped. An
+// agent that has had no check for a lease asks (a ChatSince) whether it
+// is still in the room.
 type ChatEvent struct {
-	Room string `msgpack:"room"`
-	JSON []byte `msgpack:"json"`
-	ID   uint64 `msgpack:"id"`
-	Last uint64 `msgpack:"last"`
+	Room  string `msgpack:"room"`
+	JSON  []byte `msgpack:"json"`
+	ID    uint64 `msgpack:"id"`
+	Last  uint64 `msgpack:"last"`
+	Check bool   `msgpack:"check,omitempty"`
+	Lease int64  `msgpack:"lease,omitempty"`
 }
 
 // ChatSince asks a room for its messages after the id After, for the
-// member of Session; a ChatLog answers.
+// member of Session; a ChatLog answers. It renews the member's lease in
+// the room. From, when set, is the session's address now: the room sends
+// the member's events there from then on (its client resumed the session
+// on another gate).
 type ChatSince struct {
-	Room    string `msgpack:"room"`
-	Session uint64 `msgpack:"session"`
-	After   uint64 `msgpack:"after"`
+	Room    string  `msgpack:"room"`
+	Session uint64  `msgpack:"session"`
+	After   uint64  `msgpack:"after"`
+	From    Address `msgpack:"from"`
 }
 
 // ChatLog answers ChatSince: the room's messages after the id asked for,
@@ -134,6 +146,9 @@ type ChatLog struct {
 	Messages []ChatLogEntry `msgpack:"messages"`
 	First    uint64         `msgpack:"first"`
 	Last     uint64         `msgpack:"last"`
+	// NotMember: the session that asked is not in the room (it was
+	// dropped); its agent joins it again.
+	NotMember bool `msgpack:"not_member,omitempty"`
 }
 
 // ChatLogEntry is one message of a room's log: its id, the session that

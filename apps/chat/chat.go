@@ -39,12 +39,23 @@ import (
 // chat ([chat]).
 const Section = "chat"
 
-// Config is the [chat] table: Role names the nodes that may run the
-// rooms and the directory ("" for any node; a role whose nodes are few
-// and stable keeps them from moving as other nodes come and go).
+// Config is the [chat] table.
 type Config struct {
+	// Role names the nodes that may run the rooms and the directory (""
+	// for any node; a role whose nodes are few and stable keeps them from
+	// moving as other nodes come and go).
 	Role string `toml:"role"`
+	// MemberLease is how long a room keeps a member it has not heard from
+	// (0: DefaultMemberLease). Every quarter of it, a room asks its
+	// members' agents to answer; a member whose session ended without
+	// its agent leaving (the agent was being replaced), or whose gate
+	// node is gone, is dropped once the lease is over. An agent that
+	// finds it was dropped joins again, and gets the messages it missed.
+	MemberLease time.Duration `toml:"member_lease"`
 }
+
+// DefaultMemberLease is Config.MemberLease's default.
+const DefaultMemberLease = time.Minute
 
 // Bounds of a shard's state, which crosses a node link whole after every
 // change (proto.MaxLinkPayload): each room keeps at most MaxLog messages,
@@ -63,12 +74,23 @@ func Program(decode func(section string, v any) error) ([]service.Definition, er
 	if err := decode(Section, &c); err != nil {
 		return nil, err
 	}
-	return []service.Definition{Service(c.Role), Directory(c.Role)}, nil
+	if c.MemberLease < 0 {
+		return nil, fmt.Errorf("chat: member_lease %v is negative", c.MemberLease)
+	}
+	return []service.Definition{Service(c), Directory(c.Role)}, nil
 }
 
 // Rooms is the service's state: every room by name.
 type Rooms struct {
 	rooms map[string]*room
+	lease time.Duration
+	// The members' check (check) runs every lease/4 while the instance
+	// has rooms: due is when the one set should run, and gen tells it
+	// from one set before it. A check overdue by a lease is set again
+	// (a timer is lost when the instance's mailbox is full).
+	checking bool
+	due      time.Time
+	gen      uint64
 }
 
 // savedRoom is a room as the service saves it (service.Context.Save) after
@@ -104,6 +126,7 @@ func (rs *Rooms) snapshot() map[string]savedRoom {
 // message, and its last messages (oldest first).
 type room struct {
 	members map[uint64]proto.ChatMember
+	seen    map[uint64]time.Time // when each member's agent was last heard from
 	last    uint64
 	log     []proto.ChatLogEntry
 	synced  uint64 // the last id its members were told of (sync)
@@ -191,19 +214,25 @@ func (rs *Rooms) fit() bool {
 	return true
 }
 
-// Service returns the rooms, run on the nodes of role ("" for every
+// Service returns the rooms, run on the nodes of c.Role ("" for every
 // node): an instance per room.
-func Service(role string) *service.Service[*Rooms] {
-	s := service.New[*Rooms](proto.ChatService).On(role).Keyed().Durable().OnStart(func(c *service.Context[*Rooms]) error {
-		c.State = &Rooms{rooms: map[string]*room{}}
+func Service(c Config) *service.Service[*Rooms] {
+	lease := c.MemberLease
+	if lease <= 0 {
+		lease = DefaultMemberLease
+	}
+	s := service.New[*Rooms](proto.ChatService).On(c.Role).Keyed().Durable().OnStart(func(c *service.Context[*Rooms]) error {
+		c.State = &Rooms{rooms: map[string]*room{}, lease: lease}
 		var saved map[string]savedRoom
 		if _, err := c.Restore(&saved); err != nil {
 			return err
 		}
+		now := time.Now()
 		for name, sr := range saved {
-			r := &room{members: map[uint64]proto.ChatMember{}, last: sr.Last, log: sr.Log}
+			r := &room{members: map[uint64]proto.ChatMember{}, seen: map[uint64]time.Time{}, last: sr.Last, log: sr.Log}
 			for _, mb := range sr.Members {
 				r.members[mb.Session.Session] = mb
+				r.seen[mb.Session.Session] = now // a lease from the restart on
 			}
 			c.State.rooms[name] = r
 			// The shard restarted or moved: members that missed messages
@@ -215,6 +244,7 @@ func Service(role string) *service.Service[*Rooms] {
 				}
 			}
 		}
+		c.State.arm(c)
 		return nil
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJoined, error) {
@@ -234,7 +264,7 @@ func Service(role string) *service.Service[*Rooms] {
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatSince) (proto.ChatLog, error) {
 		defer c.State.idle(c)
-		return c.State.since(m), nil
+		return c.State.since(c, m), nil
 	})
 	service.Handle(s, func(c *service.Context[*Rooms], m proto.ChatWho) (proto.ChatJoined, error) {
 		defer c.State.idle(c)
@@ -253,7 +283,7 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 	}
 	r := rs.rooms[m.Room]
 	if r == nil {
-		r = &room{members: map[uint64]proto.ChatMember{}}
+		r = &room{members: map[uint64]proto.ChatMember{}, seen: map[uint64]time.Time{}}
 		rs.rooms[m.Room] = r
 	}
 	id := m.Member.Session.Session
@@ -267,8 +297,10 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 	}
 	nick := r.unique(m.Member.Nick)
 	r.members[id] = proto.ChatMember{Session: m.Member.Session, Nick: nick}
+	r.seen[id] = time.Now()
 	if !rs.fit() {
 		delete(r.members, id)
+		delete(r.seen, id)
 		if was {
 			r.members[id] = prev
 		}
@@ -281,9 +313,10 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 		return proto.ChatJoined{}, ErrRoomFull
 	}
 	rs.save(c)
+	rs.arm(c)
 	count(c, m.Room, len(r.members))
 	r.send(c, m.Room, id, map[string]any{"type": "join", "user": nick, "message": nick + " joined the room"})
-	return proto.ChatJoined{Room: m.Room, Nick: nick, Users: r.nicks(), Last: r.last}, nil
+	return proto.ChatJoined{Room: m.Room, Nick: nick, Users: r.nicks(), Last: r.last, Lease: rs.lease.Milliseconds()}, nil
 }
 
 func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) {
@@ -296,6 +329,7 @@ func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) 
 		return
 	}
 	delete(r.members, session)
+	delete(r.seen, session)
 	count(c, name, len(r.members))
 	if len(r.members) == 0 {
 		delete(rs.rooms, name)
@@ -310,11 +344,78 @@ func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) 
 }
 
 // idle retires an instance that holds no room (one started by a request
-// for a room that no longer exists).
+// for a room that no longer exists), and sets the members' check again
+// if its timer was lost.
 func (rs *Rooms) idle(c *service.Context[*Rooms]) {
 	if len(rs.rooms) == 0 {
 		c.Retire()
+		return
 	}
+	rs.arm(c)
+}
+
+// arm sets the members' check, unless one is set and not overdue.
+func (rs *Rooms) arm(c *service.Context[*Rooms]) {
+	now := time.Now()
+	if len(rs.rooms) == 0 || (rs.checking && now.Before(rs.due.Add(rs.lease))) {
+		return
+	}
+	every := rs.lease / 4
+	rs.checking, rs.due = true, now.Add(every)
+	rs.gen++
+	gen := rs.gen
+	c.After(every, func(c *service.Context[*Rooms]) {
+		if gen == rs.gen {
+			rs.checking = false
+			rs.check(c)
+		}
+	})
+}
+
+// check drops the members not heard from for a lease, and asks the
+// others' agents to answer (a ChatEvent with Check, which an agent
+// answers with a ChatSince).
+func (rs *Rooms) check(c *service.Context[*Rooms]) {
+	now := time.Now()
+	type gone struct{ room, nick string }
+	var dropped []gone
+	for name, r := range rs.rooms {
+		for id, mb := range r.members {
+			if now.Sub(r.seen[id]) > rs.lease {
+				delete(r.members, id)
+				delete(r.seen, id)
+				dropped = append(dropped, gone{name, mb.Nick})
+				c.Logger().Info("chat dropped a member not heard from", "room", name, "session", id, "lease", rs.lease)
+			}
+		}
+	}
+	if len(dropped) > 0 {
+		for _, d := range dropped {
+			if r := rs.rooms[d.room]; r != nil && len(r.members) == 0 {
+				delete(rs.rooms, d.room)
+				count(c, d.room, 0)
+			}
+		}
+		rs.save(c)
+		for _, d := range dropped {
+			if r := rs.rooms[d.room]; r != nil {
+				count(c, d.room, len(r.members))
+				r.send(c, d.room, 0, map[string]any{"type": "leave", "user": d.nick, "message": d.nick + " left the room"})
+			}
+		}
+	}
+	if len(rs.rooms) == 0 {
+		c.Retire() // every member was dropped: the room is gone
+		return
+	}
+	for name, r := range rs.rooms {
+		for id, mb := range r.members {
+			if err := c.SendToSession(mb.Session, proto.ChatEvent{Room: name, Last: r.last, Check: true, Lease: rs.lease.Milliseconds()}); err != nil {
+				c.Logger().Debug("chat could not reach a member", "room", name, "session", id, "err", err)
+			}
+		}
+	}
+	rs.arm(c)
 }
 
 // count tells the directory how many members a room has.
@@ -369,6 +470,7 @@ func (rs *Rooms) say(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSen
 	if !ok {
 		return proto.ChatSent{}, fmt.Errorf("chat: not a member of %q", m.Room)
 	}
+	r.seen[m.Session] = time.Now()
 	if len(m.Text) > proto.MaxChatText {
 		return proto.ChatSent{}, fmt.Errorf("chat: text over %d bytes", proto.MaxChatText)
 	}
@@ -407,6 +509,7 @@ func (rs *Rooms) nick(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatN
 	if !ok {
 		return proto.ChatNicked{}, fmt.Errorf("chat: not a member of %q", m.Room)
 	}
+	r.seen[m.Session] = time.Now()
 	for id, other := range r.members {
 		if id != m.Session && other.Nick == m.Nick {
 			return proto.ChatNicked{Taken: true}, nil
@@ -426,13 +529,24 @@ func (rs *Rooms) nick(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatN
 var ErrRoomFull = errors.New("chat: room full")
 
 // since returns the messages of a room after an id, as far as its log
-// goes.
-func (rs *Rooms) since(m proto.ChatSince) proto.ChatLog {
+// goes, and whether the asking session is a member. A member's agent that
+// asks renews its lease, and moves its events to the gate it names (the
+// client resumed its session on another gate node).
+func (rs *Rooms) since(c *service.Context[*Rooms], m proto.ChatSince) proto.ChatLog {
 	r := rs.rooms[m.Room]
 	if r == nil {
-		return proto.ChatLog{}
+		return proto.ChatLog{NotMember: m.Session != 0}
 	}
-	out := proto.ChatLog{Last: r.last, First: r.last + 1}
+	mb, member := r.members[m.Session]
+	if member {
+		r.seen[m.Session] = time.Now()
+		if at := m.From; at.Session == m.Session && at.Gate != "" && (at.Gate != mb.Session.Gate || at.Watchdog != mb.Session.Watchdog) {
+			mb.Session = at
+			r.members[m.Session] = mb
+			rs.save(c)
+		}
+	}
+	out := proto.ChatLog{Last: r.last, First: r.last + 1, NotMember: !member && m.Session != 0}
 	if len(r.log) > 0 {
 		out.First = r.log[0].ID
 	}

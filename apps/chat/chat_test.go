@@ -30,9 +30,14 @@ type rooms struct {
 
 func startRooms(t *testing.T) *rooms {
 	t.Helper()
+	return startRoomsWith(t, chat.Config{})
+}
+
+func startRoomsWith(t *testing.T, c chat.Config) *rooms {
+	t.Helper()
 	n := ergotest.StartNode(t)
 	if _, err := n.Spawn(proto.ServicesName, gen.ProcessOptions{MailboxSize: service.HostMailbox},
-		service.Host(service.HostOptions{Services: []service.Definition{chat.Service(""), chat.Directory("")}})); err != nil {
+		service.Host(service.HostOptions{Services: []service.Definition{chat.Service(c), chat.Directory("")}})); err != nil {
 		t.Fatal(err)
 	}
 	p, ch := ergotest.Recorder(t, n, "")
@@ -282,5 +287,70 @@ func TestRoomSyncsAfterMessages(t *testing.T) {
 	}
 	if e := event(); e.ID != 0 || len(e.JSON) != 0 || e.Last != sent.ID {
 		t.Fatalf("third event %+v, want the room's last id %d", e, sent.ID)
+	}
+}
+
+// A room drops a member not heard from for its lease (a session that
+// ended while its agent was being replaced, a gate node gone) and tells
+// the others it left; a member whose agent answers the room's checks
+// stays, and its answer can move its events to another gate. The dropped
+// member's next ChatSince learns it is out.
+func TestRoomDropsSilentMembers(t *testing.T) {
+	t.Parallel()
+	const lease = time.Second
+	r := startRoomsWith(t, chat.Config{MemberLease: lease})
+	_, annEvents := ergotest.Recorder(t, r.n, "ann.watchdog")
+	_, movedEvents := ergotest.Recorder(t, r.n, "moved.watchdog")
+	ann := proto.ChatMember{Nick: "ann", Session: proto.Address{Gate: string(r.n.Name()), Watchdog: "ann.watchdog", Session: 1}}
+	var j proto.ChatJoined
+	for _, m := range []proto.ChatMember{ann, member(2, "bob")} {
+		if err := r.call("lobby", proto.ChatJoin{Room: "lobby", Member: m}, &j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ann's agent answers every check; bob's never does. Over eight
+	// checks (two leases), bob is dropped and ann is not.
+	checks, bobLeft := 0, false
+	for checks < 8 || !bobLeft {
+		m := ergotest.Next[proto.AgentMessage](t, annEvents, 10*time.Second, nil)
+		var e proto.ChatEvent
+		if err := proto.Msgpack().Unmarshal(m.Payload, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Check {
+			checks++
+			var l proto.ChatLog
+			if err := r.call("lobby", proto.ChatSince{Room: "lobby", Session: 1, After: e.Last, From: ann.Session}, &l); err != nil || l.NotMember {
+				t.Fatalf("ann's answer to check %d: %+v, %v", checks, l, err)
+			}
+			continue
+		}
+		if strings.Contains(string(e.JSON), `"type":"leave"`) {
+			if bobLeft || !strings.Contains(string(e.JSON), `"user":"bob"`) {
+				t.Fatalf("event %s", e.JSON)
+			}
+			bobLeft = true
+		}
+	}
+	var who proto.ChatJoined
+	if err := r.call("lobby", proto.ChatWho{Room: "lobby"}, &who); err != nil || fmt.Sprint(who.Users) != "[ann]" {
+		t.Fatalf("WHO after bob was dropped: %+v, %v", who, err)
+	}
+	var l proto.ChatLog
+	if err := r.call("lobby", proto.ChatSince{Room: "lobby", Session: 2}, &l); err != nil || !l.NotMember {
+		t.Fatalf("bob's ChatSince: %+v, %v; want NotMember", l, err)
+	}
+	// ann's session resumed on another gate: its answer says where, and
+	// the room's events go there.
+	moved := ann.Session
+	moved.Watchdog = "moved.watchdog"
+	var annLog proto.ChatLog
+	if err := r.call("lobby", proto.ChatSince{Room: "lobby", Session: 1, From: moved}, &annLog); err != nil || annLog.NotMember {
+		t.Fatalf("ann's ChatSince from another gate: %+v, %v", annLog, err)
+	}
+	m := ergotest.Next[proto.AgentMessage](t, movedEvents, 10*time.Second, nil)
+	var e proto.ChatEvent
+	if err := proto.Msgpack().Unmarshal(m.Payload, &e); err != nil || !e.Check || m.Session != 1 {
+		t.Fatalf("first event at ann's new gate: %+v, %v; want a check", e, err)
 	}
 }

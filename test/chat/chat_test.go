@@ -108,7 +108,9 @@ func (c *client) expect(typ string) map[string]any {
 // listeners, their agents and the room service on a worker: clients of
 // both gates, one over lines, share a room — names unique in it, every
 // message acknowledged to its sender with its id and delivered to the
-// others in the room's order, joins, leaves and renames seen by all.
+// others in the room's order, joins, leaves and renames seen by all. A
+// member whose gate node is killed is dropped from the room once its
+// lease is over (member_lease, 3 s here).
 func TestChatAcrossGates(t *testing.T) {
 	ports := proctest.FreePorts(t, 6)
 	gossip := ports[0]
@@ -127,7 +129,7 @@ func TestChatAcrossGates(t *testing.T) {
 		return b.String()
 	}
 	cfg := filepath.Join(t.TempDir(), "cluster.toml")
-	src := fmt.Sprintf("[cluster]\ncookie = \"chat-test\"\nseeds = [\"127.0.0.1:%d\"]\n[chat]\nrole = \"agent\"\n%s%s[[node]]\nname = \"worker1\"\nroles = [\"agent\"]\nadmin = \"off\"\n",
+	src := fmt.Sprintf("[cluster]\ncookie = \"chat-test\"\nseeds = [\"127.0.0.1:%d\"]\n[chat]\nrole = \"agent\"\nmember_lease = \"3s\"\n%s%s[[node]]\nname = \"worker1\"\nroles = [\"agent\"]\nadmin = \"off\"\n",
 		gossip, gate("gate1", fmt.Sprintf("gossip_port = %d", gossip), chat1, line1), gate("gate2", "", chat2))
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -256,6 +258,24 @@ func TestChatAcrossGates(t *testing.T) {
 	bob.conn.Close()
 	if m := ann.expect("leave"); m["user"] != "bob" {
 		t.Fatalf("bob's disconnect seen as %v", m)
+	}
+	// A member whose gate node is killed leaves no agent to take it out
+	// of the room: the room drops it when its lease is over.
+	dave := dial(t, chat2, false)
+	dave.do("NICK", "dave")
+	dave.expect("nick_change")
+	dave.do("JOIN", "lobby")
+	dave.expect("room_joined")
+	if m := ann.expect("join"); m["user"] != "dave" {
+		t.Fatalf("dave's join seen as %v", m)
+	}
+	procs["gate2"].Kill(t)
+	if m := ann.expect("leave"); m["user"] != "dave" {
+		t.Fatalf("after gate2 was killed: %v", m)
+	}
+	ann.do("WHO", "")
+	if m := ann.expect("who"); fmt.Sprint(m["users"]) != "[ann]" {
+		t.Fatalf("WHO after gate2 was killed: %v", m)
 	}
 }
 

@@ -42,6 +42,8 @@ const (
 	joiningKey  = "chat.joining"
 	fetchingKey = "chat.fetching"
 	heldKey     = "chat.held"
+	checkedKey  = "chat.checked"  // when the room last checked its members
+	watchingKey = "chat.watching" // a wait for the next check is set
 )
 
 // maxHeld bounds the events a session holds while it waits for the room:
@@ -153,9 +155,15 @@ func release(s *agent.Session) {
 func deliver(s *agent.Session, e proto.ChatEvent) {
 	r := s.String(RoomKey)
 	switch seen := last(s); {
-	case e.ID == 0 && len(e.JSON) == 0: // the room restarted: its last message is e.Last
-		if e.Last > seen {
+	case e.ID == 0 && len(e.JSON) == 0:
+		// The room restarted, or a moment passed after its last message
+		// (e.Last), or it checks its members (e.Check): a fetch answers
+		// the check too.
+		if e.Last > seen || e.Check {
 			fetch(s, r)
+		}
+		if e.Check {
+			watchChecks(s, r, time.Duration(e.Lease)*time.Millisecond)
 		}
 	case e.ID == 0:
 		_ = s.Write(e.JSON) // joins, leaves, renames: not numbered
@@ -170,6 +178,36 @@ func deliver(s *agent.Session, e proto.ChatEvent) {
 	}
 }
 
+// watchChecks notes a check of room r, whose lease is lease, and makes
+// sure one more is awaited: an agent that has had none for a lease may
+// have been dropped from the room (its answers were lost, or its node was
+// cut off), which no event of the room would tell it. It then asks the
+// room (fetch), which lets it in again if so.
+func watchChecks(s *agent.Session, r string, lease time.Duration) {
+	sc := s.Scratch()
+	sc[checkedKey] = time.Now()
+	if lease <= 0 || sc[watchingKey] == true {
+		return
+	}
+	sc[watchingKey] = true
+	var wait func(s *agent.Session)
+	wait = func(s *agent.Session) {
+		sc := s.Scratch()
+		if s.String(RoomKey) != r {
+			delete(sc, watchingKey)
+			return
+		}
+		checked, _ := sc[checkedKey].(time.Time)
+		if since := time.Since(checked); since < lease {
+			s.After(lease-since, wait)
+			return
+		}
+		delete(sc, watchingKey) // armed again by the next check
+		fetch(s, r)
+	}
+	s.After(lease, wait)
+}
+
 // fetch asks the room for the messages after the last one written, and
 // writes them; the room's events wait meanwhile.
 func fetch(s *agent.Session, r string) {
@@ -178,7 +216,7 @@ func fetch(s *agent.Session, r string) {
 		return
 	}
 	sc[fetchingKey] = true
-	req := proto.ChatSince{Room: r, Session: s.ID(), After: last(s)}
+	req := proto.ChatSince{Room: r, Session: s.ID(), After: last(s), From: s.Address()}
 	err := agent.Call(s, agent.Service(proto.ChatService).WithKey(r), req, func(s *agent.Session, l proto.ChatLog, err error) {
 		s.Scratch()[fetchingKey] = false
 		if s.String(RoomKey) != r {
@@ -190,6 +228,12 @@ func fetch(s *agent.Session, r string) {
 					fetch(s, r)
 				}
 			})
+			return
+		}
+		if l.NotMember {
+			// The room dropped this member (it was not heard from for the
+			// room's lease): in again, then what it missed.
+			_ = join(s, r) // events held meanwhile wait for its answer
 			return
 		}
 		seen := last(s)
@@ -313,12 +357,17 @@ func join(s *agent.Session, r string) error {
 			_ = fail(s, msg)
 			return
 		}
-		if s.String(RoomKey) != r {
+		again := s.String(RoomKey) == r
+		if !again {
 			_ = s.Set(LastKey, j.Last) // a member gets the messages after its join
 		}
 		_ = s.Set(RoomKey, r)
 		_ = s.Set(NickKey, j.Nick)
 		_ = send(s, map[string]any{"type": "room_joined", "room": r, "users": j.Users, "user": j.Nick})
+		if again && j.Last > last(s) {
+			fetch(s, r) // back in its room: what it missed while out
+		}
+		watchChecks(s, r, time.Duration(j.Lease)*time.Millisecond)
 		release(s)
 	})
 }

@@ -28,7 +28,7 @@ func ExampleNew() {
 	defer cancel()
 	n, err := nodes.Start(ctx, cfg, "chat", nodes.Options{
 		Agents:   map[string]*agent.Agent{"chat": chatagent.New()},
-		Services: []service.Definition{chat.Service(""), chat.Directory("")},
+		Services: []service.Definition{chat.Service(chat.Config{}), chat.Directory("")},
 		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
