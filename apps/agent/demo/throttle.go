@@ -15,8 +15,10 @@ const ThrottleService = "demo.logins"
 // Throttle configures the login throttle: after FreeTries failed logins in
 // a row for one account, or FreeTries*4 from one client address, the next
 // attempt for it must wait Base, then twice as long after each further
-// failure, up to Max. A successful login clears its account's and its
-// address's count. Addresses are keyed as the listeners' limits key them
+// failure, up to Max. A successful login clears its account's count, not
+// its address's: else a guesser holding one account of its own would
+// clear its address's count between guesses at others. A count is
+// forgotten once Max has passed without a failure. Addresses are keyed as the listeners' limits key them
 // (net/limit's Key): an IPv4-mapped IPv6 address as its IPv4 address, an
 // IPv6 one by its first IPv6Prefix bits, so that one client cannot pass
 // for many. The throttle remembers at most MaxKeys accounts and
@@ -78,6 +80,7 @@ type loginResult struct {
 type failures struct {
 	key   string
 	n     int       // failed in a row
+	last  time.Time // the last failure
 	until time.Time // no attempt before
 }
 
@@ -113,13 +116,12 @@ func (t *throttle) check(q loginCheck, now time.Time) time.Duration {
 	return max(t.wait(userKey(q.User), now), t.wait(t.addrKey(q.Addr), now))
 }
 
-// result counts how the login r went: a success clears its account and
-// its address, a failure counts against both.
+// result counts how the login r went: a success clears its account, a
+// failure counts against the account and the address.
 func (t *throttle) result(r loginResult, now time.Time) {
 	user, addr := userKey(r.User), t.addrKey(r.Addr)
 	if r.OK {
 		t.clear(user)
-		t.clear(addr)
 		return
 	}
 	t.fail(user, t.o.FreeTries, now)
@@ -165,7 +167,11 @@ func (t *throttle) fail(key string, free int, now time.Time) {
 		t.lru.MoveToFront(e)
 	}
 	f := e.Value.(*failures)
+	if now.Sub(f.last) > t.o.Max {
+		f.n = 0 // quiet for Max: forgotten
+	}
 	f.n++
+	f.last = now
 	if f.n >= free {
 		d := t.o.Base
 		for i := free; i < f.n && d < t.o.Max; i++ {

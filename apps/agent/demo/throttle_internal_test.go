@@ -30,6 +30,13 @@ func TestThrottleBackOff(t *testing.T) {
 	if w := th.wait("u:ann", now); w != 0 {
 		t.Errorf("a failure after a success waits %v", w)
 	}
+	// A count is forgotten after Max without a failure.
+	th.fail("u:bob", o.FreeTries, now)
+	th.fail("u:bob", o.FreeTries, now)
+	later := now.Add(o.Max + time.Second)
+	if th.fail("u:bob", o.FreeTries, later); th.wait("u:bob", later) != 0 {
+		t.Errorf("a failure %v after the last waits %v, want it counted as the first", o.Max+time.Second, th.wait("u:bob", later))
+	}
 	for i := range 10 {
 		th.fail(fmt.Sprintf("a:10.0.0.%d", i), 1, now)
 	}
@@ -88,6 +95,17 @@ func TestThrottleKeysAddresses(t *testing.T) {
 				t.Errorf("an account that failed once, from another address, waits %v", w)
 			}
 		})
+	}
+	// A guesser that logs in to an account of its own between guesses
+	// keeps its address's count.
+	o := Throttle{Base: time.Minute}.withDefaults()
+	th := &throttle{o: o, lru: list.New(), keys: map[string]*list.Element{}}
+	for i := range o.FreeTries * 4 {
+		th.result(loginResult{User: fmt.Sprintf("user%d", i), Addr: "192.0.2.7"}, now)
+		th.result(loginResult{User: "mine", Addr: "192.0.2.7", OK: true}, now)
+	}
+	if w := th.check(loginCheck{User: "fresh", Addr: "192.0.2.7"}, now); w != o.Base {
+		t.Errorf("after %d failures, each followed by a success of its own account, the address waits %v, want %v", o.FreeTries*4, w, o.Base)
 	}
 	if o := (Throttle{}).withDefaults(); o.IPv6Prefix != 64 {
 		t.Errorf("default ipv6_prefix %d, want 64", o.IPv6Prefix)
