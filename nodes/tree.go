@@ -33,7 +33,7 @@ func (n *Node) agentPool(name string, lc ListenerConfig, kinds map[string]*agent
 			Codec: codec, Logger: n.log, Remote: n.remote, Leaving: n.stopping.Load, Stats: n.agentStats,
 			ResumeWindow: lc.resumeWindow(), Sessions: n.agentDir, Pool: name, Others: n.others, Unreachable: n.unreachable,
 		}), ""),
-		Options: gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc)), DirectboxSize: 2},
+		Options: gen.ProcessOptions{MailboxSize: agentMailbox(window, maxFrame(lc), kind.MailboxRoom()), DirectboxSize: 2},
 	}
 	n.shards = append(n.shards, shardNames(pool)...)
 	return pool, nil
@@ -149,12 +149,13 @@ func (n *Node) startTree(cfg *Config, nc NodeConfig, kinds map[string]*agent.Age
 // messages in flight to it (a frame split into parts of proto.MaxChunk takes
 // one token per part, at most the whole window, so one frame alone may need
 // ceil(maxFrame/proto.MaxChunk) slots), plus room for control messages
-// (session state, stop) and pushes. Ergo allocates three channels of this
-// size per process, so it is the largest part of an idle client's memory;
-// a full mailbox loses messages (sup/ERGO.md E7).
-func agentMailbox(window, maxFrame int) uint16 {
+// (session state, stop) and pushes: the agent kind's (agent.Agent.Room).
+// Ergo allocates three channels of this size per process, so it is the
+// largest part of an idle client's memory; a full mailbox loses messages
+// (sup/ERGO.md E7).
+func agentMailbox(window, maxFrame, room int) uint16 {
 	parts := max((maxFrame+proto.MaxChunk-1)/proto.MaxChunk, 1)
-	return uint16(min(max(max(window, parts)+8, 16), 65535))
+	return uint16(min(max(max(window, parts)+room, 16), 65535))
 }
 
 // maxFrame is a listener's largest frame payload.

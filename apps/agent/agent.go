@@ -39,6 +39,38 @@ type Agent struct {
 	onFrame      FrameFunc
 	maxBadFrames int
 	unavailable  []byte
+	room         int
+}
+
+// DefaultRoom is how many messages besides its client's frames an agent's
+// mailbox holds when Room is not set; MaxRoom is the most Room gives.
+const (
+	DefaultRoom = 8
+	MaxRoom     = 4096
+)
+
+// Room sets how many messages besides its client's frames an agent's
+// mailbox holds (n at most MaxRoom; DefaultRoom if not set): messages of
+// other processes (Receive's), answers of services, timers. The client's
+// frames have room of their own (the listener's window), so they never
+// take it. A message that finds the mailbox full is lost: a sender on the
+// same node gets an error, one on another node does not (the receiving
+// node logs a warning). An agent that gets bursts of pushes, such as a
+// chat member in a busy room, needs room for a burst. The mailbox is allocated with
+// each agent, whether used or not: room costs memory per session.
+func (a *Agent) Room(n int) *Agent {
+	if n > 0 {
+		a.room = min(n, MaxRoom)
+	}
+	return a
+}
+
+// MailboxRoom returns the room Room set, or DefaultRoom.
+func (a *Agent) MailboxRoom() int {
+	if a.room > 0 {
+		return a.room
+	}
+	return DefaultRoom
 }
 
 // Unavailable sets what a raw agent's client gets in place of the answer

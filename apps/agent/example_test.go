@@ -133,3 +133,12 @@ func ExampleSession_Every() {
 	// map[tick:2] <nil>
 	// map[tick:3] <nil>
 }
+
+// An agent whose sessions get bursts of messages from other processes
+// (a chat member in a busy room) asks for room in its mailbox for them;
+// the node sizes each of its agents' mailboxes with it.
+func ExampleAgent_Room() {
+	member := agent.New().Room(64)
+	fmt.Println(member.MailboxRoom(), agent.New().MailboxRoom())
+	// Output: 64 8
+}
