@@ -55,9 +55,11 @@ const (
 // frames have room of their own (the listener's window), so they never
 // take it. A message that finds the mailbox full is lost: a sender on the
 // same node gets an error, one on another node does not (the receiving
-// node logs a warning). An agent that gets bursts of pushes, such as a
-// chat member in a busy room, needs room for a burst. The mailbox is allocated with
-// each agent, whether used or not: room costs memory per session.
+// node logs a warning). An agent that gets bursts of pushes needs room
+// for a burst. The mailbox is allocated with each agent, whether used or
+// not: each message of room costs about 160 bytes per session
+// (BENCHMARKS.md, "Where an idle client's memory goes"). The chat agent
+// keeps the default: it asks its room again for the events it lost.
 func (a *Agent) Room(n int) *Agent {
 	if n > 0 {
 		a.room = min(n, MaxRoom)

@@ -63,9 +63,6 @@ func room(name string) agent.ServiceRef {
 // New returns the chat agent.
 func New() *agent.Agent {
 	a := agent.New().
-		// A busy room's events come in bursts: room for them while the
-		// agent waits on a command.
-		Room(64).
 		Unavailable([]byte(`{"type":"error","message":"` + MsgChatError + `"}`)).
 		OnStart(func(s *agent.Session) error {
 			nick := "Guest" + strconv.FormatUint(s.ID()&0xffffffff, 10)
