@@ -188,8 +188,8 @@ func (s *server) Init(p *gen.ServerProcess, args ...etf.Term) error {
 	}
 	st.sess.gate.Node, st.sess.gate.Watchdog = st.start.GateNode, st.start.Watchdog
 	st.sess.later = func(d time.Duration, msg any) { p.SendAfter(p.Self(), msg, d) }
-	st.sess.timers.schedule = func(id uint64, d time.Duration) func() {
-		cancel := p.SendAfter(p.Self(), timerFired{id: id}, d)
+	st.sess.timers.schedule = func(id, gen uint64, d time.Duration) func() {
+		cancel := p.SendAfter(p.Self(), timerFired{id: id, gen: gen}, d)
 		return func() { cancel() }
 	}
 	st.log = s.opts.Logger.With("session", st.start.Session, "pid", p.Self().String())
@@ -234,6 +234,9 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 	st := p.State.(*state)
 	if len(st.sess.calls.deadlines) > 0 {
 		s.expireCalls(p, st)
+	}
+	for _, f := range st.sess.timers.overdue(time.Now()) {
+		s.fire(p, st, f) // its message is late, or was lost to a full mailbox
 	}
 	switch m := msg.(type) {
 	case proto.Frame:
@@ -285,7 +288,7 @@ func (s *server) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus
 		st.flushing = false
 		s.flushBacklog(p, st)
 	case timerFired:
-		s.fire(p, st, m.id)
+		s.fire(p, st, m)
 	case proto.AgentMessage:
 		s.message(p, st, m)
 	case proto.ServiceReply:
@@ -461,12 +464,12 @@ func (s *server) frame(p *gen.ServerProcess, st *state, f proto.Frame) gen.Serve
 }
 
 // fire runs a session Timer's callback and sends its output at once.
-func (s *server) fire(p *gen.ServerProcess, st *state, id uint64) {
+func (s *server) fire(p *gen.ServerProcess, st *state, m timerFired) {
 	if st.sess.closing || st.sess.closed {
 		st.sess.timers.stopAll()
 		return
 	}
-	t := st.sess.timers.take(id)
+	t := st.sess.timers.take(m.id, m.gen)
 	if t == nil {
 		return // stopped meanwhile
 	}

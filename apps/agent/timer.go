@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"sort"
 	"time"
 )
 
@@ -14,26 +15,33 @@ const MinEvery = time.Millisecond
 // at once, in order with the session's other output. Timers belong to
 // the agent process: they end with it, and are not carried to the agent
 // that takes the session over after a crash or a move (set them again
-// in the [Agent.OnRestore] hook).
+// in the [Agent.OnRestore] hook). A Timer runs even when its message to
+// the agent's process is lost to a full mailbox: late, when the agent
+// handles its next message.
 type Timer struct {
 	s      *Session
 	id     uint64
 	every  time.Duration // 0: once
 	f      func(*Session)
 	cancel func()
+	due    time.Time // when it runs next
+	gen    uint64    // which of its timerFired messages is the current one
 }
 
 // timers are a session's pending Timers. schedule is set by the agent's
-// process: it sends the process timerFired{id} after d, and returns a
-// function that cancels that.
+// process: it sends the process timerFired{id, gen} after d, and returns a
+// function that cancels that. That message is lost when the process's
+// mailbox is full then: a Timer past its due time runs when the process
+// handles any message (overdue), and the late message is then ignored.
 type timers struct {
 	next     uint64
 	live     map[uint64]*Timer
-	schedule func(id uint64, d time.Duration) func()
+	schedule func(id, gen uint64, d time.Duration) func()
+	earliest time.Time // no Timer is due before it
 }
 
 // timerFired is the agent's timer message to itself.
-type timerFired struct{ id uint64 }
+type timerFired struct{ id, gen uint64 }
 
 // After runs f once, d from now, unless the Timer is stopped or the
 // session ends first.
@@ -60,8 +68,18 @@ func (s *Session) startTimer(d, every time.Duration, f func(*Session)) *Timer {
 	s.timers.next++
 	t.id = s.timers.next
 	s.timers.live[t.id] = t
-	t.cancel = s.timers.schedule(t.id, d)
+	s.timers.arm(t, d)
 	return t
+}
+
+// arm schedules t's next run, d from now.
+func (tm *timers) arm(t *Timer, d time.Duration) {
+	t.gen++
+	t.due = time.Now().Add(d)
+	if tm.earliest.IsZero() || t.due.Before(tm.earliest) {
+		tm.earliest = t.due
+	}
+	t.cancel = tm.schedule(t.id, t.gen, d)
 }
 
 // Stop cancels the Timer. It reports whether the Timer was pending: false
@@ -92,17 +110,52 @@ func (tm *timers) stopAll() {
 	}
 }
 
-// take returns the Timer id fired for, rescheduling it when it repeats, or
-// nil when it was stopped meanwhile.
-func (tm *timers) take(id uint64) *Timer {
+// take returns the Timer whose message timerFired{id, gen} is, rescheduling
+// it when it repeats, or nil when it was stopped meanwhile or the message
+// is not its current one (it ran already, overdue).
+func (tm *timers) take(id, gen uint64) *Timer {
 	t, ok := tm.live[id]
-	if !ok {
+	if !ok || t.gen != gen {
 		return nil
 	}
 	if t.every > 0 {
-		t.cancel = tm.schedule(id, t.every)
+		tm.arm(t, t.every)
 	} else {
 		delete(tm.live, id)
 	}
 	return t
+}
+
+// overdue returns the timerFired messages of the Timers due by now, the
+// earliest first: their own messages are late, or were lost.
+func (tm *timers) overdue(now time.Time) []timerFired {
+	if len(tm.live) == 0 || now.Before(tm.earliest) {
+		return nil
+	}
+	var out []timerFired
+	var due []time.Time
+	tm.earliest = time.Time{}
+	for id, t := range tm.live {
+		if !t.due.After(now) {
+			out = append(out, timerFired{id: id, gen: t.gen})
+			due = append(due, t.due)
+		} else if tm.earliest.IsZero() || t.due.Before(tm.earliest) {
+			tm.earliest = t.due
+		}
+	}
+	sort.Sort(byDue{out, due})
+	return out
+}
+
+// byDue sorts timerFired messages by their Timers' due times.
+type byDue struct {
+	m   []timerFired
+	due []time.Time
+}
+
+func (b byDue) Len() int           { return len(b.m) }
+func (b byDue) Less(i, j int) bool { return b.due[i].Before(b.due[j]) }
+func (b byDue) Swap(i, j int) {
+	b.m[i], b.m[j] = b.m[j], b.m[i]
+	b.due[i], b.due[j] = b.due[j], b.due[i]
 }

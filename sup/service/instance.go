@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -94,20 +95,67 @@ type Context[S any] struct {
 
 	retiring bool // Retire was called
 
-	timers map[uint64]func(c *Context[S]) // After's, by id
-	timer  uint64                         // last id
+	timers   map[uint64]timer[S] // After's, by id
+	timer    uint64              // last id
+	earliest time.Time           // no timer is due before it
 }
 
 // After runs f in the instance's process once d has passed, unless the
 // instance ended first (a restarted instance has no timers: set them
 // again in OnStart).
+//
+// A timer whose message the instance's full mailbox lost when it came due
+// runs when the instance handles its next message.
 func (c *Context[S]) After(d time.Duration, f func(c *Context[S])) {
 	if c.timers == nil {
-		c.timers = map[uint64]func(*Context[S]){}
+		c.timers = map[uint64]timer[S]{}
 	}
 	c.timer++
-	c.timers[c.timer] = f
+	due := time.Now().Add(d)
+	c.timers[c.timer] = timer[S]{f: f, due: due}
+	if c.earliest.IsZero() || due.Before(c.earliest) {
+		c.earliest = due
+	}
 	c.p.SendAfter(c.p.Self(), timerFired{id: c.timer}, d)
+}
+
+// timer is a pending Context.After.
+type timer[S any] struct {
+	f   func(c *Context[S])
+	due time.Time
+}
+
+// runTimer runs the timer id unless it ran already.
+func (c *Context[S]) runTimer(id uint64) {
+	t, ok := c.timers[id]
+	if !ok {
+		return
+	}
+	delete(c.timers, id)
+	if err := safe(c.log, func() error { t.f(c); return nil }); err != nil {
+		c.log.Error("service timer failed", "err", err)
+	}
+}
+
+// runOverdue runs the timers past their due time, the earliest first:
+// their messages are late, or were lost.
+func (c *Context[S]) runOverdue(now time.Time) {
+	if len(c.timers) == 0 || now.Before(c.earliest) {
+		return
+	}
+	var ids []uint64
+	c.earliest = time.Time{}
+	for id, t := range c.timers {
+		if !t.due.After(now) {
+			ids = append(ids, id)
+		} else if c.earliest.IsZero() || t.due.Before(c.earliest) {
+			c.earliest = t.due
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return c.timers[ids[i]].due.Before(c.timers[ids[j]].due) })
+	for _, id := range ids {
+		c.runTimer(id)
+	}
 }
 
 // heldSend is a message of a durable instance waiting for the snapshot
@@ -381,6 +429,7 @@ func (in *instance[S]) Init(p *gen.ServerProcess, args ...etf.Term) error {
 
 func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
 	c := p.State.(*Context[S])
+	c.runOverdue(time.Now())
 	switch m := msg.(type) {
 	case hostCall:
 		reply := proto.ServiceReply{Ref: m.call.Ref}
@@ -409,12 +458,7 @@ func (in *instance[S]) HandleInfo(p *gen.ServerProcess, msg etf.Term) gen.Server
 	case snapshotHeld:
 		c.release(m.seq)
 	case timerFired:
-		if f, ok := c.timers[m.id]; ok {
-			delete(c.timers, m.id)
-			if err := safe(c.log, func() error { f(c); return nil }); err != nil {
-				c.log.Error("service timer failed", "err", err)
-			}
-		}
+		c.runTimer(m.id)
 	case proto.ServiceCast:
 		h, ok := in.svc.casts[m.Kind]
 		if c.retiring {

@@ -459,3 +459,66 @@ func TestKeyedInstances(t *testing.T) {
 		t.Fatalf("b: %+v, %v; want 21, untouched by a's retirement", got, err)
 	}
 }
+
+// A timer (Context.After) whose message is lost, because the instance's
+// mailbox was full when it came due, runs when the instance handles its
+// next message, once.
+func TestTimerLostToAFullMailboxRunsLate(t *testing.T) {
+	t.Parallel()
+	held, filled, release, ran := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{}, 4)
+	s := service.New[*int]("late").OnStart(func(c *service.Context[*int]) error {
+		c.State = new(int)
+		return nil
+	})
+	service.Receive(s, func(c *service.Context[*int], _ add) error {
+		held <- struct{}{}
+		<-filled // the mailbox is full from now on, while this runs
+		c.After(20*time.Millisecond, func(c *service.Context[*int]) { ran <- struct{}{} })
+		<-release
+		return nil
+	})
+	service.Handle(s, func(c *service.Context[*int], _ get) (count, error) { return count{}, nil })
+	n := startHost(t, s)
+	cl := newCaller(t, n)
+	ergotest.CheckFor(t, waitTime, 10*time.Millisecond, func() error {
+		_, _, err := cl.call("late", get{}, time.Second)
+		return err
+	})
+	cl.cast("late", add{N: 1})
+	<-held
+	// Fill the instance's mailbox with messages it ignores.
+	inst := n.ProcessByName("svc.late.0")
+	if inst == nil {
+		close(release)
+		t.Fatal("no instance process svc.late.0")
+	}
+	full := false
+	for range 2 * service.InstanceMailbox {
+		if err := cl.p.Send(inst.Self(), struct{}{}); err != nil {
+			full = true
+			break
+		}
+	}
+	close(filled)
+	if !full {
+		close(release)
+		t.Fatal("the instance's mailbox never filled")
+	}
+	// The timer comes due while the mailbox is full: its message is lost.
+	// (Not a synchronisation: on a machine so slow that it has not come
+	// due yet, the message waits in the mailbox, and the test checks
+	// less.)
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	select {
+	case <-ran:
+	case <-time.After(waitTime):
+		t.Fatal("the timer never ran")
+	}
+	if _, _, err := cl.call("late", get{}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if len(ran) != 0 {
+		t.Fatal("the timer ran twice")
+	}
+}
