@@ -85,12 +85,8 @@ type Rooms struct {
 	rooms map[string]*room
 	lease time.Duration
 	// The members' check (check) runs every lease/4 while the instance
-	// has rooms: due is when the one set should run, and gen tells it
-	// from one set before it. A check overdue by a lease is set again
-	// (a timer is lost when the instance's mailbox is full).
+	// has rooms; checking: one is set.
 	checking bool
-	due      time.Time
-	gen      uint64
 }
 
 // savedRoom is a room as the service saves it (service.Context.Save) after
@@ -344,37 +340,29 @@ func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) 
 }
 
 // idle retires an instance that holds no room (one started by a request
-// for a room that no longer exists), and sets the members' check again
-// if its timer was lost.
+// for a room that no longer exists).
 func (rs *Rooms) idle(c *service.Context[*Rooms]) {
 	if len(rs.rooms) == 0 {
 		c.Retire()
-		return
 	}
-	rs.arm(c)
 }
 
-// arm sets the members' check, unless one is set and not overdue.
+// arm sets the members' check, unless one is set. (A timer whose message
+// a full mailbox lost runs late: service.Context.After.)
 func (rs *Rooms) arm(c *service.Context[*Rooms]) {
-	now := time.Now()
-	if len(rs.rooms) == 0 || (rs.checking && now.Before(rs.due.Add(rs.lease))) {
+	if len(rs.rooms) == 0 || rs.checking {
 		return
 	}
-	every := rs.lease / 4
-	rs.checking, rs.due = true, now.Add(every)
-	rs.gen++
-	gen := rs.gen
-	c.After(every, func(c *service.Context[*Rooms]) {
-		if gen == rs.gen {
-			rs.checking = false
-			rs.check(c)
-		}
+	rs.checking = true
+	c.After(rs.lease/4, func(c *service.Context[*Rooms]) {
+		rs.checking = false
+		rs.check(c)
 	})
 }
 
-// check drops the members not heard from for a lease, and asks the
-// others' agents to answer (a ChatEvent with Check, which an agent
-// answers with a ChatSince).
+// check drops the members not heard from for a lease, asks the others'
+// agents to answer (a ChatEvent with Check, which an agent answers with a
+// ChatSince), and tells the directory the rooms' counts again.
 func (rs *Rooms) check(c *service.Context[*Rooms]) {
 	now := time.Now()
 	type gone struct{ room, nick string }
@@ -399,7 +387,6 @@ func (rs *Rooms) check(c *service.Context[*Rooms]) {
 		rs.save(c)
 		for _, d := range dropped {
 			if r := rs.rooms[d.room]; r != nil {
-				count(c, d.room, len(r.members))
 				r.send(c, d.room, 0, map[string]any{"type": "leave", "user": d.nick, "message": d.nick + " left the room"})
 			}
 		}
@@ -409,6 +396,9 @@ func (rs *Rooms) check(c *service.Context[*Rooms]) {
 		return
 	}
 	for name, r := range rs.rooms {
+		// Again, in case the directory missed a count (it was not
+		// running yet, or moving): ROOMS is right within a check.
+		count(c, name, len(r.members))
 		for id, mb := range r.members {
 			if err := c.SendToSession(mb.Session, proto.ChatEvent{Room: name, Last: r.last, Check: true, Lease: rs.lease.Milliseconds()}); err != nil {
 				c.Logger().Debug("chat could not reach a member", "room", name, "session", id, "err", err)
