@@ -49,7 +49,8 @@ type Config struct {
 	// (0: DefaultMemberLease). Every quarter of it, a room asks its
 	// members' agents to answer; a member whose session ended without
 	// its agent leaving (the agent was being replaced), or whose gate
-	// node is gone, is dropped once the lease is over. An agent that
+	// node is gone, is dropped once the lease is over and it has left
+	// four checks in a row unanswered. An agent that
 	// finds it was dropped joins again, and gets the messages it missed.
 	MemberLease time.Duration `toml:"member_lease"`
 }
@@ -122,12 +123,28 @@ func (rs *Rooms) snapshot() map[string]savedRoom {
 // message, and its last messages (oldest first).
 type room struct {
 	members map[uint64]proto.ChatMember
-	seen    map[uint64]time.Time // when each member's agent was last heard from
+	heard   map[uint64]heard // of each member's agent
 	last    uint64
 	log     []proto.ChatLogEntry
 	synced  uint64 // the last id its members were told of (sync)
 	syncing bool   // a sync is due (SyncAfter)
 }
+
+// heard is what a room knows of a member's agent: when it last heard
+// from it, and how many checks it sent it since.
+type heard struct {
+	at         time.Time
+	unanswered int
+}
+
+// hear notes that the agent of the member of session id was heard from.
+func (r *room) hear(id uint64) { r.heard[id] = heard{at: time.Now()} }
+
+// dropAfter is how many checks in a row a member must leave unanswered,
+// besides a whole lease passing, before it is dropped: the room counts
+// its own checks, so time alone (its process held up on an overloaded
+// node) drops no one.
+const dropAfter = 4
 
 // SyncAfter is how long after a message a room tells its members the id
 // of its last message (and again while messages come): a member whose
@@ -225,10 +242,10 @@ func Service(c Config) *service.Service[*Rooms] {
 		}
 		now := time.Now()
 		for name, sr := range saved {
-			r := &room{members: map[uint64]proto.ChatMember{}, seen: map[uint64]time.Time{}, last: sr.Last, log: sr.Log}
+			r := &room{members: map[uint64]proto.ChatMember{}, heard: map[uint64]heard{}, last: sr.Last, log: sr.Log}
 			for _, mb := range sr.Members {
 				r.members[mb.Session.Session] = mb
-				r.seen[mb.Session.Session] = now // a lease from the restart on
+				r.heard[mb.Session.Session] = heard{at: now} // a lease from the restart on
 			}
 			c.State.rooms[name] = r
 			// The shard restarted or moved: members that missed messages
@@ -279,7 +296,7 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 	}
 	r := rs.rooms[m.Room]
 	if r == nil {
-		r = &room{members: map[uint64]proto.ChatMember{}, seen: map[uint64]time.Time{}}
+		r = &room{members: map[uint64]proto.ChatMember{}, heard: map[uint64]heard{}}
 		rs.rooms[m.Room] = r
 	}
 	id := m.Member.Session.Session
@@ -293,10 +310,10 @@ func (rs *Rooms) join(c *service.Context[*Rooms], m proto.ChatJoin) (proto.ChatJ
 	}
 	nick := r.unique(m.Member.Nick)
 	r.members[id] = proto.ChatMember{Session: m.Member.Session, Nick: nick}
-	r.seen[id] = time.Now()
+	r.hear(id)
 	if !rs.fit() {
 		delete(r.members, id)
-		delete(r.seen, id)
+		delete(r.heard, id)
 		if was {
 			r.members[id] = prev
 		}
@@ -325,7 +342,7 @@ func (rs *Rooms) leave(c *service.Context[*Rooms], name string, session uint64) 
 		return
 	}
 	delete(r.members, session)
-	delete(r.seen, session)
+	delete(r.heard, session)
 	count(c, name, len(r.members))
 	if len(r.members) == 0 {
 		delete(rs.rooms, name)
@@ -360,18 +377,19 @@ func (rs *Rooms) arm(c *service.Context[*Rooms]) {
 	})
 }
 
-// check drops the members not heard from for a lease, asks the others'
-// agents to answer (a ChatEvent with Check, which an agent answers with a
-// ChatSince), and tells the directory the rooms' counts again.
+// check drops the members not heard from for a lease and dropAfter
+// checks, asks the others' agents to answer (a ChatEvent with Check,
+// which an agent answers with a ChatSince), and tells the directory the
+// rooms' counts again.
 func (rs *Rooms) check(c *service.Context[*Rooms]) {
 	now := time.Now()
 	type gone struct{ room, nick string }
 	var dropped []gone
 	for name, r := range rs.rooms {
 		for id, mb := range r.members {
-			if now.Sub(r.seen[id]) > rs.lease {
+			if h := r.heard[id]; h.unanswered >= dropAfter && now.Sub(h.at) > rs.lease {
 				delete(r.members, id)
-				delete(r.seen, id)
+				delete(r.heard, id)
 				dropped = append(dropped, gone{name, mb.Nick})
 				c.Logger().Info("chat dropped a member not heard from", "room", name, "session", id, "lease", rs.lease)
 			}
@@ -400,6 +418,9 @@ func (rs *Rooms) check(c *service.Context[*Rooms]) {
 		// running yet, or moving): ROOMS is right within a check.
 		count(c, name, len(r.members))
 		for id, mb := range r.members {
+			h := r.heard[id]
+			h.unanswered++
+			r.heard[id] = h
 			if err := c.SendToSession(mb.Session, proto.ChatEvent{Room: name, Last: r.last, Check: true, Lease: rs.lease.Milliseconds()}); err != nil {
 				c.Logger().Debug("chat could not reach a member", "room", name, "session", id, "err", err)
 			}
@@ -460,7 +481,7 @@ func (rs *Rooms) say(c *service.Context[*Rooms], m proto.ChatSay) (proto.ChatSen
 	if !ok {
 		return proto.ChatSent{}, fmt.Errorf("chat: not a member of %q", m.Room)
 	}
-	r.seen[m.Session] = time.Now()
+	r.hear(m.Session)
 	if len(m.Text) > proto.MaxChatText {
 		return proto.ChatSent{}, fmt.Errorf("chat: text over %d bytes", proto.MaxChatText)
 	}
@@ -499,7 +520,7 @@ func (rs *Rooms) nick(c *service.Context[*Rooms], m proto.ChatNick) (proto.ChatN
 	if !ok {
 		return proto.ChatNicked{}, fmt.Errorf("chat: not a member of %q", m.Room)
 	}
-	r.seen[m.Session] = time.Now()
+	r.hear(m.Session)
 	for id, other := range r.members {
 		if id != m.Session && other.Nick == m.Nick {
 			return proto.ChatNicked{Taken: true}, nil
@@ -529,7 +550,7 @@ func (rs *Rooms) since(c *service.Context[*Rooms], m proto.ChatSince) proto.Chat
 	}
 	mb, member := r.members[m.Session]
 	if member {
-		r.seen[m.Session] = time.Now()
+		r.hear(m.Session)
 		if at := m.From; at.Session == m.Session && at.Gate != "" && (at.Gate != mb.Session.Gate || at.Watchdog != mb.Session.Watchdog) {
 			mb.Session = at
 			r.members[m.Session] = mb

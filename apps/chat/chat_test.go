@@ -329,6 +329,9 @@ func TestRoomDropsSilentMembers(t *testing.T) {
 			if bobLeft || !strings.Contains(string(e.JSON), `"user":"bob"`) {
 				t.Fatalf("event %s", e.JSON)
 			}
+			if checks < 4 {
+				t.Fatalf("bob dropped after %d checks, want 4 left unanswered", checks)
+			}
 			bobLeft = true
 		}
 	}

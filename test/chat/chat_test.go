@@ -124,7 +124,7 @@ func (c *client) expect(typ string) map[string]any {
 // message acknowledged to its sender with its id and delivered to the
 // others in the room's order, joins, leaves and renames seen by all. A
 // member whose gate node is killed is dropped from the room once its
-// lease is over (member_lease, 3 s here).
+// lease is over (member_lease, 4 s here).
 func TestChatAcrossGates(t *testing.T) {
 	ports := proctest.FreePorts(t, 6)
 	gossip := ports[0]
@@ -143,7 +143,7 @@ func TestChatAcrossGates(t *testing.T) {
 		return b.String()
 	}
 	cfg := filepath.Join(t.TempDir(), "cluster.toml")
-	src := fmt.Sprintf("[cluster]\ncookie = \"chat-test\"\nseeds = [\"127.0.0.1:%d\"]\n[chat]\nrole = \"agent\"\nmember_lease = \"3s\"\n%s%s[[node]]\nname = \"worker1\"\nroles = [\"agent\"]\nadmin = \"off\"\n",
+	src := fmt.Sprintf("[cluster]\ncookie = \"chat-test\"\nseeds = [\"127.0.0.1:%d\"]\n[chat]\nrole = \"agent\"\nmember_lease = \"4s\"\n%s%s[[node]]\nname = \"worker1\"\nroles = [\"agent\"]\nadmin = \"off\"\n",
 		gossip, gate("gate1", fmt.Sprintf("gossip_port = %d", gossip), chat1, line1), gate("gate2", "", chat2))
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
