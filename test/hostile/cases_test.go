@@ -772,6 +772,11 @@ func connectionsPerAddress(t *testing.T, s *target) {
 		m := c.Next()
 		switch m["message"] {
 		case "Welcome to server":
+			// A request, so that the listener's first_frame_timeout (1 s)
+			// does not close it while the others connect on a slow machine.
+			if m := c.Call("echo", map[string]any{"text": "held"}); m["echo"] != "held" {
+				t.Fatalf("a kept connection's echo: %v", m)
+			}
 			kept = append(kept, c)
 		case "Too many connections from your IP":
 			refused++
@@ -808,6 +813,11 @@ func connectionsInTotal(t *testing.T, s *target) {
 		m := c.Next()
 		switch m["message"] {
 		case "Welcome to server":
+			// A request, so that the listener's first_frame_timeout (1 s)
+			// does not close it while the others connect on a slow machine.
+			if m := c.Call("echo", map[string]any{"text": "held"}); m["echo"] != "held" {
+				t.Fatalf("a kept connection's echo: %v", m)
+			}
 			kept = append(kept, c)
 		case "Server full":
 			full++
