@@ -43,7 +43,7 @@ const (
 	fetchingKey = "chat.fetching"
 	heldKey     = "chat.held"
 	checkedKey  = "chat.checked"  // when the room last checked its members
-	watchingKey = "chat.watching" // a wait for the next check is set
+	watchingKey = "chat.watching" // the room whose next check is awaited
 )
 
 // maxHeld bounds the events a session holds while it waits for the room:
@@ -186,13 +186,16 @@ func deliver(s *agent.Session, e proto.ChatEvent) {
 func watchChecks(s *agent.Session, r string, lease time.Duration) {
 	sc := s.Scratch()
 	sc[checkedKey] = time.Now()
-	if lease <= 0 || sc[watchingKey] == true {
+	if lease <= 0 || sc[watchingKey] == r {
 		return
 	}
-	sc[watchingKey] = true
+	sc[watchingKey] = r
 	var wait func(s *agent.Session)
 	wait = func(s *agent.Session) {
 		sc := s.Scratch()
+		if sc[watchingKey] != r {
+			return // the session moved to another room, watched on its own
+		}
 		if s.String(RoomKey) != r {
 			delete(sc, watchingKey)
 			return
