@@ -189,7 +189,12 @@ func TestFrozenWorker(t *testing.T) {
 	gate := runNode(t, cfg, "gate1")
 	gate.waitLog(t, "node started", 60*time.Second)
 	w1 := runNode(t, cfg, "w1")
-	runNode(t, cfg, "w2")
+	w2 := runNode(t, cfg, "w2")
+	for _, w := range []*proc{w1, w2} {
+		// As in TestWorkerLossAndReturn: a worker seen alive by gossip
+		// may still be starting (CI once saw all 10 go to w2).
+		w.waitLog(t, "node started", 60*time.Second)
+	}
 	for _, w := range []string{"w1@", "w2@"} {
 		gate.waitLog(t, "peer="+w, 60*time.Second)
 	}
