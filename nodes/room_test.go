@@ -1,9 +1,7 @@
 package nodes_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -39,22 +37,14 @@ func TestAgentRoomHoldsABurst(t *testing.T) {
 			}
 			return agent.Reply{"status": "ok"}, nil
 		})
-	cfg := &nodes.Config{Nodes: []nodes.NodeConfig{{
-		Name:      "room",
-		Listeners: []nodes.ListenerConfig{{Name: "post", Addr: "127.0.0.1:0", Agent: "post"}},
-	}}}
-	n, err := nodes.Start(context.Background(), cfg, "room", nodes.Options{
-		Agents: map[string]*agent.Agent{"post": kind},
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Stop(ctx)
-	})
+	n := startTOML(t, `
+[[node]]
+name = "room"
+  [[node.listener]]
+  name = "post"
+  addr = "127.0.0.1:0"
+  agent = "post"
+`, "room", nodes.Options{Agents: map[string]*agent.Agent{"post": kind}})
 	busy, sender := wire.Dial(t, n.Addr("post").String()), wire.Dial(t, n.Addr("post").String())
 	addr := busy.Call("address", nil)
 	busy.Send("hold", nil)
